@@ -1,0 +1,36 @@
+import { InvalidArgumentError } from './errors.js';
+
+/**
+ * Every timeout and limit, with its default, in one place. Environment variables named here
+ * override the defaults (see `envNumber`); explicit options override both.
+ */
+export const DEFAULTS = {
+  /** A join waits this long for the rest of the job (the first start may be slow: installs, JIT). */
+  joinTimeoutMs: 120_000,
+  /** How often a client proves it is alive, and after how long without a word it is declared lost. */
+  heartbeatIntervalMs: 1_000,
+  heartbeatTimeoutMs: 5_000,
+  /** A connection must authenticate within this time or it is closed. */
+  authTimeoutMs: 5_000,
+  /** Connecting to a rendezvous or peer listener, retries included. */
+  connectTimeoutMs: 30_000,
+  /** Blocking KV get and barrier when the caller gives no timeout. */
+  waitTimeoutMs: 120_000,
+  /** Largest control message (msgpack) accepted from anyone. */
+  maxControlBytes: 4 * 1024 * 1024,
+  /** A collective with no progress for this long fails with RINGWIRE_ERR_TIMEOUT (RINGWIRE_TIMEOUT_MS). */
+  opTimeoutMs: 300_000,
+  /** A stall report names the missing ranks after this long without progress. */
+  stallWarningMs: 60_000,
+} as const;
+
+/** Parses a positive integer environment variable, or throws a clear error naming it. */
+export function envNumber(name: string, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || !Number.isInteger(n)) {
+    throw new InvalidArgumentError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}

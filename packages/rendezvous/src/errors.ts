@@ -1,0 +1,79 @@
+/**
+ * Every error ringwire raises. Each class carries a stable `code`; match on the code, not the
+ * message. This is the only place error codes are defined: `ringwire` re-exports it.
+ */
+export const ErrorCode = {
+  INVALID_ARG: 'RINGWIRE_ERR_INVALID_ARG',
+  PEER_LOST: 'RINGWIRE_ERR_PEER_LOST',
+  TIMEOUT: 'RINGWIRE_ERR_TIMEOUT',
+  MISMATCH: 'RINGWIRE_ERR_MISMATCH',
+  AUTH: 'RINGWIRE_ERR_AUTH',
+  PROTOCOL: 'RINGWIRE_ERR_PROTOCOL',
+  RENDEZVOUS: 'RINGWIRE_ERR_RENDEZVOUS',
+  ABORTED: 'RINGWIRE_ERR_ABORTED',
+  CLOSED: 'RINGWIRE_ERR_CLOSED',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface ErrorDetails {
+  /** The rank the error is about (the lost peer, the late or mismatching rank). */
+  rank?: number;
+  /** Ranks that had not arrived at a collective (timeouts and stall reports). */
+  ranks?: number[];
+  cause?: unknown;
+}
+
+export class RingwireError extends Error {
+  readonly code: ErrorCode;
+  readonly rank?: number;
+  readonly ranks?: number[];
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'RingwireError';
+    this.code = code;
+    if (details.rank !== undefined) this.rank = details.rank;
+    if (details.ranks !== undefined) this.ranks = details.ranks;
+  }
+
+  /** A plain object that survives structured clone and msgpack; see `fromJSON`. */
+  toJSON(): { code: ErrorCode; message: string; rank?: number; ranks?: number[] } {
+    return { code: this.code, message: this.message, rank: this.rank, ranks: this.ranks };
+  }
+
+  /** Rebuilds the error of the right class from `toJSON()` output (across threads or the network). */
+  static fromJSON(o: { code: string; message: string; rank?: number; ranks?: number[] }): RingwireError {
+    const Ctor = byCode.get(o.code as ErrorCode) ?? RingwireError;
+    const err = Object.create(Ctor.prototype) as RingwireError;
+    Object.assign(err, new RingwireError((o.code as ErrorCode) ?? ErrorCode.PROTOCOL, String(o.message), o));
+    err.name = Ctor.name;
+    return err;
+  }
+}
+
+function define(code: ErrorCode, name: string) {
+  const C = class extends RingwireError {
+    constructor(message: string, details?: ErrorDetails) {
+      super(code, message, details);
+      this.name = name;
+    }
+  };
+  Object.defineProperty(C, 'name', { value: name });
+  byCode.set(code, C);
+  return C;
+}
+const byCode = new Map<ErrorCode, typeof RingwireError | ReturnType<typeof define>>();
+
+export const InvalidArgumentError = define(ErrorCode.INVALID_ARG, 'InvalidArgumentError');
+export const PeerLostError = define(ErrorCode.PEER_LOST, 'PeerLostError');
+export const TimeoutError = define(ErrorCode.TIMEOUT, 'TimeoutError');
+export const MismatchError = define(ErrorCode.MISMATCH, 'MismatchError');
+export const AuthError = define(ErrorCode.AUTH, 'AuthError');
+export const ProtocolError = define(ErrorCode.PROTOCOL, 'ProtocolError');
+export const RendezvousError = define(ErrorCode.RENDEZVOUS, 'RendezvousError');
+export const AbortedError = define(ErrorCode.ABORTED, 'AbortedError');
+export const ClosedError = define(ErrorCode.CLOSED, 'ClosedError');
+
+/** Reads an error's code whatever its origin; non-ringwire errors have none. */
+export function errorCode(err: unknown): ErrorCode | undefined {
+  return err instanceof RingwireError ? err.code : undefined;
+}
