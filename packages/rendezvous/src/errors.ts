@@ -42,11 +42,9 @@ export class RingwireError extends Error {
 
   /** Rebuilds the error of the right class from `toJSON()` output (across threads or the network). */
   static fromJSON(o: { code: string; message: string; rank?: number; ranks?: number[] }): RingwireError {
-    const Ctor = byCode.get(o.code as ErrorCode) ?? RingwireError;
-    const err = Object.create(Ctor.prototype) as RingwireError;
-    Object.assign(err, new RingwireError((o.code as ErrorCode) ?? ErrorCode.PROTOCOL, String(o.message), o));
-    err.name = Ctor.name;
-    return err;
+    const details = { rank: o.rank ?? undefined, ranks: o.ranks ?? undefined };
+    const Ctor = byCode.get(o.code as ErrorCode);
+    return Ctor ? new Ctor(String(o.message), details) : new RingwireError(ErrorCode.PROTOCOL, String(o.message), details);
   }
 }
 
@@ -61,7 +59,7 @@ function define(code: ErrorCode, name: string) {
   byCode.set(code, C);
   return C;
 }
-const byCode = new Map<ErrorCode, typeof RingwireError | ReturnType<typeof define>>();
+const byCode = new Map<ErrorCode, new (message: string, details?: ErrorDetails) => RingwireError>();
 
 export const InvalidArgumentError = define(ErrorCode.INVALID_ARG, 'InvalidArgumentError');
 export const PeerLostError = define(ErrorCode.PEER_LOST, 'PeerLostError');

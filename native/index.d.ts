@@ -1,0 +1,19 @@
+/** Structurally the `Kernels` interface of ringwire's core (packages/core/src/kernels/types.ts). */
+export interface NativeKernels {
+  readonly name: 'native';
+  /** Which compiled table: 'avx2+f16c' or 'portable'. */
+  readonly simd: string;
+  reduceInto(dtype: string, op: string, dst: Uint8Array, src: Uint8Array): void;
+  scale(dtype: string, dst: Uint8Array, factor: number): void;
+  f32ToF16(src: Uint8Array, dst: Uint8Array): void;
+  f32ToBf16(src: Uint8Array, dst: Uint8Array): void;
+  f16ToF32(src: Uint8Array, dst: Uint8Array): void;
+  bf16ToF32(src: Uint8Array, dst: Uint8Array): void;
+}
+
+/** Name of the table `kernels` uses on this CPU. */
+export declare const simd: string;
+/** The fastest kernels this CPU can run. */
+export declare const kernels: NativeKernels;
+/** Every compiled table usable on this CPU, by name ('portable' always, 'avx2+f16c' on x86-64 with AVX2 and F16C). */
+export declare const variants: Readonly<Record<string, NativeKernels>>;

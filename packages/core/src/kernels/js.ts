@@ -1,0 +1,468 @@
+/**
+ * Pure-JS kernels: the fallback when @ringwire/native is absent or RINGWIRE_NO_NATIVE=1.
+ *
+ * Semantics match native/src/kernels.h bit for bit (the tests compare them):
+ *  - float sum/prod/min/max and scale write any NaN as the canonical quiet NaN (float32 0x7FC00000,
+ *    float64 0x7FF8000000000000, float16 0x7E00, bfloat16 0x7FC0): which NaN payload hardware or
+ *    the JIT propagates depends on operand order, so only a canonical NaN is reproducible.
+ *  - min/max: NaN if either operand is NaN; -0 < +0 (Math.min/Math.max semantics).
+ *  - float16/bfloat16 arithmetic is done in float32 and rounded to nearest even.
+ *  - conversions keep NaN payloads the way x86 F16C does: quiet bit set, top payload bits kept.
+ *  - int32/uint8 sum and prod wrap; scale is float-only and multiplies in float32 by
+ *    Math.fround(factor) (float64: in float64).
+ *
+ * float32 arithmetic is done in float64 and rounded on store; for + and * of two float32 values
+ * that double rounding is exact (53 >= 2*24+2), so results equal true float32 arithmetic.
+ */
+import type { DType, KernelOp } from '../dtypes.js';
+import type { Kernels } from './types.js';
+
+type Arr = Float32Array | Float64Array | Int32Array | Uint16Array | Uint8Array;
+/** Elementwise loop over d[di..di+n) and s[si..si+n). */
+type Loop<A> = (d: A, di: number, s: A, si: number, n: number) => void;
+type ArrCtor<A> = new (buffer: ArrayBufferLike, byteOffset: number, length: number) => A;
+
+// ---------------------------------------------------------------------------------------------
+// Scalar conversions (exported for tests). Bits are carried as int32 (Int32Array elements).
+
+/** float32 bits -> float16 bits, round to nearest even. */
+export function f32BitsToF16(x: number): number {
+  const sign = (x >>> 16) & 0x8000;
+  const a = x & 0x7fffffff;
+  if (a >= 0x7f800000) return sign | (a === 0x7f800000 ? 0x7c00 : 0x7e00 | ((a >>> 13) & 0x3ff));
+  if (a >= 0x477ff000) return sign | 0x7c00; // >= 65520 rounds to Inf
+  if (a >= 0x38800000) {
+    // Normal half: rebias the exponent, round off 13 mantissa bits (a carry may bump the exponent).
+    const m = a - 0x38000000;
+    return sign | ((m + 0xfff + ((m >>> 13) & 1)) >>> 13);
+  }
+  if (a < 0x33000000) return sign; // below 2^-25; 2^-25 itself ties to even (0)
+  // Subnormal half: round(value / 2^-24) with the implicit bit restored.
+  const mant = (a & 0x7fffff) | 0x800000;
+  const shift = 126 - (a >>> 23); // 14..24
+  let r = mant >>> shift;
+  const rem = mant & ((1 << shift) - 1);
+  const half = 1 << (shift - 1);
+  if (rem > half || (rem === half && (r & 1) !== 0)) r++; // may carry to 0x400, the smallest normal
+  return sign | r;
+}
+
+/** float16 bits -> float32 bits as int32 (exact; NaN quieted, payload kept). */
+export function f16BitsToF32(h: number): number {
+  const sign = (h & 0x8000) << 16;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0x1f) return sign | 0x7f800000 | (m !== 0 ? 0x400000 | (m << 13) : 0);
+  if (e !== 0) return sign | ((e + 112) << 23) | (m << 13);
+  if (m === 0) return sign;
+  const p = 31 - Math.clz32(m); // subnormal m * 2^-24: normalize around the top set bit
+  return sign | ((p + 103) << 23) | ((m << (23 - p)) & 0x7fffff);
+}
+
+/** float32 bits -> bfloat16 bits, round to nearest even (NaN: quiet, top payload bits kept). */
+export function f32BitsToBf16(x: number): number {
+  if ((x & 0x7fffffff) > 0x7f800000) return (x >>> 16) | 0x40;
+  return (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+}
+
+/** bfloat16 bits -> float32 bits as int32 (NaN quieted). */
+export function bf16BitsToF32(h: number): number {
+  const x = h << 16;
+  return (x & 0x7fffffff) > 0x7f800000 ? x | 0x400000 : x;
+}
+
+// 256 KiB table: a lookup beats the branches of f16BitsToF32 in the widening loops.
+let f16Table: Int32Array | null = null;
+function getF16Table(): Int32Array {
+  if (f16Table === null) {
+    f16Table = new Int32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Table[h] = f16BitsToF32(h);
+  }
+  return f16Table;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views. Aligned data is read through typed arrays over the caller's whole buffer (cached per
+// buffer, so no allocation per call); misaligned data is staged through aligned scratch blocks.
+
+const STAGE_BYTES = 1 << 16;
+const stageA = new ArrayBuffer(STAGE_BYTES);
+const stageB = new ArrayBuffer(STAGE_BYTES);
+const stageA8 = new Uint8Array(stageA);
+const stageB8 = new Uint8Array(stageB);
+
+class ViewCache<A extends Arr> {
+  private readonly cache = new WeakMap<ArrayBufferLike, A>();
+  readonly stageA: A;
+  readonly stageB: A;
+  constructor(
+    private readonly ctor: ArrCtor<A>,
+    readonly bpe: number,
+  ) {
+    this.stageA = new ctor(stageA, 0, STAGE_BYTES / bpe);
+    this.stageB = new ctor(stageB, 0, STAGE_BYTES / bpe);
+  }
+  /** A typed view over v's whole buffer; v.byteOffset must be a multiple of bpe. */
+  of(v: Uint8Array): A {
+    const buf = v.buffer;
+    let view = this.cache.get(buf);
+    // Rebuild when a resizable buffer grew past the cached view (writes out of range are dropped).
+    if (view === undefined || view.length * this.bpe < v.byteOffset + v.byteLength) {
+      view = new this.ctor(buf, 0, Math.floor(buf.byteLength / this.bpe));
+      this.cache.set(buf, view);
+    }
+    return view;
+  }
+}
+
+const F32 = new ViewCache(Float32Array, 4);
+const F64 = new ViewCache(Float64Array, 8);
+const I32 = new ViewCache(Int32Array, 4);
+const U16 = new ViewCache(Uint16Array, 2);
+const U8 = new ViewCache(Uint8Array, 1);
+
+function runBinary<A extends Arr>(vc: ViewCache<A>, loop: Loop<A>, dst: Uint8Array, src: Uint8Array): void {
+  const bpe = vc.bpe;
+  const n = dst.byteLength / bpe;
+  if (((dst.byteOffset | src.byteOffset) & (bpe - 1)) === 0) {
+    loop(vc.of(dst), dst.byteOffset / bpe, vc.of(src), src.byteOffset / bpe, n);
+    return;
+  }
+  const per = STAGE_BYTES / bpe;
+  for (let i = 0; i < n; i += per) {
+    const lo = i * bpe;
+    const hi = lo + Math.min(per, n - i) * bpe;
+    stageA8.set(dst.subarray(lo, hi));
+    stageB8.set(src.subarray(lo, hi));
+    loop(vc.stageA, 0, vc.stageB, 0, (hi - lo) / bpe);
+    dst.set(stageA8.subarray(0, hi - lo), lo);
+  }
+}
+
+/** In-place unary loop (scale). */
+type UnaryLoop<A> = (d: A, di: number, n: number, factor: number) => void;
+
+function runUnary<A extends Arr>(vc: ViewCache<A>, loop: UnaryLoop<A>, dst: Uint8Array, factor: number): void {
+  const bpe = vc.bpe;
+  const n = dst.byteLength / bpe;
+  if ((dst.byteOffset & (bpe - 1)) === 0) {
+    loop(vc.of(dst), dst.byteOffset / bpe, n, factor);
+    return;
+  }
+  const per = STAGE_BYTES / bpe;
+  for (let i = 0; i < n; i += per) {
+    const lo = i * bpe;
+    const hi = lo + Math.min(per, n - i) * bpe;
+    stageA8.set(dst.subarray(lo, hi));
+    loop(vc.stageA, 0, (hi - lo) / bpe, factor);
+    dst.set(stageA8.subarray(0, hi - lo), lo);
+  }
+}
+
+type ConvLoop<S, D> = (s: S, si: number, d: D, di: number, n: number) => void;
+
+function runConvert<S extends Arr, D extends Arr>(
+  sv: ViewCache<S>,
+  dv: ViewCache<D>,
+  loop: ConvLoop<S, D>,
+  src: Uint8Array,
+  dst: Uint8Array,
+): void {
+  const n = src.byteLength / sv.bpe;
+  if ((src.byteOffset & (sv.bpe - 1)) === 0 && (dst.byteOffset & (dv.bpe - 1)) === 0) {
+    loop(sv.of(src), src.byteOffset / sv.bpe, dv.of(dst), dst.byteOffset / dv.bpe, n);
+    return;
+  }
+  const per = STAGE_BYTES / Math.max(sv.bpe, dv.bpe);
+  for (let i = 0; i < n; i += per) {
+    const m = Math.min(per, n - i);
+    stageA8.set(src.subarray(i * sv.bpe, (i + m) * sv.bpe));
+    loop(sv.stageA, 0, dv.stageB, 0, m);
+    dst.set(stageB8.subarray(0, m * dv.bpe), i * dv.bpe);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loops, one per (element type, op) so each stays monomorphic for the JIT.
+
+function sumF32(d: Float32Array, di: number, s: Float32Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const r = d[di + i] + s[si + i];
+    d[di + i] = r === r ? r : NaN;
+  }
+}
+function prodF32(d: Float32Array, di: number, s: Float32Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const r = d[di + i] * s[si + i];
+    d[di + i] = r === r ? r : NaN;
+  }
+}
+function minF32(d: Float32Array, di: number, s: Float32Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const r = Math.min(d[di + i], s[si + i]);
+    d[di + i] = r === r ? r : NaN;
+  }
+}
+function maxF32(d: Float32Array, di: number, s: Float32Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const r = Math.max(d[di + i], s[si + i]);
+    d[di + i] = r === r ? r : NaN;
+  }
+}
+
+function sumF64(d: Float64Array, di: number, s: Float64Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const r = d[di + i] + s[si + i];
+    d[di + i] = r === r ? r : NaN;
+  }
+}
+function prodF64(d: Float64Array, di: number, s: Float64Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const r = d[di + i] * s[si + i];
+    d[di + i] = r === r ? r : NaN;
+  }
+}
+function minF64(d: Float64Array, di: number, s: Float64Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const r = Math.min(d[di + i], s[si + i]);
+    d[di + i] = r === r ? r : NaN;
+  }
+}
+function maxF64(d: Float64Array, di: number, s: Float64Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const r = Math.max(d[di + i], s[si + i]);
+    d[di + i] = r === r ? r : NaN;
+  }
+}
+
+function sumI32(d: Int32Array, di: number, s: Int32Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) d[di + i] = (d[di + i] + s[si + i]) | 0;
+}
+function prodI32(d: Int32Array, di: number, s: Int32Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) d[di + i] = Math.imul(d[di + i], s[si + i]);
+}
+function minI32(d: Int32Array, di: number, s: Int32Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const a = d[di + i];
+    const b = s[si + i];
+    d[di + i] = b < a ? b : a;
+  }
+}
+function maxI32(d: Int32Array, di: number, s: Int32Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const a = d[di + i];
+    const b = s[si + i];
+    d[di + i] = b > a ? b : a;
+  }
+}
+
+function sumU8(d: Uint8Array, di: number, s: Uint8Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) d[di + i] = (d[di + i] + s[si + i]) & 0xff;
+}
+function prodU8(d: Uint8Array, di: number, s: Uint8Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) d[di + i] = Math.imul(d[di + i], s[si + i]) & 0xff;
+}
+function minU8(d: Uint8Array, di: number, s: Uint8Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const a = d[di + i];
+    const b = s[si + i];
+    d[di + i] = b < a ? b : a;
+  }
+}
+function maxU8(d: Uint8Array, di: number, s: Uint8Array, si: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const a = d[di + i];
+    const b = s[si + i];
+    d[di + i] = b > a ? b : a;
+  }
+}
+
+// float16/bfloat16: widen blocks into float32 scratch, reuse the float32 loops, round back.
+const BLOCK = 2048;
+const wideA = new Float32Array(BLOCK);
+const wideB = new Float32Array(BLOCK);
+const wideABits = new Int32Array(wideA.buffer);
+const wideBBits = new Int32Array(wideB.buffer);
+
+type Widen = (src: Uint16Array, off: number, out: Int32Array, m: number) => void;
+type Narrow = (bits: Int32Array, dst: Uint16Array, off: number, m: number) => void;
+
+function widenF16(src: Uint16Array, off: number, out: Int32Array, m: number): void {
+  const t = getF16Table();
+  for (let j = 0; j < m; j++) out[j] = t[src[off + j]];
+}
+function narrowF16(bits: Int32Array, dst: Uint16Array, off: number, m: number): void {
+  for (let j = 0; j < m; j++) dst[off + j] = f32BitsToF16(bits[j]);
+}
+function widenBf16(src: Uint16Array, off: number, out: Int32Array, m: number): void {
+  for (let j = 0; j < m; j++) {
+    const x = src[off + j] << 16;
+    out[j] = (x & 0x7fffffff) > 0x7f800000 ? x | 0x400000 : x;
+  }
+}
+function narrowBf16(bits: Int32Array, dst: Uint16Array, off: number, m: number): void {
+  for (let j = 0; j < m; j++) {
+    const x = bits[j];
+    dst[off + j] = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  }
+}
+
+function halfLoop(widen: Widen, narrow: Narrow, op: Loop<Float32Array>): Loop<Uint16Array> {
+  return (d, di, s, si, n) => {
+    for (let i = 0; i < n; i += BLOCK) {
+      const m = Math.min(BLOCK, n - i);
+      widen(d, di + i, wideABits, m);
+      widen(s, si + i, wideBBits, m);
+      op(wideA, 0, wideB, 0, m);
+      narrow(wideABits, d, di + i, m);
+    }
+  };
+}
+
+function scaleF32(d: Float32Array, di: number, n: number, factor: number): void {
+  const f = Math.fround(factor);
+  for (let i = 0; i < n; i++) {
+    const r = d[di + i] * f;
+    d[di + i] = r === r ? r : NaN;
+  }
+}
+function scaleF64(d: Float64Array, di: number, n: number, f: number): void {
+  for (let i = 0; i < n; i++) {
+    const r = d[di + i] * f;
+    d[di + i] = r === r ? r : NaN;
+  }
+}
+function halfScale(widen: Widen, narrow: Narrow): UnaryLoop<Uint16Array> {
+  return (d, di, n, factor) => {
+    for (let i = 0; i < n; i += BLOCK) {
+      const m = Math.min(BLOCK, n - i);
+      widen(d, di + i, wideABits, m);
+      scaleF32(wideA, 0, m, factor);
+      narrow(wideABits, d, di + i, m);
+    }
+  };
+}
+
+function convF32ToF16(s: Int32Array, si: number, d: Uint16Array, di: number, n: number): void {
+  for (let i = 0; i < n; i++) d[di + i] = f32BitsToF16(s[si + i]);
+}
+function convF32ToBf16(s: Int32Array, si: number, d: Uint16Array, di: number, n: number): void {
+  for (let i = 0; i < n; i++) d[di + i] = f32BitsToBf16(s[si + i]);
+}
+function convF16ToF32(s: Uint16Array, si: number, d: Int32Array, di: number, n: number): void {
+  const t = getF16Table();
+  for (let i = 0; i < n; i++) d[di + i] = t[s[si + i]];
+}
+function convBf16ToF32(s: Uint16Array, si: number, d: Int32Array, di: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const x = s[si + i] << 16;
+    d[di + i] = (x & 0x7fffffff) > 0x7f800000 ? x | 0x400000 : x;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch
+
+type Reducer = (dst: Uint8Array, src: Uint8Array) => void;
+type Scaler = (dst: Uint8Array, factor: number) => void;
+
+function reducers<A extends Arr>(vc: ViewCache<A>, ops: Record<KernelOp, Loop<A>>): Record<KernelOp, Reducer> {
+  const out = Object.create(null) as Record<KernelOp, Reducer>;
+  for (const op of Object.keys(ops) as KernelOp[]) {
+    const loop = ops[op];
+    out[op] = (dst, src) => runBinary(vc, loop, dst, src);
+  }
+  return out;
+}
+
+const f32Ops = { sum: sumF32, prod: prodF32, min: minF32, max: maxF32 };
+const halfOps = (w: Widen, nr: Narrow): Record<KernelOp, Loop<Uint16Array>> => ({
+  sum: halfLoop(w, nr, sumF32),
+  prod: halfLoop(w, nr, prodF32),
+  min: halfLoop(w, nr, minF32),
+  max: halfLoop(w, nr, maxF32),
+});
+
+const REDUCE = Object.assign(Object.create(null) as Record<DType, Record<KernelOp, Reducer>>, {
+  float32: reducers(F32, f32Ops),
+  float64: reducers(F64, { sum: sumF64, prod: prodF64, min: minF64, max: maxF64 }),
+  int32: reducers(I32, { sum: sumI32, prod: prodI32, min: minI32, max: maxI32 }),
+  uint8: reducers(U8, { sum: sumU8, prod: prodU8, min: minU8, max: maxU8 }),
+  float16: reducers(U16, halfOps(widenF16, narrowF16)),
+  bfloat16: reducers(U16, halfOps(widenBf16, narrowBf16)),
+});
+
+const scaleF16 = halfScale(widenF16, narrowF16);
+const scaleBf16 = halfScale(widenBf16, narrowBf16);
+const SCALE = Object.assign(Object.create(null) as Record<DType, Scaler | null>, {
+  float32: (dst: Uint8Array, f: number) => runUnary(F32, scaleF32, dst, f),
+  float64: (dst: Uint8Array, f: number) => runUnary(F64, scaleF64, dst, f),
+  int32: null,
+  uint8: null,
+  float16: (dst: Uint8Array, f: number) => runUnary(U16, scaleF16, dst, f),
+  bfloat16: (dst: Uint8Array, f: number) => runUnary(U16, scaleBf16, dst, f),
+});
+
+const DTYPE_BYTES = Object.assign(Object.create(null) as Record<DType, number>, {
+  float32: 4,
+  float64: 8,
+  int32: 4,
+  uint8: 1,
+  float16: 2,
+  bfloat16: 2,
+});
+
+function elementBytes(dtype: DType): number {
+  const b = DTYPE_BYTES[dtype];
+  if (b === undefined) throw new TypeError(`unknown dtype: ${String(dtype)}`);
+  return b;
+}
+
+function checkConvert(src: Uint8Array, dst: Uint8Array, sb: number, db: number): void {
+  if (src.byteLength % sb !== 0 || dst.byteLength % db !== 0 || src.byteLength / sb !== dst.byteLength / db) {
+    throw new RangeError(
+      `convert: src (${src.byteLength} bytes) and dst (${dst.byteLength} bytes) hold different element counts`,
+    );
+  }
+}
+
+export const jsKernels: Kernels = Object.freeze({
+  name: 'js' as const,
+  reduceInto(dtype: DType, op: KernelOp, dst: Uint8Array, src: Uint8Array): void {
+    const eb = elementBytes(dtype);
+    const fn = REDUCE[dtype][op];
+    if (fn === undefined) throw new TypeError(`unknown op: ${String(op)}`);
+    if (dst.byteLength !== src.byteLength || dst.byteLength % eb !== 0) {
+      throw new RangeError(
+        `reduceInto: dst (${dst.byteLength} bytes) and src (${src.byteLength} bytes) must be equal whole numbers of ${eb}-byte elements`,
+      );
+    }
+    fn(dst, src);
+  },
+  scale(dtype: DType, dst: Uint8Array, factor: number): void {
+    const eb = elementBytes(dtype);
+    const fn = SCALE[dtype];
+    if (fn === null) throw new TypeError('scale: float dtypes only');
+    if (typeof factor !== 'number') throw new TypeError('scale: factor must be a number');
+    if (dst.byteLength % eb !== 0) {
+      throw new RangeError(`scale: dst (${dst.byteLength} bytes) is not a whole number of ${eb}-byte elements`);
+    }
+    fn(dst, factor);
+  },
+  f32ToF16(src: Uint8Array, dst: Uint8Array): void {
+    checkConvert(src, dst, 4, 2);
+    runConvert(I32, U16, convF32ToF16, src, dst);
+  },
+  f32ToBf16(src: Uint8Array, dst: Uint8Array): void {
+    checkConvert(src, dst, 4, 2);
+    runConvert(I32, U16, convF32ToBf16, src, dst);
+  },
+  f16ToF32(src: Uint8Array, dst: Uint8Array): void {
+    checkConvert(src, dst, 2, 4);
+    runConvert(U16, I32, convF16ToF32, src, dst);
+  },
+  bf16ToF32(src: Uint8Array, dst: Uint8Array): void {
+    checkConvert(src, dst, 2, 4);
+    runConvert(U16, I32, convBf16ToF32, src, dst);
+  },
+});

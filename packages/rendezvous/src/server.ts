@@ -1,0 +1,508 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { DEFAULTS } from './defaults.js';
+import { ErrorCode, RendezvousError, RingwireError, TimeoutError, AbortedError, InvalidArgumentError } from './errors.js';
+import { createLogger, isLoopback, type Logger } from './log.js';
+import { decode, encode, proofMatches, type PeerInfo, type PeerTable } from './protocol.js';
+
+export interface RendezvousServerOptions {
+  /** Address to bind; anything but loopback requires a token. Default 127.0.0.1. */
+  host?: string;
+  /** Port; 0 (the default) picks a free one. */
+  port?: number;
+  /** Shared secret every connection must prove it holds. Default '' (loopback only). */
+  token?: string;
+  heartbeatTimeoutMs?: number;
+  authTimeoutMs?: number;
+  maxMessageBytes?: number;
+  log?: Logger;
+}
+
+interface Conn {
+  ws: WebSocket;
+  id: number;
+  remote: string;
+  nonce: Buffer;
+  job?: Job;
+  member?: Member;
+  lastSeen: number;
+  left: boolean;
+}
+
+interface Member {
+  conn: Conn;
+  reqId: number;
+  wantRank?: number;
+  host: string;
+  port: number;
+  wantLocalRank?: number;
+  rank: number;
+  timer?: NodeJS.Timeout;
+}
+
+interface Waiter {
+  conn: Conn;
+  id: number;
+  timer: NodeJS.Timeout;
+}
+
+interface Job {
+  id: string;
+  size?: number;
+  generation: number;
+  pending: Member[];
+  members?: Member[];
+  kv: Map<string, unknown>;
+  getWaiters: Map<string, Waiter[]>;
+  barriers: Map<string, Map<number, Waiter>>;
+  abort?: { rank: number; reason: string; code: string };
+}
+
+const KEY_MAX = 1024;
+
+/**
+ * The rendezvous service: membership and peer tables, a key-value store, barriers and liveness
+ * for any number of jobs. Each worker keeps one WebSocket open; its close is how the server
+ * learns, at once, that the worker is gone.
+ */
+export class RendezvousServer extends EventEmitter {
+  private readonly opts: Required<Omit<RendezvousServerOptions, 'log'>> & { log: Logger };
+  private http?: Server;
+  private wss?: WebSocketServer;
+  private readonly jobs = new Map<string, Job>();
+  private readonly generations = new Map<string, number>();
+  private readonly conns = new Set<Conn>();
+  private sweeper?: NodeJS.Timeout;
+  private nextConnId = 1;
+  private address?: AddressInfo;
+
+  constructor(options: RendezvousServerOptions = {}) {
+    super();
+    this.opts = {
+      host: options.host ?? '127.0.0.1',
+      port: options.port ?? 0,
+      token: options.token ?? '',
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? DEFAULTS.heartbeatTimeoutMs,
+      authTimeoutMs: options.authTimeoutMs ?? DEFAULTS.authTimeoutMs,
+      maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxControlBytes,
+      log: options.log ?? createLogger('[rendezvous]'),
+    };
+    if (!Number.isInteger(this.opts.port) || this.opts.port < 0 || this.opts.port > 65535) {
+      throw new InvalidArgumentError(`port must be an integer in 0..65535, got ${options.port}`);
+    }
+  }
+
+  /** Binds and starts serving; resolves with the address workers should use. */
+  async listen(): Promise<{ host: string; port: number; url: string }> {
+    const { host, token } = this.opts;
+    if (!isLoopback(host) && !token) {
+      throw new RendezvousError(`refusing to bind ${host} without a token: anyone who reaches it could join or disturb a job`);
+    }
+    this.http = createServer((req, res) => this.onHttp(req, res));
+    this.wss = new WebSocketServer({ server: this.http, maxPayload: this.opts.maxMessageBytes, perMessageDeflate: false });
+    this.wss.on('connection', (ws, req) => this.onConnection(ws, req));
+    await new Promise<void>((resolve, reject) => {
+      this.http!.once('error', reject);
+      this.http!.listen(this.opts.port, host, () => resolve());
+    });
+    this.address = this.http.address() as AddressInfo;
+    const sweepEvery = Math.max(50, Math.floor(this.opts.heartbeatTimeoutMs / 4));
+    this.sweeper = setInterval(() => this.sweep(), sweepEvery).unref();
+    return { host, port: this.address.port, url: this.url };
+  }
+
+  get url(): string {
+    if (!this.address) throw new RendezvousError('server is not listening');
+    const h = this.opts.host.includes(':') && !this.opts.host.startsWith('[') ? `[${this.opts.host}]` : this.opts.host;
+    return `ws://${h}:${this.address.port}`;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    for (const c of this.conns) c.ws.terminate();
+    for (const job of this.jobs.values()) this.clearTimers(job);
+    this.jobs.clear();
+    await new Promise<void>((resolve) => (this.wss ? this.wss.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
+  }
+
+  /** Jobs, members, generation and liveness, as the HTTP status page shows them. */
+  status(): object {
+    const now = Date.now();
+    return {
+      jobs: [...this.jobs.values()].map((job) => ({
+        id: job.id,
+        generation: job.generation,
+        size: job.size ?? null,
+        state: job.abort ? 'aborted' : job.members ? 'running' : 'forming',
+        abort: job.abort ?? null,
+        joined: job.members ? job.members.length : job.pending.length,
+        members: (job.members ?? job.pending).map((m) => ({
+          rank: job.members ? m.rank : m.wantRank ?? null,
+          host: m.host,
+          port: m.port,
+          alive: !m.conn.left && this.conns.has(m.conn),
+          lastSeenMsAgo: now - m.conn.lastSeen,
+        })),
+      })),
+    };
+  }
+
+  private onHttp(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method === 'GET' && (req.url === '/' || req.url === '/status')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(this.status()));
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  }
+
+  private onConnection(ws: WebSocket, req: IncomingMessage): void {
+    const conn: Conn = {
+      ws,
+      id: this.nextConnId++,
+      remote: `${req.socket.remoteAddress}:${req.socket.remotePort}`,
+      nonce: randomBytes(32),
+      lastSeen: Date.now(),
+      left: false,
+    };
+    this.conns.add(conn);
+    const authTimer = setTimeout(() => this.reject(conn, 'did not authenticate in time'), this.opts.authTimeoutMs);
+    ws.on('message', (data, isBinary) => {
+      conn.lastSeen = Date.now();
+      try {
+        if (!isBinary) throw new RendezvousError('text frame');
+        const msg = decode(data as Buffer);
+        if (!conn.job) {
+          clearTimeout(authTimer);
+          this.onHello(conn, msg);
+        } else {
+          this.onMessage(conn, msg);
+        }
+      } catch (err) {
+        clearTimeout(authTimer);
+        this.reject(conn, (err as Error).message);
+      }
+    });
+    ws.on('error', () => {}); // oversized frames and bad framing: 'close' follows
+    ws.on('close', () => {
+      clearTimeout(authTimer);
+      this.conns.delete(conn);
+      this.onGone(conn, 'connection closed');
+    });
+    ws.send(encode({ t: 'challenge', nonce: conn.nonce }));
+  }
+
+  /** Closes one offending connection; the jobs are not disturbed. */
+  private reject(conn: Conn, why: string): void {
+    this.opts.log('warn', `closing connection ${conn.remote}${conn.member ? ` (rank ${conn.member.rank})` : ''}: ${why}`);
+    conn.ws.close(1008, 'protocol error');
+    setTimeout(() => conn.ws.terminate(), 1000).unref();
+  }
+
+  private onHello(conn: Conn, msg: Record<string, unknown>): void {
+    if (msg.t !== 'hello' || typeof msg.job !== 'string' || msg.job.length === 0 || msg.job.length > KEY_MAX) {
+      throw new RendezvousError('expected hello with a job id');
+    }
+    if (!proofMatches(this.opts.token, conn.nonce, msg.job, msg.proof)) {
+      this.opts.log('warn', `authentication failed from ${conn.remote} for job ${JSON.stringify(msg.job)}`);
+      conn.ws.close(4401, 'authentication failed');
+      setTimeout(() => conn.ws.terminate(), 1000).unref();
+      return;
+    }
+    conn.job = this.job(msg.job);
+    conn.ws.send(encode({ t: 'welcome' }));
+  }
+
+  private job(id: string): Job {
+    let job = this.jobs.get(id);
+    if (!job) {
+      job = { id, generation: this.generations.get(id) ?? 0, pending: [], kv: new Map(), getWaiters: new Map(), barriers: new Map() };
+      this.jobs.set(id, job);
+    }
+    return job;
+  }
+
+  private onMessage(conn: Conn, msg: Record<string, unknown>): void {
+    if (msg.t === 'hb') return;
+    if (msg.t !== 'req' || typeof msg.id !== 'number' || typeof msg.op !== 'string') throw new RendezvousError(`unexpected message ${msg.t}`);
+    const id = msg.id;
+    try {
+      this.handle(conn, conn.job!, id, msg);
+    } catch (err) {
+      if (err instanceof RingwireError) this.fail(conn, id, err);
+      else throw err;
+    }
+  }
+
+  private handle(conn: Conn, job: Job, id: number, msg: Record<string, unknown>): void {
+    switch (msg.op) {
+      case 'join':
+        return this.join(conn, job, id, msg);
+      case 'leave':
+        conn.left = true;
+        return this.reply(conn, id, true);
+      case 'set':
+        job.kv.set(key(msg.key), msg.value);
+        this.wake(job, msg.key as string);
+        return this.reply(conn, id, true);
+      case 'get':
+        return this.get(conn, job, id, key(msg.key), msg.wait === true, timeout(msg.timeoutMs));
+      case 'add': {
+        const k = key(msg.key);
+        const cur = job.kv.get(k) ?? 0;
+        const delta = msg.delta ?? 1;
+        if (typeof cur !== 'number' || typeof delta !== 'number' || !Number.isSafeInteger(delta)) {
+          throw new InvalidArgumentError(`add needs an integer delta and an integer value at ${JSON.stringify(k)}`);
+        }
+        job.kv.set(k, cur + delta);
+        this.wake(job, k);
+        return this.reply(conn, id, cur + delta);
+      }
+      case 'cas': {
+        const k = key(msg.key);
+        const cur = job.kv.get(k);
+        const swapped = sameValue(cur, msg.expected);
+        if (swapped) {
+          job.kv.set(k, msg.value);
+          this.wake(job, k);
+        }
+        return this.reply(conn, id, { swapped, value: swapped ? msg.value : cur ?? null });
+      }
+      case 'del':
+        return this.reply(conn, id, job.kv.delete(key(msg.key)));
+      case 'barrier':
+        return this.barrier(conn, job, id, key(msg.name), timeout(msg.timeoutMs));
+      case 'report': {
+        const m = conn.member;
+        if (!m || !job.members) throw new RendezvousError('only a member of a formed job can report a failure');
+        const rank = Number.isInteger(msg.rank) ? (msg.rank as number) : m.rank;
+        const code = typeof msg.code === 'string' ? msg.code : ErrorCode.ABORTED;
+        this.abort(job, rank, String(msg.reason ?? 'failure reported'), code);
+        return this.reply(conn, id, true);
+      }
+      default:
+        throw new RendezvousError(`unknown op ${JSON.stringify(msg.op)}`);
+    }
+  }
+
+  private reply(conn: Conn, id: number, value: unknown): void {
+    if (conn.ws.readyState === conn.ws.OPEN) conn.ws.send(encode({ t: 'res', id, ok: true, value: value ?? null }));
+  }
+
+  private fail(conn: Conn, id: number, err: RingwireError): void {
+    if (conn.ws.readyState === conn.ws.OPEN) conn.ws.send(encode({ t: 'res', id, ok: false, error: err.toJSON() }));
+  }
+
+  private join(conn: Conn, job: Job, id: number, msg: Record<string, unknown>): void {
+    const { size, rank, host, port, localRank } = msg;
+    if (!Number.isInteger(size) || (size as number) < 1) throw new RendezvousError(`join: size must be a positive integer, got ${size}`);
+    const n = size as number;
+    if (rank !== undefined && rank !== null && (!Number.isInteger(rank) || (rank as number) < 0 || (rank as number) >= n)) {
+      throw new RendezvousError(`join: rank must be an integer in 0..${n - 1}, got ${rank}`);
+    }
+    if (typeof host !== 'string' || !host) throw new RendezvousError('join: host must be a non-empty string');
+    if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) throw new RendezvousError(`join: bad port ${port}`);
+    if (conn.member) throw new RendezvousError('join: this connection has already joined');
+    if (job.members) {
+      throw new RendezvousError(`join: job ${job.id} is frozen (generation ${job.generation}, ${job.members.length} members${job.abort ? ', aborted' : ''})`);
+    }
+    if (job.size !== undefined && job.size !== n) {
+      throw new RendezvousError(`join: size mismatch: this worker says ${n}, the job was started with ${job.size}`);
+    }
+    const wantRank = rank ?? undefined;
+    if (wantRank !== undefined && job.pending.some((m) => m.wantRank === wantRank)) {
+      throw new RendezvousError(`join: rank ${wantRank} is already taken in job ${job.id}`);
+    }
+    const member: Member = {
+      conn,
+      reqId: id,
+      wantRank: wantRank as number | undefined,
+      host,
+      port: port as number,
+      wantLocalRank: Number.isInteger(localRank) ? (localRank as number) : undefined,
+      rank: -1,
+    };
+    job.size = n;
+    job.pending.push(member);
+    conn.member = member;
+    const ms = timeout(msg.timeoutMs ?? DEFAULTS.joinTimeoutMs);
+    member.timer = setTimeout(() => {
+      job.pending.splice(job.pending.indexOf(member), 1);
+      conn.member = undefined;
+      if (job.pending.length === 0) job.size = undefined;
+      const given = job.pending.map((m) => m.wantRank).filter((r) => r !== undefined);
+      this.fail(conn, id, new RendezvousError(`join timed out after ${ms} ms: ${job.pending.length + 1} of ${n} workers had joined job ${job.id}${given.length ? ` (ranks given: ${given.join(', ')})` : ''}`));
+    }, ms);
+    if (job.pending.length === n) this.form(job);
+  }
+
+  /** All workers are here: assign ranks deterministically and send everyone the same table. */
+  private form(job: Job): void {
+    const n = job.size!;
+    const members = job.pending;
+    job.pending = [];
+    const byRank: Member[] = new Array(n);
+    for (const m of members) if (m.wantRank !== undefined) byRank[m.wantRank] = m;
+    // Unranked workers fill the free ranks grouped by host, so a host's workers get neighbouring ranks.
+    const free = members
+      .filter((m) => m.wantRank === undefined)
+      .sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : (a.wantLocalRank ?? 1e9) - (b.wantLocalRank ?? 1e9) || a.port - b.port));
+    let next = 0;
+    for (const m of free) {
+      while (byRank[next]) next++;
+      byRank[next] = m;
+    }
+    byRank.forEach((m, r) => (m.rank = r));
+    const hosts: Record<string, number[]> = {};
+    for (const m of byRank) (hosts[m.host] ??= []).push(m.rank);
+    const peers: PeerInfo[] = byRank.map((m) => {
+      const group = hosts[m.host];
+      return { rank: m.rank, host: m.host, port: m.port, localRank: m.wantLocalRank ?? group.indexOf(m.rank), localSize: group.length };
+    });
+    job.generation += 1;
+    this.generations.set(job.id, job.generation);
+    job.members = byRank;
+    const table: PeerTable = { job: job.id, generation: job.generation, size: n, peers, hosts };
+    for (const m of byRank) {
+      clearTimeout(m.timer);
+      this.reply(m.conn, m.reqId, { ...table, rank: m.rank });
+    }
+    this.opts.log('info', `job ${job.id} generation ${job.generation} formed with ${n} workers`);
+    this.emit('formed', table);
+  }
+
+  private get(conn: Conn, job: Job, id: number, k: string, wait: boolean, ms: number): void {
+    if (job.kv.has(k) || !wait) return this.reply(conn, id, job.kv.get(k) ?? null);
+    if (job.abort) throw new AbortedError(`job ${job.id} was aborted: ${job.abort.reason}`);
+    const list = job.getWaiters.get(k) ?? [];
+    const waiter: Waiter = {
+      conn,
+      id,
+      timer: setTimeout(() => {
+        remove(list, waiter);
+        this.fail(conn, id, new TimeoutError(`get ${JSON.stringify(k)}: no value after ${ms} ms`));
+      }, ms),
+    };
+    list.push(waiter);
+    job.getWaiters.set(k, list);
+  }
+
+  private wake(job: Job, k: string): void {
+    const list = job.getWaiters.get(k);
+    if (!list) return;
+    job.getWaiters.delete(k);
+    for (const w of list) {
+      clearTimeout(w.timer);
+      this.reply(w.conn, w.id, job.kv.get(k));
+    }
+  }
+
+  private barrier(conn: Conn, job: Job, id: number, name: string, ms: number): void {
+    const m = conn.member;
+    if (!m || !job.members) throw new RendezvousError('barrier: join a formed job first');
+    if (job.abort) throw new AbortedError(`job ${job.id} was aborted: ${job.abort.reason}`);
+    const arrived = job.barriers.get(name) ?? new Map<number, Waiter>();
+    if (arrived.has(m.rank)) throw new RendezvousError(`barrier ${JSON.stringify(name)}: rank ${m.rank} is already waiting`);
+    job.barriers.set(name, arrived);
+    arrived.set(m.rank, {
+      conn,
+      id,
+      timer: setTimeout(() => {
+        arrived.delete(m.rank);
+        const missing = job.members!.map((x) => x.rank).filter((r) => !arrived.has(r) && r !== m.rank);
+        this.fail(conn, id, new TimeoutError(`barrier ${JSON.stringify(name)} timed out after ${ms} ms; ranks not arrived: ${missing.join(', ')}`, { ranks: missing }));
+      }, ms),
+    });
+    if (arrived.size === job.size) {
+      job.barriers.delete(name);
+      for (const w of arrived.values()) {
+        clearTimeout(w.timer);
+        this.reply(w.conn, w.id, true);
+      }
+    }
+  }
+
+  /** Declares a job failed and tells every member; the first reason wins. */
+  private abort(job: Job, rank: number, reason: string, code: string): void {
+    if (job.abort) return;
+    job.abort = { rank, reason, code };
+    this.opts.log('warn', `job ${job.id}: ${reason}`);
+    for (const m of job.members ?? []) {
+      if (m.conn.ws.readyState === m.conn.ws.OPEN) m.conn.ws.send(encode({ t: 'abort', rank, reason, code }));
+    }
+    const err = new AbortedError(`job ${job.id} was aborted: ${reason}`, { rank });
+    for (const list of job.getWaiters.values()) for (const w of list) (clearTimeout(w.timer), this.fail(w.conn, w.id, err));
+    for (const arrived of job.barriers.values()) for (const w of arrived.values()) (clearTimeout(w.timer), this.fail(w.conn, w.id, err));
+    job.getWaiters.clear();
+    job.barriers.clear();
+    this.emit('abort', { job: job.id, rank, reason, code });
+  }
+
+  private onGone(conn: Conn, why: string): void {
+    const job = conn.job;
+    if (!job) return;
+    const m = conn.member;
+    for (const [k, list] of job.getWaiters) {
+      const kept = list.filter((w) => (w.conn === conn ? (clearTimeout(w.timer), false) : true));
+      if (kept.length) job.getWaiters.set(k, kept);
+      else job.getWaiters.delete(k);
+    }
+    if (m && !job.members) {
+      clearTimeout(m.timer);
+      remove(job.pending, m);
+      if (job.pending.length === 0) job.size = undefined;
+    } else if (m && job.members) {
+      if (!conn.left) this.abort(job, m.rank, `rank ${m.rank} (${m.host}) lost: ${why}`, ErrorCode.PEER_LOST);
+      if (job.members.every((x) => x.conn.left || !this.conns.has(x.conn))) {
+        this.clearTimers(job);
+        this.jobs.delete(job.id); // the next join under this id starts generation g+1
+      }
+    }
+    if (!job.members && job.pending.length === 0 && job.kv.size === 0 && ![...this.conns].some((c) => c.job === job)) {
+      this.jobs.delete(job.id);
+    }
+  }
+
+  private sweep(): void {
+    const limit = Date.now() - this.opts.heartbeatTimeoutMs;
+    for (const c of this.conns) {
+      if (c.member && c.job?.members && !c.left && c.lastSeen < limit) {
+        this.opts.log('warn', `rank ${c.member.rank} missed heartbeats for ${this.opts.heartbeatTimeoutMs} ms`);
+        this.abort(c.job, c.member.rank, `rank ${c.member.rank} (${c.member.host}) lost: no heartbeat for ${this.opts.heartbeatTimeoutMs} ms`, ErrorCode.PEER_LOST);
+        c.ws.terminate();
+      }
+    }
+  }
+
+  private clearTimers(job: Job): void {
+    for (const m of job.pending) clearTimeout(m.timer);
+    for (const list of job.getWaiters.values()) for (const w of list) clearTimeout(w.timer);
+    for (const arrived of job.barriers.values()) for (const w of arrived.values()) clearTimeout(w.timer);
+  }
+}
+
+function key(k: unknown): string {
+  if (typeof k !== 'string' || k.length === 0 || k.length > KEY_MAX) throw new InvalidArgumentError(`key must be a string of 1..${KEY_MAX} characters`);
+  return k;
+}
+
+function timeout(ms: unknown): number {
+  if (ms === undefined || ms === null) return DEFAULTS.waitTimeoutMs;
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) throw new InvalidArgumentError(`timeoutMs must be a positive number, got ${ms}`);
+  return Math.min(ms, 2 ** 31 - 1);
+}
+
+function remove<T>(list: T[], item: T): void {
+  const i = list.indexOf(item);
+  if (i >= 0) list.splice(i, 1);
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if ((a === undefined || a === null) && (b === undefined || b === null)) return true;
+  if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.from(a).equals(Buffer.from(b));
+  return a === b;
+}

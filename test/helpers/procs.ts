@@ -1,0 +1,69 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+/**
+ * Spawns real Node processes for multi-process tests and guarantees they are gone afterwards:
+ * call `killAll()` in afterEach/afterAll. Output is collected line by line.
+ */
+export interface Proc {
+  child: ChildProcess;
+  lines: string[];
+  stderr: string[];
+  /** Resolves with the exit code (or 128+signal) once the process has exited. */
+  exited: Promise<number>;
+  /** Resolves with the first stdout line matching, or rejects after timeoutMs. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+}
+
+const live = new Set<ChildProcess>();
+const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+
+export function spawnNode(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  const lines: string[] = [];
+  const stderr: string[] = [];
+  const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
+  createInterface({ input: child.stdout! }).on('line', (l) => {
+    lines.push(l);
+    for (const w of [...waiters]) if (w.re.test(l)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(l));
+  });
+  createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
+  const exited = new Promise<number>((resolve) =>
+    child.on('exit', (code, signal) => {
+      live.delete(child);
+      resolve(code ?? 128 + (SIGNALS[signal ?? ''] ?? 0));
+    }),
+  );
+  return {
+    child,
+    lines,
+    stderr,
+    exited,
+    waitFor(re, timeoutMs = 20_000) {
+      const hit = lines.find((l) => re.test(l));
+      if (hit) return Promise.resolve(hit);
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`timed out waiting for ${re} in output:\n${lines.join('\n')}\n${stderr.join('\n')}`)), timeoutMs);
+        waiters.push({ re, resolve: (l) => (clearTimeout(t), resolve(l)) });
+        void exited.then(() => setTimeout(() => reject(new Error(`process exited before printing ${re}:\n${lines.join('\n')}\n${stderr.join('\n')}`)), 50));
+      });
+    },
+  };
+}
+
+/** Parses the first stdout line that is a JSON object with the given `event`. */
+export async function waitForJson<T = Record<string, unknown>>(p: Proc, event: string, timeoutMs?: number): Promise<T> {
+  const line = await p.waitFor(new RegExp(`^\\{"event":"${event}"`), timeoutMs);
+  return JSON.parse(line) as T;
+}
+
+/** Every stdout JSON line with the given `event`, in order (call after the process has exited). */
+export function jsonEvents<T = Record<string, unknown>>(p: Proc, event: string): T[] {
+  return p.lines.filter((l) => l.startsWith(`{"event":"${event}"`)).map((l) => JSON.parse(l) as T);
+}
+
+export async function killAll(): Promise<void> {
+  const waits = [...live].map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : (c.once('exit', r), c.kill('SIGKILL')))));
+  await Promise.all(waits);
+}
