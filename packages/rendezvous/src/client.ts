@@ -46,6 +46,12 @@ export class RendezvousClient extends EventEmitter {
     super();
   }
 
+  /** This end's address on the connection to the server: the interface the peers can reach too. */
+  get localAddress(): string {
+    const addr = (this.ws as unknown as { _socket?: { localAddress?: string } })._socket?.localAddress ?? '127.0.0.1';
+    return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  }
+
   static async connect(options: RendezvousClientOptions): Promise<RendezvousClient> {
     const { url, job, token = '' } = options;
     if (typeof url !== 'string' || !/^wss?:\/\//.test(url)) throw new InvalidArgumentError(`rendezvous url must be ws://host:port, got ${JSON.stringify(url)}`);

@@ -48,28 +48,72 @@ export class RingwireError extends Error {
   }
 }
 
-function define(code: ErrorCode, name: string) {
-  const C = class extends RingwireError {
-    constructor(message: string, details?: ErrorDetails) {
-      super(code, message, details);
-      this.name = name;
-    }
-  };
-  Object.defineProperty(C, 'name', { value: name });
-  byCode.set(code, C);
-  return C;
+export class InvalidArgumentError extends RingwireError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.INVALID_ARG, message, details);
+    this.name = 'InvalidArgumentError';
+  }
 }
-const byCode = new Map<ErrorCode, new (message: string, details?: ErrorDetails) => RingwireError>();
+export class PeerLostError extends RingwireError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.PEER_LOST, message, details);
+    this.name = 'PeerLostError';
+  }
+}
+export class TimeoutError extends RingwireError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.TIMEOUT, message, details);
+    this.name = 'TimeoutError';
+  }
+}
+export class MismatchError extends RingwireError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.MISMATCH, message, details);
+    this.name = 'MismatchError';
+  }
+}
+export class AuthError extends RingwireError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.AUTH, message, details);
+    this.name = 'AuthError';
+  }
+}
+export class ProtocolError extends RingwireError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.PROTOCOL, message, details);
+    this.name = 'ProtocolError';
+  }
+}
+export class RendezvousError extends RingwireError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.RENDEZVOUS, message, details);
+    this.name = 'RendezvousError';
+  }
+}
+export class AbortedError extends RingwireError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.ABORTED, message, details);
+    this.name = 'AbortedError';
+  }
+}
+export class ClosedError extends RingwireError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.CLOSED, message, details);
+    this.name = 'ClosedError';
+  }
+}
 
-export const InvalidArgumentError = define(ErrorCode.INVALID_ARG, 'InvalidArgumentError');
-export const PeerLostError = define(ErrorCode.PEER_LOST, 'PeerLostError');
-export const TimeoutError = define(ErrorCode.TIMEOUT, 'TimeoutError');
-export const MismatchError = define(ErrorCode.MISMATCH, 'MismatchError');
-export const AuthError = define(ErrorCode.AUTH, 'AuthError');
-export const ProtocolError = define(ErrorCode.PROTOCOL, 'ProtocolError');
-export const RendezvousError = define(ErrorCode.RENDEZVOUS, 'RendezvousError');
-export const AbortedError = define(ErrorCode.ABORTED, 'AbortedError');
-export const ClosedError = define(ErrorCode.CLOSED, 'ClosedError');
+const byCode = new Map<ErrorCode, new (message: string, details?: ErrorDetails) => RingwireError>([
+  [ErrorCode.INVALID_ARG, InvalidArgumentError],
+  [ErrorCode.PEER_LOST, PeerLostError],
+  [ErrorCode.TIMEOUT, TimeoutError],
+  [ErrorCode.MISMATCH, MismatchError],
+  [ErrorCode.AUTH, AuthError],
+  [ErrorCode.PROTOCOL, ProtocolError],
+  [ErrorCode.RENDEZVOUS, RendezvousError],
+  [ErrorCode.ABORTED, AbortedError],
+  [ErrorCode.CLOSED, ClosedError],
+]);
 
 /** Reads an error's code whatever its origin; non-ringwire errors have none. */
 export function errorCode(err: unknown): ErrorCode | undefined {

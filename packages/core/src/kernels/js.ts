@@ -18,9 +18,17 @@ import type { DType, KernelOp } from '../dtypes.js';
 import type { Kernels } from './types.js';
 
 type Arr = Float32Array | Float64Array | Int32Array | Uint16Array | Uint8Array;
-/** Elementwise loop over d[di..di+n) and s[si..si+n). */
-type Loop<A> = (d: A, di: number, s: A, si: number, n: number) => void;
-type ArrCtor<A> = new (buffer: ArrayBufferLike, byteOffset: number, length: number) => A;
+/** Elementwise loop: d[i] = op(d[i], s[i]) over d.length elements. */
+type Loop<A> = (d: A, s: A) => void;
+/** In-place unary loop (scale). */
+type UnaryLoop<A> = (d: A, factor: number) => void;
+/** Conversion loop: d[i] = f(s[i]) over s.length elements. */
+type ConvLoop<S, D> = (s: S, d: D) => void;
+
+interface Kind<A extends Arr> {
+  readonly ctor: new (buffer: ArrayBufferLike, byteOffset: number, length: number) => A;
+  readonly bpe: number;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Scalar conversions (exported for tests). Bits are carried as int32 (Int32Array elements).
@@ -82,8 +90,10 @@ function getF16Table(): Int32Array {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Views. Aligned data is read through typed arrays over the caller's whole buffer (cached per
-// buffer, so no allocation per call); misaligned data is staged through aligned scratch blocks.
+// Views. Aligned data is read through typed arrays made per call over the caller's bytes: two
+// small view objects per call, but V8 then drops the bounds checks of `i < d.length` loops, which
+// measured ~1.5x faster than indexing a cached whole-buffer view at an offset. Misaligned data is
+// staged through aligned module-level scratch blocks.
 
 const STAGE_BYTES = 1 << 16;
 const stageA = new ArrayBuffer(STAGE_BYTES);
@@ -91,189 +101,170 @@ const stageB = new ArrayBuffer(STAGE_BYTES);
 const stageA8 = new Uint8Array(stageA);
 const stageB8 = new Uint8Array(stageB);
 
-class ViewCache<A extends Arr> {
-  private readonly cache = new WeakMap<ArrayBufferLike, A>();
-  readonly stageA: A;
-  readonly stageB: A;
-  constructor(
-    private readonly ctor: ArrCtor<A>,
-    readonly bpe: number,
-  ) {
-    this.stageA = new ctor(stageA, 0, STAGE_BYTES / bpe);
-    this.stageB = new ctor(stageB, 0, STAGE_BYTES / bpe);
-  }
-  /** A typed view over v's whole buffer; v.byteOffset must be a multiple of bpe. */
-  of(v: Uint8Array): A {
-    const buf = v.buffer;
-    let view = this.cache.get(buf);
-    // Rebuild when a resizable buffer grew past the cached view (writes out of range are dropped).
-    if (view === undefined || view.length * this.bpe < v.byteOffset + v.byteLength) {
-      view = new this.ctor(buf, 0, Math.floor(buf.byteLength / this.bpe));
-      this.cache.set(buf, view);
-    }
-    return view;
-  }
-}
+const F32: Kind<Float32Array> = { ctor: Float32Array, bpe: 4 };
+const F64: Kind<Float64Array> = { ctor: Float64Array, bpe: 8 };
+const I32: Kind<Int32Array> = { ctor: Int32Array, bpe: 4 };
+const U16: Kind<Uint16Array> = { ctor: Uint16Array, bpe: 2 };
+const U8: Kind<Uint8Array> = { ctor: Uint8Array, bpe: 1 };
 
-const F32 = new ViewCache(Float32Array, 4);
-const F64 = new ViewCache(Float64Array, 8);
-const I32 = new ViewCache(Int32Array, 4);
-const U16 = new ViewCache(Uint16Array, 2);
-const U8 = new ViewCache(Uint8Array, 1);
-
-function runBinary<A extends Arr>(vc: ViewCache<A>, loop: Loop<A>, dst: Uint8Array, src: Uint8Array): void {
-  const bpe = vc.bpe;
+function runBinary<A extends Arr>(k: Kind<A>, loop: Loop<A>, dst: Uint8Array, src: Uint8Array): void {
+  const bpe = k.bpe;
   const n = dst.byteLength / bpe;
   if (((dst.byteOffset | src.byteOffset) & (bpe - 1)) === 0) {
-    loop(vc.of(dst), dst.byteOffset / bpe, vc.of(src), src.byteOffset / bpe, n);
+    loop(new k.ctor(dst.buffer, dst.byteOffset, n), new k.ctor(src.buffer, src.byteOffset, n));
     return;
   }
   const per = STAGE_BYTES / bpe;
   for (let i = 0; i < n; i += per) {
+    const m = Math.min(per, n - i);
     const lo = i * bpe;
-    const hi = lo + Math.min(per, n - i) * bpe;
+    const hi = lo + m * bpe;
     stageA8.set(dst.subarray(lo, hi));
     stageB8.set(src.subarray(lo, hi));
-    loop(vc.stageA, 0, vc.stageB, 0, (hi - lo) / bpe);
+    loop(new k.ctor(stageA, 0, m), new k.ctor(stageB, 0, m));
     dst.set(stageA8.subarray(0, hi - lo), lo);
   }
 }
 
-/** In-place unary loop (scale). */
-type UnaryLoop<A> = (d: A, di: number, n: number, factor: number) => void;
-
-function runUnary<A extends Arr>(vc: ViewCache<A>, loop: UnaryLoop<A>, dst: Uint8Array, factor: number): void {
-  const bpe = vc.bpe;
+function runUnary<A extends Arr>(k: Kind<A>, loop: UnaryLoop<A>, dst: Uint8Array, factor: number): void {
+  const bpe = k.bpe;
   const n = dst.byteLength / bpe;
   if ((dst.byteOffset & (bpe - 1)) === 0) {
-    loop(vc.of(dst), dst.byteOffset / bpe, n, factor);
+    loop(new k.ctor(dst.buffer, dst.byteOffset, n), factor);
     return;
   }
   const per = STAGE_BYTES / bpe;
   for (let i = 0; i < n; i += per) {
+    const m = Math.min(per, n - i);
     const lo = i * bpe;
-    const hi = lo + Math.min(per, n - i) * bpe;
-    stageA8.set(dst.subarray(lo, hi));
-    loop(vc.stageA, 0, (hi - lo) / bpe, factor);
-    dst.set(stageA8.subarray(0, hi - lo), lo);
+    stageA8.set(dst.subarray(lo, lo + m * bpe));
+    loop(new k.ctor(stageA, 0, m), factor);
+    dst.set(stageA8.subarray(0, m * bpe), lo);
   }
 }
 
-type ConvLoop<S, D> = (s: S, si: number, d: D, di: number, n: number) => void;
-
 function runConvert<S extends Arr, D extends Arr>(
-  sv: ViewCache<S>,
-  dv: ViewCache<D>,
+  sk: Kind<S>,
+  dk: Kind<D>,
   loop: ConvLoop<S, D>,
   src: Uint8Array,
   dst: Uint8Array,
 ): void {
-  const n = src.byteLength / sv.bpe;
-  if ((src.byteOffset & (sv.bpe - 1)) === 0 && (dst.byteOffset & (dv.bpe - 1)) === 0) {
-    loop(sv.of(src), src.byteOffset / sv.bpe, dv.of(dst), dst.byteOffset / dv.bpe, n);
+  const n = src.byteLength / sk.bpe;
+  if ((src.byteOffset & (sk.bpe - 1)) === 0 && (dst.byteOffset & (dk.bpe - 1)) === 0) {
+    loop(new sk.ctor(src.buffer, src.byteOffset, n), new dk.ctor(dst.buffer, dst.byteOffset, n));
     return;
   }
-  const per = STAGE_BYTES / Math.max(sv.bpe, dv.bpe);
+  const per = STAGE_BYTES / Math.max(sk.bpe, dk.bpe);
   for (let i = 0; i < n; i += per) {
     const m = Math.min(per, n - i);
-    stageA8.set(src.subarray(i * sv.bpe, (i + m) * sv.bpe));
-    loop(sv.stageA, 0, dv.stageB, 0, m);
-    dst.set(stageB8.subarray(0, m * dv.bpe), i * dv.bpe);
+    stageA8.set(src.subarray(i * sk.bpe, (i + m) * sk.bpe));
+    loop(new sk.ctor(stageA, 0, m), new dk.ctor(stageB, 0, m));
+    dst.set(stageB8.subarray(0, m * dk.bpe), i * dk.bpe);
   }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Loops, one per (element type, op) so each stays monomorphic for the JIT.
+// Loops, one per (element type, op) so each stays monomorphic for the JIT. NaN is canonicalized
+// with if/else: on Node 20 the equivalent `d[i] = r === r ? r : NaN` measured half as fast.
 
-function sumF32(d: Float32Array, di: number, s: Float32Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const r = d[di + i] + s[si + i];
-    d[di + i] = r === r ? r : NaN;
+function sumF32(d: Float32Array, s: Float32Array): void {
+  for (let i = 0; i < d.length; i++) {
+    const r = d[i] + s[i];
+    if (r === r) d[i] = r;
+    else d[i] = NaN;
   }
 }
-function prodF32(d: Float32Array, di: number, s: Float32Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const r = d[di + i] * s[si + i];
-    d[di + i] = r === r ? r : NaN;
+function prodF32(d: Float32Array, s: Float32Array): void {
+  for (let i = 0; i < d.length; i++) {
+    const r = d[i] * s[i];
+    if (r === r) d[i] = r;
+    else d[i] = NaN;
   }
 }
-function minF32(d: Float32Array, di: number, s: Float32Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const r = Math.min(d[di + i], s[si + i]);
-    d[di + i] = r === r ? r : NaN;
+function minF32(d: Float32Array, s: Float32Array): void {
+  for (let i = 0; i < d.length; i++) {
+    const r = Math.min(d[i], s[i]);
+    if (r === r) d[i] = r;
+    else d[i] = NaN;
   }
 }
-function maxF32(d: Float32Array, di: number, s: Float32Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const r = Math.max(d[di + i], s[si + i]);
-    d[di + i] = r === r ? r : NaN;
-  }
-}
-
-function sumF64(d: Float64Array, di: number, s: Float64Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const r = d[di + i] + s[si + i];
-    d[di + i] = r === r ? r : NaN;
-  }
-}
-function prodF64(d: Float64Array, di: number, s: Float64Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const r = d[di + i] * s[si + i];
-    d[di + i] = r === r ? r : NaN;
-  }
-}
-function minF64(d: Float64Array, di: number, s: Float64Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const r = Math.min(d[di + i], s[si + i]);
-    d[di + i] = r === r ? r : NaN;
-  }
-}
-function maxF64(d: Float64Array, di: number, s: Float64Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const r = Math.max(d[di + i], s[si + i]);
-    d[di + i] = r === r ? r : NaN;
+function maxF32(d: Float32Array, s: Float32Array): void {
+  for (let i = 0; i < d.length; i++) {
+    const r = Math.max(d[i], s[i]);
+    if (r === r) d[i] = r;
+    else d[i] = NaN;
   }
 }
 
-function sumI32(d: Int32Array, di: number, s: Int32Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) d[di + i] = (d[di + i] + s[si + i]) | 0;
-}
-function prodI32(d: Int32Array, di: number, s: Int32Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) d[di + i] = Math.imul(d[di + i], s[si + i]);
-}
-function minI32(d: Int32Array, di: number, s: Int32Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const a = d[di + i];
-    const b = s[si + i];
-    d[di + i] = b < a ? b : a;
+function sumF64(d: Float64Array, s: Float64Array): void {
+  for (let i = 0; i < d.length; i++) {
+    const r = d[i] + s[i];
+    if (r === r) d[i] = r;
+    else d[i] = NaN;
   }
 }
-function maxI32(d: Int32Array, di: number, s: Int32Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const a = d[di + i];
-    const b = s[si + i];
-    d[di + i] = b > a ? b : a;
+function prodF64(d: Float64Array, s: Float64Array): void {
+  for (let i = 0; i < d.length; i++) {
+    const r = d[i] * s[i];
+    if (r === r) d[i] = r;
+    else d[i] = NaN;
+  }
+}
+function minF64(d: Float64Array, s: Float64Array): void {
+  for (let i = 0; i < d.length; i++) {
+    const r = Math.min(d[i], s[i]);
+    if (r === r) d[i] = r;
+    else d[i] = NaN;
+  }
+}
+function maxF64(d: Float64Array, s: Float64Array): void {
+  for (let i = 0; i < d.length; i++) {
+    const r = Math.max(d[i], s[i]);
+    if (r === r) d[i] = r;
+    else d[i] = NaN;
   }
 }
 
-function sumU8(d: Uint8Array, di: number, s: Uint8Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) d[di + i] = (d[di + i] + s[si + i]) & 0xff;
+function sumI32(d: Int32Array, s: Int32Array): void {
+  for (let i = 0; i < d.length; i++) d[i] = (d[i] + s[i]) | 0;
 }
-function prodU8(d: Uint8Array, di: number, s: Uint8Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) d[di + i] = Math.imul(d[di + i], s[si + i]) & 0xff;
+function prodI32(d: Int32Array, s: Int32Array): void {
+  for (let i = 0; i < d.length; i++) d[i] = Math.imul(d[i], s[i]);
 }
-function minU8(d: Uint8Array, di: number, s: Uint8Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const a = d[di + i];
-    const b = s[si + i];
-    d[di + i] = b < a ? b : a;
+function minI32(d: Int32Array, s: Int32Array): void {
+  for (let i = 0; i < d.length; i++) {
+    const a = d[i];
+    const b = s[i];
+    d[i] = b < a ? b : a;
   }
 }
-function maxU8(d: Uint8Array, di: number, s: Uint8Array, si: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const a = d[di + i];
-    const b = s[si + i];
-    d[di + i] = b > a ? b : a;
+function maxI32(d: Int32Array, s: Int32Array): void {
+  for (let i = 0; i < d.length; i++) {
+    const a = d[i];
+    const b = s[i];
+    d[i] = b > a ? b : a;
+  }
+}
+
+function sumU8(d: Uint8Array, s: Uint8Array): void {
+  for (let i = 0; i < d.length; i++) d[i] = (d[i] + s[i]) & 0xff;
+}
+function prodU8(d: Uint8Array, s: Uint8Array): void {
+  for (let i = 0; i < d.length; i++) d[i] = Math.imul(d[i], s[i]) & 0xff;
+}
+function minU8(d: Uint8Array, s: Uint8Array): void {
+  for (let i = 0; i < d.length; i++) {
+    const a = d[i];
+    const b = s[i];
+    d[i] = b < a ? b : a;
+  }
+}
+function maxU8(d: Uint8Array, s: Uint8Array): void {
+  for (let i = 0; i < d.length; i++) {
+    const a = d[i];
+    const b = s[i];
+    d[i] = b > a ? b : a;
   }
 }
 
@@ -307,57 +298,61 @@ function narrowBf16(bits: Int32Array, dst: Uint16Array, off: number, m: number):
   }
 }
 
+// The float32 loops run over the whole scratch block, or a view of its head for the last one.
+const wideHead = (w: Float32Array, m: number) => (m === BLOCK ? w : w.subarray(0, m));
+
 function halfLoop(widen: Widen, narrow: Narrow, op: Loop<Float32Array>): Loop<Uint16Array> {
-  return (d, di, s, si, n) => {
+  return (d, s) => {
+    const n = d.length;
     for (let i = 0; i < n; i += BLOCK) {
       const m = Math.min(BLOCK, n - i);
-      widen(d, di + i, wideABits, m);
-      widen(s, si + i, wideBBits, m);
-      op(wideA, 0, wideB, 0, m);
-      narrow(wideABits, d, di + i, m);
+      widen(d, i, wideABits, m);
+      widen(s, i, wideBBits, m);
+      op(wideHead(wideA, m), wideHead(wideB, m));
+      narrow(wideABits, d, i, m);
     }
   };
 }
 
-function scaleF32(d: Float32Array, di: number, n: number, factor: number): void {
+function scaleF32(d: Float32Array, factor: number): void {
   const f = Math.fround(factor);
-  for (let i = 0; i < n; i++) {
-    const r = d[di + i] * f;
-    d[di + i] = r === r ? r : NaN;
+  for (let i = 0; i < d.length; i++) {
+    const r = d[i] * f;
+    if (r === r) d[i] = r;
+    else d[i] = NaN;
   }
 }
-function scaleF64(d: Float64Array, di: number, n: number, f: number): void {
-  for (let i = 0; i < n; i++) {
-    const r = d[di + i] * f;
-    d[di + i] = r === r ? r : NaN;
+function scaleF64(d: Float64Array, f: number): void {
+  for (let i = 0; i < d.length; i++) {
+    const r = d[i] * f;
+    if (r === r) d[i] = r;
+    else d[i] = NaN;
   }
 }
 function halfScale(widen: Widen, narrow: Narrow): UnaryLoop<Uint16Array> {
-  return (d, di, n, factor) => {
+  return (d, factor) => {
+    const n = d.length;
     for (let i = 0; i < n; i += BLOCK) {
       const m = Math.min(BLOCK, n - i);
-      widen(d, di + i, wideABits, m);
-      scaleF32(wideA, 0, m, factor);
-      narrow(wideABits, d, di + i, m);
+      widen(d, i, wideABits, m);
+      scaleF32(wideHead(wideA, m), factor);
+      narrow(wideABits, d, i, m);
     }
   };
 }
 
-function convF32ToF16(s: Int32Array, si: number, d: Uint16Array, di: number, n: number): void {
-  for (let i = 0; i < n; i++) d[di + i] = f32BitsToF16(s[si + i]);
+function convF32ToF16(s: Int32Array, d: Uint16Array): void {
+  for (let i = 0; i < s.length; i++) d[i] = f32BitsToF16(s[i]);
 }
-function convF32ToBf16(s: Int32Array, si: number, d: Uint16Array, di: number, n: number): void {
-  for (let i = 0; i < n; i++) d[di + i] = f32BitsToBf16(s[si + i]);
+function convF32ToBf16(s: Int32Array, d: Uint16Array): void {
+  for (let i = 0; i < s.length; i++) d[i] = f32BitsToBf16(s[i]);
 }
-function convF16ToF32(s: Uint16Array, si: number, d: Int32Array, di: number, n: number): void {
+function convF16ToF32(s: Uint16Array, d: Int32Array): void {
   const t = getF16Table();
-  for (let i = 0; i < n; i++) d[di + i] = t[s[si + i]];
+  for (let i = 0; i < s.length; i++) d[i] = t[s[i]];
 }
-function convBf16ToF32(s: Uint16Array, si: number, d: Int32Array, di: number, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const x = s[si + i] << 16;
-    d[di + i] = (x & 0x7fffffff) > 0x7f800000 ? x | 0x400000 : x;
-  }
+function convBf16ToF32(s: Uint16Array, d: Int32Array): void {
+  for (let i = 0; i < s.length; i++) d[i] = bf16BitsToF32(s[i]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -366,11 +361,11 @@ function convBf16ToF32(s: Uint16Array, si: number, d: Int32Array, di: number, n:
 type Reducer = (dst: Uint8Array, src: Uint8Array) => void;
 type Scaler = (dst: Uint8Array, factor: number) => void;
 
-function reducers<A extends Arr>(vc: ViewCache<A>, ops: Record<KernelOp, Loop<A>>): Record<KernelOp, Reducer> {
+function reducers<A extends Arr>(k: Kind<A>, ops: Record<KernelOp, Loop<A>>): Record<KernelOp, Reducer> {
   const out = Object.create(null) as Record<KernelOp, Reducer>;
   for (const op of Object.keys(ops) as KernelOp[]) {
     const loop = ops[op];
-    out[op] = (dst, src) => runBinary(vc, loop, dst, src);
+    out[op] = (dst, src) => runBinary(k, loop, dst, src);
   }
   return out;
 }

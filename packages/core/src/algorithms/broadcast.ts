@@ -1,0 +1,54 @@
+import { copyInto, mod, recvRange, sendRange, type OpContext } from './context.js';
+
+/**
+ * Small messages: binomial tree from the root, ceil(log2 n) hops.
+ */
+export async function treeBroadcast(ctx: OpContext, buf: Uint8Array, root: number): Promise<void> {
+  const { rank: r, size: n } = ctx;
+  const vr = mod(r - root, n);
+  const range = [0, buf.length] as const;
+  let mask = 1;
+  for (; mask < n; mask <<= 1) {
+    if (vr & mask) {
+      await recvRange(ctx, mod(vr - mask + root, n), 0, buf, range, copyInto);
+      break;
+    }
+  }
+  for (mask >>= 1; mask > 0; mask >>= 1) {
+    if (vr + mask < n) await sendRange(ctx, mod(vr + mask + root, n), 0, buf, range);
+  }
+}
+
+/**
+ * Large messages: a pipelined chain root -> root+1 -> ... ; each rank forwards chunk j while
+ * chunk j+1 arrives, so every link carries the data once and the time is about size / bandwidth.
+ */
+export async function chainBroadcast(ctx: OpContext, buf: Uint8Array, root: number): Promise<void> {
+  const { rank: r, size: n } = ctx;
+  const vr = mod(r - root, n);
+  const prev = mod(r - 1, n);
+  const next = mod(r + 1, n);
+  const last = vr === n - 1;
+  if (vr === 0) return sendRange(ctx, next, 0, buf, [0, buf.length]);
+  if (last) return recvRange(ctx, prev, 0, buf, [0, buf.length], copyInto);
+  // Forward each chunk as soon as it has landed: the receiver marks progress, the sender follows.
+  let landed = 0;
+  let wake: (() => void) | undefined;
+  const receiving = recvRange(ctx, prev, 0, buf, [0, buf.length], copyInto, (end) => {
+    landed = end;
+    wake?.();
+  });
+  const forwarding = (async () => {
+    let sent = 0;
+    const writes: Promise<void>[] = [];
+    const chunk = ctx.chunkBytes - (ctx.chunkBytes % ctx.elem);
+    do {
+      while (landed <= sent && landed < buf.length) await new Promise<void>((resolve) => (wake = resolve));
+      const end = buf.length === 0 ? 0 : Math.min(landed, sent + chunk);
+      writes.push((await ctx.t.send(next, { type: 1, desc: ctx.desc, hash: ctx.hash, step: 0, generation: ctx.t.generation, seq: ctx.seq, offset: sent, length: end - sent }, buf.subarray(sent, end))).written);
+      sent = end;
+    } while (sent < buf.length);
+    await Promise.all(writes);
+  })();
+  await Promise.all([receiving, forwarding]);
+}

@@ -1,0 +1,103 @@
+import { MismatchError, ProtocolError } from '@ringwire/rendezvous';
+import type { Kernels } from '../kernels/types.js';
+import type { Transport } from '../transport.js';
+import { describe, FrameType, type Descriptor, type FrameHeader } from '../wire.js';
+
+/** Everything an algorithm needs for one collective; algorithms hold no other state. */
+export interface OpContext {
+  t: Transport;
+  k: Kernels;
+  rank: number;
+  size: number;
+  seq: number;
+  desc: Descriptor;
+  hash: number;
+  /** Bytes per element. */
+  elem: number;
+  chunkBytes: number;
+}
+
+/** A byte range [offset, offset + length) of the op's buffer. */
+export type Range = readonly [offset: number, length: number];
+
+/** Splits `count` elements into `n` ranges of bytes, the first `count % n` one element longer. */
+export function segments(count: number, n: number, elem: number): Range[] {
+  const base = Math.floor(count / n);
+  const extra = count % n;
+  return Array.from({ length: n }, (_, i) => [(i * base + Math.min(i, extra)) * elem, (base + (i < extra ? 1 : 0)) * elem] as const);
+}
+
+export const mod = (a: number, n: number) => ((a % n) + n) % n;
+
+function header(ctx: OpContext, step: number, offset: number, length: number): FrameHeader {
+  return { type: FrameType.DATA, desc: ctx.desc, hash: ctx.hash, step, generation: ctx.t.generation, seq: ctx.seq, offset, length };
+}
+
+/** Chunk size for a range: whole elements, at most chunkBytes. */
+function chunkOf(ctx: OpContext): number {
+  return Math.max(ctx.elem, ctx.chunkBytes - (ctx.chunkBytes % ctx.elem));
+}
+
+/**
+ * Sends bytes [off, off+len) of `buf` to `peer` as chunk frames, as fast as credit allows;
+ * resolves when every byte has been handed to the kernel (so `buf` may be overwritten).
+ * A zero-length range still sends one empty frame, which keeps the peers in step.
+ */
+export async function sendRange(ctx: OpContext, peer: number, step: number, buf: Uint8Array, [off, len]: Range): Promise<void> {
+  const chunk = chunkOf(ctx);
+  const writes: Promise<void>[] = [];
+  let pos = 0;
+  do {
+    const n = Math.min(chunk, len - pos);
+    writes.push((await ctx.t.send(peer, header(ctx, step, off + pos, n), buf.subarray(off + pos, off + pos + n))).written);
+    pos += n;
+  } while (pos < len);
+  await Promise.all(writes);
+}
+
+/**
+ * Receives bytes [off, off+len) from `peer`, handing each chunk to `consume(dst, payload)`,
+ * where dst is the matching slice of `buf`. `onChunk` fires after each chunk is consumed.
+ */
+export async function recvRange(
+  ctx: OpContext,
+  peer: number,
+  step: number,
+  buf: Uint8Array,
+  [off, len]: Range,
+  consume: (dst: Uint8Array, src: Uint8Array) => void,
+  onChunk?: (end: number) => void,
+): Promise<void> {
+  let pos = 0;
+  do {
+    const f = await ctx.t.recv(peer);
+    check(ctx, peer, f.h, step, off + pos);
+    if (pos + f.h.length > len) throw new ProtocolError(`rank ${peer} sent ${f.h.length} bytes past the end of step ${step}`, { rank: peer });
+    consume(buf.subarray(off + pos, off + pos + f.h.length), f.payload);
+    ctx.t.release(peer);
+    pos += f.h.length;
+    onChunk?.(pos);
+  } while (pos < len);
+}
+
+export const copyInto = (dst: Uint8Array, src: Uint8Array) => dst.set(src);
+
+export function reducer(ctx: OpContext): (dst: Uint8Array, src: Uint8Array) => void {
+  const op = ctx.desc.op === 'mean' ? 'sum' : ctx.desc.op;
+  return (dst, src) => ctx.k.reduceInto(ctx.desc.dtype, op, dst, src);
+}
+
+/** A frame from another collective, or another shape of this one, fails the job with both descriptors. */
+function check(ctx: OpContext, peer: number, h: FrameHeader, step: number, offset: number): void {
+  if (h.seq !== ctx.seq || h.hash !== ctx.hash) {
+    const theirs = { ...h.desc, layout: 0 };
+    const same = describe(theirs) === describe({ ...ctx.desc, layout: 0 });
+    const what = h.seq !== ctx.seq
+      ? `rank ${peer} sent data for op #${h.seq} ${describe(theirs)} while rank ${ctx.rank} is at op #${ctx.seq} ${describe(ctx.desc)}`
+      : `rank ${ctx.rank} called ${describe(ctx.desc)} but rank ${peer} called ${describe(theirs)}${same ? ' with its grouped arrays laid out differently' : ''}`;
+    throw new MismatchError(`collective mismatch at op #${ctx.seq}: ${what}`, { rank: peer });
+  }
+  if (h.step !== step || h.offset !== offset) {
+    throw new ProtocolError(`rank ${peer} sent step ${h.step} offset ${h.offset}, expected step ${step} offset ${offset}`, { rank: peer });
+  }
+}

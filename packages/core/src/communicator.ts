@@ -1,0 +1,384 @@
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import {
+  AbortedError, ClosedError, DEFAULTS, InvalidArgumentError, RendezvousServer, RingwireError, TimeoutError,
+} from '@ringwire/rendezvous';
+import { DTYPES, REDUCE_OPS, type DType, type ReduceOp, type RingwireArray } from './dtypes.js';
+import type { Algo, EngineConfig, EngineReply, ErrorJSON, OpRequest } from './messages.js';
+import { resolveConfig, type InitOptions } from './options.js';
+import type { Descriptor, Kind } from './wire.js';
+
+export interface ReduceOptions {
+  /** 'sum' (default) | 'mean' | 'min' | 'max' | 'prod'; mean is for float types only. */
+  op?: ReduceOp;
+  /** Required for Uint16Array: 'float16' or 'bfloat16'. */
+  dtype?: DType;
+  /** Override the algorithm for this call. */
+  algo?: Algo;
+}
+
+export interface TypeOptions {
+  dtype?: DType;
+}
+
+type Done = Extract<EngineReply, { t: 'done' }>;
+
+const EMPTY = new SharedArrayBuffer(8);
+
+/**
+ * A communicator: this process's membership in a job of `size` workers. Collectives run on the
+ * engine thread; this thread only validates, stages, and waits. Every rank must issue the same
+ * collectives in the same order (as in torch.distributed); a difference fails every rank with
+ * RINGWIRE_ERR_MISMATCH. Results are written in place unless the method says otherwise.
+ *
+ * Typed arrays backed by a SharedArrayBuffer (see `allocate`) are used without any copy;
+ * others are copied through reused shared staging buffers in slices, so the event loop stays free.
+ */
+export class Communicator {
+  readonly rank: number;
+  readonly size: number;
+  readonly localRank: number;
+  readonly localSize: number;
+  /** The rendezvous generation this communicator belongs to. */
+  readonly generation: number;
+  /** 'native' or 'js': which reduction kernels the engine uses. */
+  readonly kernels: string;
+
+  private seq = 0;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (d: Done) => void; reject: (e: Error) => void }>();
+  private failure?: RingwireError;
+  private closed?: Promise<void>;
+  private readonly staging: SharedArrayBuffer[] = [];
+  private readonly onBeforeExit = () => void this.close();
+
+  /** @internal use `init()` */
+  constructor(
+    ready: Extract<EngineReply, { t: 'ready' }>,
+    private readonly worker: Worker,
+    private readonly port: MessagePort,
+    private readonly signal: Int32Array,
+    private readonly cfg: EngineConfig,
+    private readonly embedded?: RendezvousServer,
+  ) {
+    this.rank = ready.rank;
+    this.size = ready.size;
+    this.localRank = ready.localRank;
+    this.localSize = ready.localSize;
+    this.generation = ready.generation;
+    this.kernels = ready.kernels;
+    port.on('message', (m: EngineReply) => this.onReply(m));
+    worker.on('error', (err) => this.abort(new AbortedError(`engine thread crashed: ${err.stack ?? err}`)));
+    worker.on('exit', () => this.abort(new ClosedError('engine thread exited')));
+    // Idle communicators do not keep the process alive; at the end of the program they close.
+    this.idle();
+    process.on('beforeExit', this.onBeforeExit);
+  }
+
+  private idle(): void {
+    if (this.pending.size === 0) (this.worker.unref(), this.port.unref());
+    else (this.worker.ref(), this.port.ref());
+  }
+
+  private onReply(m: EngineReply): void {
+    if (m.t === 'done' || m.t === 'op-failed') {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.t === 'done') p.resolve(m);
+      else p.reject(RingwireError.fromJSON(m.error));
+      this.idle();
+    } else if (m.t === 'failed') {
+      this.failure ??= RingwireError.fromJSON(m.error);
+    }
+  }
+
+  private abort(err: RingwireError): void {
+    this.failure ??= err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    this.idle();
+  }
+
+  // ---- the collectives -------------------------------------------------------------------
+
+  /** Reduces `x` across all ranks, in place. */
+  async allreduce<T extends RingwireArray>(x: T, options: ReduceOptions = {}): Promise<T> {
+    const { dtype, op } = this.reduceArgs(x, options, 'allreduce');
+    await this.run('allreduce', [x], dtype, op, 0, options.algo, 0, true);
+    return x;
+  }
+
+  /**
+   * Like allreduce, but blocks this thread until done (Atomics.wait): for CPU code that cannot
+   * await. Not on a browser-like main thread; never while another op of this communicator is pending.
+   */
+  allreduceSync<T extends RingwireArray>(x: T, options: ReduceOptions = {}): T {
+    const { dtype, op } = this.reduceArgs(x, options, 'allreduceSync');
+    this.usable();
+    if (this.pending.size) throw new InvalidArgumentError('allreduceSync: await the pending collectives of this communicator first');
+    const desc: Descriptor = { kind: 'allreduce', dtype, op, root: 0, count: x.length, layout: 0 };
+    const { sab, offset, staged } = this.place([x], false);
+    if (staged) copyInSync(x, sab);
+    const id = this.post(desc, sab, offset, x.byteLength, options.algo);
+    let result: Done | Error | undefined;
+    this.pending.set(id, { resolve: (d) => (result = d), reject: (e) => (result = e) });
+    const deadline = Date.now() + this.cfg.timeoutMs + 10_000;
+    while (!result) {
+      const seen = Atomics.load(this.signal, 0);
+      let msg;
+      while ((msg = receiveMessageOnPort(this.port))) this.onReply(msg.message as EngineReply);
+      if (result) break;
+      if (Date.now() > deadline) throw new TimeoutError(`allreduceSync: no answer from the engine within ${this.cfg.timeoutMs + 10_000} ms`);
+      Atomics.wait(this.signal, 0, seen, 1000);
+    }
+    if (result instanceof Error) throw result;
+    if (staged) (new Uint8Array(x.buffer, x.byteOffset, x.byteLength).set(new Uint8Array(sab, 0, x.byteLength)), this.release(sab));
+    return x;
+  }
+
+  /** All-reduces many arrays as one fused operation (one per dtype), in place. */
+  async groupedAllreduce<T extends RingwireArray>(xs: T[], options: Omit<ReduceOptions, 'dtype'> & { dtypes?: DType[] } = {}): Promise<T[]> {
+    if (!Array.isArray(xs)) throw new InvalidArgumentError('groupedAllreduce expects an array of typed arrays');
+    const groups = new Map<DType, T[]>();
+    xs.forEach((x, i) => {
+      const { dtype } = this.reduceArgs(x, { op: options.op, dtype: options.dtypes?.[i] }, `groupedAllreduce[${i}]`);
+      groups.set(dtype, [...(groups.get(dtype) ?? []), x]);
+    });
+    const op = options.op ?? 'sum';
+    await Promise.all([...groups].map(([dtype, group]) => this.run('allreduce', group, dtype, op, 0, options.algo, layoutHash(group), true)));
+    return xs;
+  }
+
+  /** Copies root's `x` into every rank's `x` (same length everywhere). */
+  async broadcast<T extends RingwireArray>(x: T, root: number, options: TypeOptions & { algo?: Algo } = {}): Promise<T> {
+    const dtype = this.dtypeOf(x, options.dtype, 'broadcast');
+    if (!Number.isInteger(root) || root < 0 || root >= this.size) throw new InvalidArgumentError(`broadcast: root must be an integer in 0..${this.size - 1}, got ${root}`);
+    await this.run('broadcast', [x], dtype, 'sum', root, options.algo, 0, this.rank !== root);
+    return x;
+  }
+
+  /** Every rank's `x`, by rank (lengths may differ between ranks); new arrays, `x` is unchanged. */
+  async allgather<T extends RingwireArray>(x: T, options: TypeOptions = {}): Promise<T[]> {
+    const dtype = this.dtypeOf(x, options.dtype, 'allgather');
+    const done = await this.run('allgather', [x], dtype, 'sum', 0, undefined, 0, false);
+    const Ctor = x.constructor as new (b: ArrayBufferLike, o: number, n: number) => T;
+    const elem = DTYPES[dtype].bytes;
+    return done.segs!.map(([off, len]) => new Ctor(done.out as ArrayBufferLike, off, len / elem));
+  }
+
+  /** Reduces `x` across ranks and returns this rank's segment of the result (x is unchanged). */
+  async reduceScatter<T extends RingwireArray>(x: T, options: ReduceOptions = {}): Promise<T> {
+    const { dtype, op } = this.reduceArgs(x, options, 'reduceScatter');
+    let result!: T;
+    await this.run('reducescatter', [x], dtype, op, 0, options.algo, 0, false, (sab, done) => {
+      const [off, len] = done.range!;
+      const Ctor = x.constructor as new (n: number) => T;
+      result = new Ctor(len / DTYPES[dtype].bytes);
+      new Uint8Array(result.buffer).set(new Uint8Array(sab, off, len));
+    });
+    return result;
+  }
+
+  /** Resolves once every rank has called barrier(). */
+  async barrier(): Promise<void> {
+    this.usable();
+    await this.run('barrier', [], 'uint8', 'sum', 0, 'tree', 0, false);
+  }
+
+  /** A typed array on a SharedArrayBuffer: collectives on it move no bytes between threads. */
+  allocate(dtype: DType, count: number): RingwireArray {
+    const d = DTYPES[dtype];
+    if (!d) throw new InvalidArgumentError(`unknown dtype ${JSON.stringify(dtype)}`);
+    if (!Number.isSafeInteger(count) || count < 0) throw new InvalidArgumentError(`count must be a non-negative integer, got ${count}`);
+    const Ctor = d.array as unknown as new (b: ArrayBufferLike) => RingwireArray;
+    return new Ctor(new SharedArrayBuffer(count * d.bytes));
+  }
+
+  /** Finishes pending collectives, leaves the job gracefully and stops the engine thread. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      process.off('beforeExit', this.onBeforeExit);
+      this.worker.ref();
+      this.port.ref();
+      const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+      this.port.postMessage({ t: 'close' });
+      const timer = setTimeout(() => void this.worker.terminate(), this.cfg.timeoutMs + 10_000);
+      await exited;
+      clearTimeout(timer);
+      this.port.close();
+      await this.embedded?.close();
+      this.failure ??= new ClosedError('the communicator is closed');
+    })();
+    return this.closed;
+  }
+
+  // ---- plumbing --------------------------------------------------------------------------
+
+  private usable(): void {
+    if (this.closed) throw new ClosedError('the communicator is closed');
+    if (this.failure) throw this.failure instanceof AbortedError ? this.failure : new AbortedError(`the communicator failed earlier: ${this.failure.message}`, { rank: this.failure.rank });
+  }
+
+  private dtypeOf(x: unknown, dtype: DType | undefined, what: string): DType {
+    const inferred = x instanceof Float32Array ? 'float32' : x instanceof Float64Array ? 'float64' : x instanceof Int32Array ? 'int32' : x instanceof Uint8Array ? 'uint8' : x instanceof Uint16Array ? undefined : null;
+    if (inferred === null) throw new InvalidArgumentError(`${what}: expected a Float32Array, Float64Array, Int32Array, Uint8Array or Uint16Array (float16/bfloat16), got ${describeValue(x)}`);
+    if (dtype !== undefined && !(dtype in DTYPES)) throw new InvalidArgumentError(`${what}: unknown dtype ${JSON.stringify(dtype)}`);
+    if (inferred === undefined) {
+      if (dtype !== 'float16' && dtype !== 'bfloat16') throw new InvalidArgumentError(`${what}: a Uint16Array needs { dtype: 'float16' } or { dtype: 'bfloat16' }`);
+      return dtype;
+    }
+    if (dtype !== undefined && dtype !== inferred) throw new InvalidArgumentError(`${what}: dtype ${dtype} does not match a ${(x as object).constructor.name}`);
+    return inferred;
+  }
+
+  private reduceArgs(x: unknown, options: ReduceOptions, what: string): { dtype: DType; op: ReduceOp } {
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`${what}: options must be an object`);
+    const dtype = this.dtypeOf(x, options.dtype, what);
+    const op = options.op ?? 'sum';
+    if (!REDUCE_OPS.includes(op)) throw new InvalidArgumentError(`${what}: op must be one of ${REDUCE_OPS.join(', ')}, got ${JSON.stringify(op)}`);
+    if (op === 'mean' && !DTYPES[dtype].float) throw new InvalidArgumentError(`${what}: op 'mean' needs a float type, not ${dtype} (use 'sum' and divide)`);
+    if (options.algo !== undefined && !['auto', 'ring', 'tree'].includes(options.algo)) throw new InvalidArgumentError(`${what}: algo must be auto, ring or tree`);
+    return { dtype, op };
+  }
+
+  /** Where the op's bytes live: the array's own SharedArrayBuffer, or a staging buffer. */
+  private place(xs: RingwireArray[], mustStage: boolean): { sab: SharedArrayBuffer; offset: number; staged: boolean } {
+    const total = xs.reduce((n, x) => n + x.byteLength, 0);
+    if (xs.length === 0) return { sab: EMPTY, offset: 0, staged: false };
+    if (xs.length === 1 && !mustStage && xs[0].buffer instanceof SharedArrayBuffer) return { sab: xs[0].buffer, offset: xs[0].byteOffset, staged: false };
+    return { sab: this.take(total), offset: 0, staged: true };
+  }
+
+  private take(bytes: number): SharedArrayBuffer {
+    let best = -1;
+    this.staging.forEach((s, i) => s.byteLength >= bytes && (best < 0 || s.byteLength < this.staging[best].byteLength) && (best = i));
+    if (best >= 0) return this.staging.splice(best, 1)[0];
+    return new SharedArrayBuffer(Math.max(8, Math.ceil(bytes / 65536) * 65536));
+  }
+
+  private release(sab: SharedArrayBuffer): void {
+    if (sab === EMPTY) return;
+    this.staging.push(sab);
+    if (this.staging.length > 4) this.staging.sort((a, b) => b.byteLength - a.byteLength).pop();
+  }
+
+  private post(desc: Descriptor, sab: SharedArrayBuffer, byteOffset: number, byteLength: number, algo: Algo | undefined): number {
+    const id = this.nextId++;
+    const op: OpRequest = { t: 'op', id, seq: ++this.seq, desc, buf: sab, byteOffset, byteLength, algo: algo ?? this.cfg.algo };
+    this.port.postMessage(op);
+    return id;
+  }
+
+  /**
+   * Runs one collective over `xs` fused in order: the sequence number is taken now, so ops keep
+   * the order they were called in even though staging copies yield to the event loop.
+   */
+  private async run(kind: Kind, xs: RingwireArray[], dtype: DType, op: ReduceOp, root: number, algo: Algo | undefined, layout: number, writeBack: boolean,
+    read?: (sab: SharedArrayBuffer, done: Done) => void): Promise<Done> {
+    this.usable();
+    const elem = DTYPES[dtype].bytes;
+    const count = kind === 'allgather' ? 0 : xs.reduce((n, x) => n + x.byteLength, 0) / elem;
+    const desc: Descriptor = { kind, dtype, op, root, count, layout };
+    const id = this.nextId++;
+    const seq = ++this.seq;
+    const { sab, offset, staged } = this.place(xs, kind === 'reducescatter');
+    const bytes = xs.reduce((n, x) => n + x.byteLength, 0);
+    const done = new Promise<Done>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.idle();
+    try {
+      if (staged) await copyIn(xs, sab);
+      const req: OpRequest = { t: 'op', id, seq, desc, buf: sab, byteOffset: offset, byteLength: bytes, algo: algo ?? this.cfg.algo };
+      this.port.postMessage(req);
+      const result = await done;
+      if (staged && writeBack) await copyOut(sab, xs);
+      read?.(sab, result);
+      return result;
+    } finally {
+      if (staged) this.release(sab);
+    }
+  }
+}
+
+/** Copies arrays into a staging buffer back to back, in slices, yielding between slices. */
+async function copyIn(xs: RingwireArray[], sab: SharedArrayBuffer): Promise<void> {
+  let at = 0;
+  for (const x of xs) {
+    await sliced(x.byteLength, (o, n) => new Uint8Array(sab, at + o, n).set(new Uint8Array(x.buffer, x.byteOffset + o, n)));
+    at += x.byteLength;
+  }
+}
+
+async function copyOut(sab: SharedArrayBuffer, xs: RingwireArray[]): Promise<void> {
+  let at = 0;
+  for (const x of xs) {
+    await sliced(x.byteLength, (o, n) => new Uint8Array(x.buffer, x.byteOffset + o, n).set(new Uint8Array(sab, at + o, n)));
+    at += x.byteLength;
+  }
+}
+
+function copyInSync(x: RingwireArray, sab: SharedArrayBuffer): void {
+  new Uint8Array(sab, 0, x.byteLength).set(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+}
+
+async function sliced(bytes: number, copy: (offset: number, n: number) => void): Promise<void> {
+  const slice = DEFAULTS.stagingSliceBytes;
+  for (let o = 0; o < bytes; o += slice) {
+    if (o > 0) await new Promise((r) => setImmediate(r));
+    copy(o, Math.min(slice, bytes - o));
+  }
+}
+
+/** Fingerprint of a grouped call's array lengths: ranks must fuse the same arrays the same way. */
+function layoutHash(xs: RingwireArray[]): number {
+  let h = 0x811c9dc5;
+  for (const x of [xs.length, ...xs.map((a) => a.length)]) {
+    h ^= x & 0xffff;
+    h = Math.imul(h, 0x01000193);
+    h ^= (x / 65536) & 0xffff;
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) || 1;
+}
+
+function describeValue(x: unknown): string {
+  if (x === null) return 'null';
+  if (typeof x !== 'object') return typeof x;
+  return (x as object).constructor?.name ?? 'object';
+}
+
+/**
+ * Joins the job and returns a ready communicator. Options fall back to the RINGWIRE_*
+ * environment that `ringrun` sets; see InitOptions.
+ */
+export async function init(options: InitOptions = {}): Promise<Communicator> {
+  const resolved = resolveConfig(options);
+  let embedded: RendezvousServer | undefined;
+  if (!resolved.rendezvous) {
+    if (resolved.size !== 1) throw new InvalidArgumentError(`no rendezvous: set RINGWIRE_RENDEZVOUS or { rendezvous } (or run under ringrun) for size ${resolved.size}`);
+    embedded = new RendezvousServer({ token: resolved.token, log: () => {} });
+    resolved.rendezvous = (await embedded.listen()).url;
+  }
+  const cfg = resolved as EngineConfig;
+  const { port1, port2 } = new MessageChannel();
+  const signal = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { config: cfg, port: port2, signal }, transferList: [port2] });
+  const limit = cfg.joinTimeoutMs + cfg.connectTimeoutMs + 10_000;
+  try {
+    const ready = await new Promise<Extract<EngineReply, { t: 'ready' }>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new TimeoutError(`init: not ready within ${limit} ms`)), limit);
+      port1.once('message', (m: EngineReply) => {
+        clearTimeout(timer);
+        if (m.t === 'ready') resolve(m);
+        else if (m.t === 'init-failed') reject(RingwireError.fromJSON(m.error as ErrorJSON));
+        else reject(new AbortedError(`init: unexpected ${m.t} from the engine`));
+      });
+      worker.once('error', (err) => (clearTimeout(timer), reject(new AbortedError(`init: engine thread crashed: ${err.stack ?? err}`))));
+    });
+    return new Communicator(ready, worker, port1, signal, cfg, embedded);
+  } catch (err) {
+    await worker.terminate();
+    port1.close();
+    await embedded?.close();
+    throw err;
+  }
+}

@@ -1,0 +1,281 @@
+import type { MessagePort } from 'node:worker_threads';
+import {
+  AbortedError, ErrorCode, PeerLostError, RendezvousClient, RingwireError, TimeoutError, createLogger,
+  type AbortEvent, type Logger,
+} from '@ringwire/rendezvous';
+import { segments, type OpContext } from './algorithms/context.js';
+import { ringAllreduce, ringReduceScatter } from './algorithms/ring.js';
+import { treeAllreduce } from './algorithms/tree.js';
+import { chainBroadcast, treeBroadcast } from './algorithms/broadcast.js';
+import { allgather } from './algorithms/allgather.js';
+import { DTYPES } from './dtypes.js';
+import { loadKernels } from './kernels/index.js';
+import type { Kernels } from './kernels/types.js';
+import type { EngineConfig, EngineReply, OpRequest } from './messages.js';
+import { Transport } from './transport.js';
+import { describe, descriptorHash } from './wire.js';
+
+/**
+ * The communication engine, one per communicator, in its own worker thread (like Horovod's
+ * background thread): it owns the rendezvous connection and the peer sockets, runs collectives
+ * strictly in sequence-number order, and reports back over a MessagePort. Any failure fails the
+ * whole job: every rank is told, through the peers and through the rendezvous.
+ */
+export class Engine {
+  private t!: Transport;
+  private rdzv!: RendezvousClient;
+  private readonly k: Kernels = loadKernels();
+  private readonly log: Logger;
+  private rank = -1;
+  private size = 0;
+  private readonly queue = new Map<number, OpRequest>();
+  private nextSeq = 1;
+  private submitted = 0;
+  private running?: OpRequest;
+  private failure?: RingwireError;
+  private closing = false;
+  private scratch = new Uint8Array(0);
+  private statusId = 0;
+  private readonly statusWaiters = new Map<number, Map<number, number>>();
+
+  constructor(private readonly cfg: EngineConfig, private readonly port: MessagePort, private readonly signal: Int32Array) {
+    this.log = createLogger(`[ringwire ${cfg.rank ?? '?'}]`, cfg.logLevel);
+    port.on('message', (m: { t: string } & Partial<OpRequest>) => (m.t === 'op' ? this.submit(m as OpRequest) : m.t === 'close' ? void this.close() : undefined));
+  }
+
+  private post(msg: EngineReply): void {
+    this.port.postMessage(msg);
+    Atomics.add(this.signal, 0, 1);
+    Atomics.notify(this.signal, 0);
+  }
+
+  async start(): Promise<void> {
+    const { cfg } = this;
+    try {
+      this.rdzv = await RendezvousClient.connect({ url: cfg.rendezvous, job: cfg.jobId, token: cfg.token, connectTimeoutMs: cfg.connectTimeoutMs });
+      // Advertise the address this host uses to reach the rendezvous: the peers can reach it too.
+      const host = cfg.host ?? this.rdzv.localAddress;
+      const { transport, port } = await Transport.listen(host, {
+        job: cfg.jobId, token: cfg.token, chunkBytes: cfg.chunkBytes, credits: cfg.credits,
+        connectTimeoutMs: cfg.connectTimeoutMs, authTimeoutMs: cfg.connectTimeoutMs, log: this.log,
+      });
+      this.t = transport;
+      this.rdzv.on('abort', (a: AbortEvent) => this.fail(RingwireError.fromJSON({ code: a.code, message: a.reason, rank: a.rank }), false));
+      this.rdzv.on('lost', (err: RingwireError) => this.fail(err, false));
+      const table = await this.rdzv.join({ rank: cfg.rank, size: cfg.size, host, port, localRank: cfg.localRank, timeoutMs: cfg.joinTimeoutMs });
+      this.rank = table.rank;
+      this.size = table.size;
+      transport.on('control', (from: number, msg: Record<string, unknown>) => this.onControl(from, msg));
+      transport.on('lost', (from: number, reason: string) => this.onLost(from, reason));
+      transport.on('protocol', (_from: number, err: RingwireError) => this.fail(err, true));
+      await transport.connect(table);
+      const me = table.peers[table.rank];
+      this.post({ t: 'ready', rank: table.rank, size: table.size, localRank: me.localRank, localSize: me.localSize, generation: table.generation, host, port, kernels: this.k.name });
+    } catch (err) {
+      const e = err instanceof RingwireError ? err : new AbortedError(`init failed: ${(err as Error).message}`, { cause: err });
+      this.post({ t: 'init-failed', error: e.toJSON() });
+      await this.shutdown();
+    }
+  }
+
+  private submit(op: OpRequest): void {
+    this.submitted = Math.max(this.submitted, op.seq);
+    if (this.failure) return this.reject(op, this.laterError());
+    this.queue.set(op.seq, op);
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    while (!this.running && !this.failure) {
+      const op = this.queue.get(this.nextSeq);
+      if (!op) return;
+      this.queue.delete(op.seq);
+      this.nextSeq++;
+      this.running = op;
+      try {
+        const result = await this.watch(op, () => this.execute(op));
+        this.post({ t: 'done', id: op.id, ...result });
+      } catch (err) {
+        const e = err instanceof RingwireError ? err : new AbortedError(`op #${op.seq} failed: ${(err as Error).stack ?? err}`);
+        this.fail(e, true);
+        this.reject(op, e);
+      } finally {
+        this.running = undefined;
+      }
+    }
+    if (this.closing && this.queue.size === 0) this.closeDone?.();
+  }
+
+  private async execute(op: OpRequest): Promise<Omit<Extract<EngineReply, { t: 'done' }>, 't' | 'id'>> {
+    const desc = op.desc;
+    const ctx: OpContext = { t: this.t, k: this.k, rank: this.rank, size: this.size, seq: op.seq, desc, hash: descriptorHash(desc), elem: DTYPES[desc.dtype].bytes, chunkBytes: this.cfg.chunkBytes };
+    const buf = new Uint8Array(op.buf, op.byteOffset, op.byteLength);
+    const n = this.size;
+    const small = buf.length < this.cfg.crossoverBytes;
+    const algo = op.algo === 'auto' ? (small ? 'tree' : 'ring') : op.algo;
+    switch (desc.kind) {
+      case 'allreduce':
+        if (n === 1) {
+          return {};
+        } else if (algo === 'tree') {
+          await treeAllreduce(ctx, buf, this.scratchOf(buf.length));
+        } else {
+          await ringAllreduce(ctx, buf);
+        }
+        return { algo };
+      case 'barrier':
+        if (n > 1) await treeAllreduce(ctx, buf, this.scratchOf(0));
+        return {};
+      case 'broadcast':
+        if (n > 1) await ((op.algo === 'auto' ? small : op.algo === 'tree') ? treeBroadcast : chainBroadcast)(ctx, buf, desc.root);
+        return {};
+      case 'reducescatter': {
+        const segs = segments(desc.count, n, ctx.elem);
+        if (n > 1) await ringReduceScatter(ctx, buf, segs);
+        const [off, len] = segs[this.rank];
+        if (desc.op === 'mean') this.k.scale(desc.dtype, buf.subarray(off, off + len), 1 / n);
+        return { range: [off, len] };
+      }
+      case 'allgather': {
+        if (n === 1) return { out: op.buf, segs: [[op.byteOffset, op.byteLength]] };
+        const { out, segs } = await allgather(ctx, buf, (bytes) => new Uint8Array(new SharedArrayBuffer(bytes)));
+        return { out: out.buffer as SharedArrayBuffer, segs: segs.map(([o, l]) => [o, l]) };
+      }
+      default:
+        throw new AbortedError(`unknown collective ${desc.kind}`);
+    }
+  }
+
+  private scratchOf(bytes: number): Uint8Array {
+    if (this.scratch.length < bytes) this.scratch = new Uint8Array(Math.max(bytes, 64 * 1024));
+    return this.scratch;
+  }
+
+  /**
+   * Runs one collective under the stall inspector: without progress for stallWarningMs it names
+   * the ranks that have not arrived; without progress for timeoutMs it fails the job with them.
+   */
+  private async watch<T>(op: OpRequest, run: () => Promise<T>): Promise<T> {
+    const started = Date.now();
+    let warned = false;
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<never>((_, reject) => {
+      const tick = async () => {
+        const idle = Date.now() - Math.max(started, this.t.lastProgress);
+        if (idle >= this.cfg.timeoutMs) {
+          const late = await this.lateRanks(op.seq);
+          return reject(new TimeoutError(`op #${op.seq} ${describe(op.desc)} made no progress for ${idle} ms (RINGWIRE_TIMEOUT_MS=${this.cfg.timeoutMs}); ${late.text}`, { ranks: late.ranks }));
+        }
+        if (idle >= this.cfg.stallWarningMs && !warned) {
+          warned = true;
+          const late = await this.lateRanks(op.seq);
+          this.log('warn', `stall: op #${op.seq} ${describe(op.desc)} has made no progress for ${Math.round(idle / 1000)} s; ${late.text}`);
+        }
+        timer = setTimeout(tick, Math.min(1000, this.cfg.timeoutMs / 4, this.cfg.stallWarningMs / 2));
+      };
+      timer = setTimeout(tick, Math.min(1000, this.cfg.timeoutMs / 4, this.cfg.stallWarningMs / 2));
+    });
+    try {
+      return await Promise.race([run(), stalled]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Asks every peer's engine which op it has reached; those behind `seq` have not arrived. */
+  private async lateRanks(seq: number): Promise<{ ranks: number[]; text: string }> {
+    const id = ++this.statusId;
+    const replies = new Map<number, number>();
+    this.statusWaiters.set(id, replies);
+    for (let r = 0; r < this.size; r++) if (r !== this.rank) this.t.control(r, { t: 'status?', id });
+    const deadline = Date.now() + 1000;
+    while (replies.size < this.size - 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.statusWaiters.delete(id);
+    const late: number[] = [];
+    const silent: number[] = [];
+    for (let r = 0; r < this.size; r++) {
+      if (r === this.rank) continue;
+      const s = replies.get(r);
+      if (s === undefined) silent.push(r);
+      else if (s < seq) late.push(r);
+    }
+    const parts = [];
+    if (late.length) parts.push(`ranks not arrived at op #${seq}: ${late.map((r) => `${r} (at op #${replies.get(r)})`).join(', ')}`);
+    if (silent.length) parts.push(`ranks not answering: ${silent.join(', ')}`);
+    if (!parts.length) parts.push('every rank has arrived; no data is moving');
+    return { ranks: [...late, ...silent], text: parts.join('; ') };
+  }
+
+  private onControl(from: number, msg: Record<string, unknown>): void {
+    switch (msg.t) {
+      case 'status?':
+        return this.t.control(from, { t: 'status', id: msg.id, seq: this.submitted });
+      case 'status':
+        this.statusWaiters.get(msg.id as number)?.set(from, msg.seq as number);
+        return;
+      case 'abort':
+        return this.fail(RingwireError.fromJSON(msg as unknown as { code: string; message: string }), false);
+      case 'bye':
+        return this.t.markBye(from);
+      default:
+        this.log('warn', `rank ${from} sent an unknown control message ${String(msg.t)}`);
+    }
+  }
+
+  private onLost(rank: number, reason: string): void {
+    if (this.closing && !this.running && this.queue.size === 0) return;
+    const err = new PeerLostError(`rank ${rank} ${reason}`, { rank });
+    // A peer that closed gracefully had finished every op it issued: only a later need of it fails.
+    if (reason.startsWith('closed')) this.t.failPeer(rank, err);
+    else this.fail(err, true);
+  }
+
+  /**
+   * Fails the communicator: the running and queued ops reject with `err`, later ones with
+   * RINGWIRE_ERR_ABORTED. With `spread`, every peer and the rendezvous hear of it too.
+   */
+  private fail(err: RingwireError, spread: boolean): void {
+    if (this.failure || (this.closing && !this.running && this.queue.size === 0)) return;
+    this.failure = err;
+    this.log('error', err.message);
+    this.t?.fail(err);
+    for (const op of this.queue.values()) this.reject(op, err);
+    this.queue.clear();
+    this.post({ t: 'failed', error: err.toJSON() });
+    if (spread) {
+      const msg = { t: 'abort', ...err.toJSON() };
+      for (let r = 0; r < this.size; r++) if (r !== this.rank) this.t.control(r, msg);
+      this.rdzv?.reportFailure(err.message, { code: err.code, rank: err.rank ?? this.rank }).catch(() => {});
+    }
+    if (this.closing) this.closeDone?.();
+  }
+
+  private laterError(): RingwireError {
+    return this.failure!.code === ErrorCode.ABORTED ? this.failure! : new AbortedError(`the communicator failed earlier: ${this.failure!.message}`, { rank: this.failure!.rank });
+  }
+
+  private reject(op: OpRequest, err: RingwireError): void {
+    this.post({ t: 'op-failed', id: op.id, error: err.toJSON() });
+  }
+
+  private closeDone?: () => void;
+
+  /** Finishes the queued ops, says goodbye to the peers and the rendezvous, and exits. */
+  private async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.running || this.queue.size) await new Promise<void>((r) => (this.closeDone = r));
+    // On both connections, so whichever closes first was preceded by the bye.
+    for (let r = 0; r < this.size; r++) if (r !== this.rank) this.t.control(r, { t: 'bye' }, true);
+    await this.shutdown();
+  }
+
+  private async shutdown(): Promise<void> {
+    this.closing = true;
+    await this.rdzv?.close().catch(() => {});
+    await this.t?.close().catch(() => {});
+    this.post({ t: 'closed' });
+    this.port.close();
+  }
+}
+

@@ -1,0 +1,9 @@
+export { init, Communicator, type ReduceOptions, type TypeOptions } from './communicator.js';
+export type { InitOptions } from './options.js';
+export type { Algo } from './messages.js';
+export { DTYPES, DTYPE_NAMES, REDUCE_OPS, type DType, type ReduceOp, type RingwireArray } from './dtypes.js';
+export { kernelsInfo, type KernelsInfo } from './kernels/index.js';
+export {
+  RingwireError, ErrorCode, InvalidArgumentError, PeerLostError, TimeoutError, MismatchError, AuthError, ProtocolError,
+  RendezvousError, AbortedError, ClosedError, DEFAULTS,
+} from '@ringwire/rendezvous';

@@ -1,0 +1,47 @@
+import type { ErrorCode } from '@ringwire/rendezvous';
+import type { Descriptor } from './wire.js';
+
+/** What the caller's thread hands the engine thread at start (plain data: it is cloned). */
+export interface EngineConfig {
+  rendezvous: string;
+  jobId: string;
+  token: string;
+  size: number;
+  rank?: number;
+  localRank?: number;
+  host?: string;
+  joinTimeoutMs: number;
+  connectTimeoutMs: number;
+  timeoutMs: number;
+  stallWarningMs: number;
+  chunkBytes: number;
+  credits: number;
+  crossoverBytes: number;
+  /** The default algorithm of each op (RINGWIRE_ALGO). */
+  algo: Algo;
+  logLevel?: string;
+}
+
+export type Algo = 'auto' | 'ring' | 'tree';
+
+/** One collective, posted to the engine; `buf` is shared, so no tensor bytes are copied. */
+export interface OpRequest {
+  t: 'op';
+  id: number;
+  seq: number;
+  desc: Descriptor;
+  buf: SharedArrayBuffer;
+  byteOffset: number;
+  byteLength: number;
+  algo: Algo;
+}
+
+export type ErrorJSON = { code: ErrorCode; message: string; rank?: number; ranks?: number[] };
+
+export type EngineReply =
+  | { t: 'ready'; rank: number; size: number; localRank: number; localSize: number; generation: number; host: string; port: number; kernels: string }
+  | { t: 'init-failed'; error: ErrorJSON }
+  | { t: 'done'; id: number; algo?: string; range?: [number, number]; out?: SharedArrayBuffer; segs?: [number, number][] }
+  | { t: 'op-failed'; id: number; error: ErrorJSON }
+  | { t: 'failed'; error: ErrorJSON }
+  | { t: 'closed' };

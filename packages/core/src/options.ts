@@ -1,0 +1,87 @@
+import { DEFAULTS, InvalidArgumentError, envNumber } from '@ringwire/rendezvous';
+import type { Algo, EngineConfig } from './messages.js';
+
+/**
+ * Options of `init()`. Each falls back to its environment variable (set by `ringrun`), then to
+ * the default in @ringwire/rendezvous's DEFAULTS.
+ */
+export interface InitOptions {
+  /** ws://host:port of the rendezvous (RINGWIRE_RENDEZVOUS). Without it, size 1 runs alone. */
+  rendezvous?: string;
+  /** This worker's rank (RINGWIRE_RANK); omitted: the rendezvous assigns one, grouped by host. */
+  rank?: number;
+  /** Number of workers (RINGWIRE_SIZE). */
+  size?: number;
+  /** RINGWIRE_LOCAL_RANK; omitted: the rendezvous derives it from the hosts. */
+  localRank?: number;
+  /** Job token (RINGWIRE_TOKEN); required when the rendezvous is not on loopback. */
+  token?: string;
+  /** Job id (RINGWIRE_JOB_ID), default 'default'. */
+  jobId?: string;
+  /** Address peers use to reach this worker (RINGWIRE_HOST); default: the address this host uses to reach the rendezvous. */
+  host?: string;
+  /** A collective with no progress for this long fails with RINGWIRE_ERR_TIMEOUT (RINGWIRE_TIMEOUT_MS). */
+  timeoutMs?: number;
+  /** After this long without progress a warning names the ranks that have not arrived. */
+  stallWarningMs?: number;
+  /** How long init waits for all workers to join. */
+  joinTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** Force an algorithm for all-reduce and broadcast (RINGWIRE_ALGO=ring|tree). */
+  algo?: Algo;
+  chunkBytes?: number;
+  credits?: number;
+  crossoverBytes?: number;
+  /** error | warn | info | debug (RINGWIRE_LOG_LEVEL). */
+  logLevel?: string;
+}
+
+const ALGOS: Algo[] = ['auto', 'ring', 'tree'];
+
+function int(name: string, v: unknown, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function envInt(name: string, env: NodeJS.ProcessEnv, min: number): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** Resolves options + environment into the engine's configuration, rejecting anything malformed. */
+export function resolveConfig(o: InitOptions, env: NodeJS.ProcessEnv = process.env): Omit<EngineConfig, 'rendezvous'> & { rendezvous?: string } {
+  if (o === null || typeof o !== 'object') throw new InvalidArgumentError('init options must be an object');
+  const size = int('size', o.size, 1) ?? envInt('RINGWIRE_SIZE', env, 1) ?? 1;
+  const rank = int('rank', o.rank, 0) ?? envInt('RINGWIRE_RANK', env, 0);
+  if (rank !== undefined && rank >= size) throw new InvalidArgumentError(`rank ${rank} is out of range for size ${size}`);
+  const algo = (o.algo ?? env.RINGWIRE_ALGO ?? 'auto') as Algo;
+  if (!ALGOS.includes(algo)) throw new InvalidArgumentError(`algo must be one of ${ALGOS.join(', ')}, got ${JSON.stringify(algo)} (RINGWIRE_ALGO)`);
+  const chunkBytes = int('chunkBytes', o.chunkBytes, 1024) ?? DEFAULTS.chunkBytes;
+  if (chunkBytes % 8 !== 0) throw new InvalidArgumentError(`chunkBytes must be a multiple of 8, got ${chunkBytes}`);
+  const str = (name: string, v: unknown) => {
+    if (v !== undefined && typeof v !== 'string') throw new InvalidArgumentError(`${name} must be a string`);
+    return v as string | undefined;
+  };
+  return {
+    rendezvous: str('rendezvous', o.rendezvous) ?? (env.RINGWIRE_RENDEZVOUS || undefined),
+    jobId: str('jobId', o.jobId) ?? (env.RINGWIRE_JOB_ID || 'default'),
+    token: str('token', o.token) ?? env.RINGWIRE_TOKEN ?? '',
+    host: str('host', o.host) ?? (env.RINGWIRE_HOST || undefined),
+    size,
+    rank,
+    localRank: int('localRank', o.localRank, 0) ?? envInt('RINGWIRE_LOCAL_RANK', env, 0),
+    joinTimeoutMs: int('joinTimeoutMs', o.joinTimeoutMs, 1) ?? DEFAULTS.joinTimeoutMs,
+    connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs, 1) ?? DEFAULTS.connectTimeoutMs,
+    timeoutMs: int('timeoutMs', o.timeoutMs, 1) ?? envNumber('RINGWIRE_TIMEOUT_MS', DEFAULTS.opTimeoutMs, env),
+    stallWarningMs: int('stallWarningMs', o.stallWarningMs, 1) ?? DEFAULTS.stallWarningMs,
+    chunkBytes,
+    credits: int('credits', o.credits, 1) ?? DEFAULTS.credits,
+    crossoverBytes: int('crossoverBytes', o.crossoverBytes, 0) ?? DEFAULTS.crossoverBytes,
+    logLevel: str('logLevel', o.logLevel) ?? env.RINGWIRE_LOG_LEVEL,
+    algo,
+  };
+}

@@ -1,0 +1,311 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import WebSocket, { WebSocketServer } from 'ws';
+import { AuthError, PeerLostError, ProtocolError, RingwireError, decode, encode, proof, proofMatches, type Logger, type PeerTable } from '@ringwire/rendezvous';
+import { FrameType, HEADER_BYTES, isFrame, readHeader, writeHeader, type FrameHeader } from './wire.js';
+
+export interface TransportOptions {
+  job: string;
+  token: string;
+  /** Largest payload of one frame; every frame on the wire is bounded by it. */
+  chunkBytes: number;
+  /** Frames a sender may have in flight to one peer before it waits for credit. */
+  credits: number;
+  connectTimeoutMs: number;
+  authTimeoutMs: number;
+  log: Logger;
+}
+
+export interface Frame {
+  h: FrameHeader;
+  payload: Buffer;
+}
+
+interface Inbox {
+  queue: Frame[];
+  waiter?: { resolve: (f: Frame) => void; reject: (e: Error) => void };
+}
+
+interface Outbox {
+  ws: WebSocket;
+  credits: number;
+  waiters: { resolve: () => void; reject: (e: Error) => void }[];
+}
+
+const CREDIT_DESC = { kind: 'barrier', dtype: 'uint8', op: 'sum', root: 0, count: 0, layout: 0 } as const;
+
+/**
+ * Peer connections for one communicator. Every ordered pair (i -> j) gets its own WebSocket on
+ * which i is the server: server frames are not masked, so bulk data always flows server to
+ * client, and the client sends back only credits and control messages. Frames from one peer
+ * arrive in order (TCP), and every rank issues collectives in the same order, so each peer's
+ * frames are consumed from a FIFO and checked against what this rank expects next.
+ *
+ * Events: 'control' (rank, msg), 'lost' (rank, reason).
+ */
+export class Transport extends EventEmitter {
+  rank = -1;
+  size = 0;
+  generation = 0;
+  lastProgress = Date.now();
+  private readonly wss: WebSocketServer;
+  private readonly inbound: (WebSocket | undefined)[] = [];
+  private readonly outbox: (Outbox | undefined)[] = [];
+  private readonly inbox: Inbox[] = [];
+  private readonly byes = new Set<number>();
+  private failure?: RingwireError;
+  private closing = false;
+  private tableReady!: (t: PeerTable & { rank: number }) => void;
+  private readonly table = new Promise<PeerTable & { rank: number }>((r) => (this.tableReady = r));
+  private readonly maxMessage: number;
+  private inboundDone?: () => void;
+
+  private constructor(private readonly opts: TransportOptions, wss: WebSocketServer) {
+    super();
+    this.wss = wss;
+    this.maxMessage = opts.chunkBytes + HEADER_BYTES + 64 * 1024;
+    wss.on('connection', (ws, req) => this.onInbound(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`));
+  }
+
+  /** Opens this rank's peer listener; the port goes into the rendezvous join. */
+  static async listen(host: string, opts: TransportOptions): Promise<{ transport: Transport; port: number }> {
+    const wss = new WebSocketServer({ host, port: 0, perMessageDeflate: false, maxPayload: opts.chunkBytes + HEADER_BYTES + 64 * 1024, skipUTF8Validation: true });
+    await new Promise<void>((resolve, reject) => (wss.once('listening', resolve), wss.once('error', reject)));
+    return { transport: new Transport(opts, wss), port: (wss.address() as AddressInfo).port };
+  }
+
+  /** Connects to every peer and waits until every peer has connected back. */
+  async connect(table: PeerTable & { rank: number }): Promise<void> {
+    this.rank = table.rank;
+    this.size = table.size;
+    this.generation = table.generation;
+    for (let i = 0; i < this.size; i++) this.inbox.push({ queue: [] });
+    const allInbound = new Promise<void>((resolve) => (this.inboundDone = resolve));
+    this.tableReady(table);
+    this.checkInbound();
+    const deadline = Date.now() + this.opts.connectTimeoutMs;
+    const peers = table.peers.filter((p) => p.rank !== this.rank);
+    await Promise.all(peers.map((p) => this.dial(p.rank, p.host, p.port, deadline)));
+    let timer: NodeJS.Timeout | undefined;
+    const missing = () => peers.filter((p) => !this.outbox[p.rank]).map((p) => p.rank);
+    await Promise.race([
+      allInbound,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new PeerLostError(`ranks ${missing().join(', ')} did not connect to rank ${this.rank} within ${this.opts.connectTimeoutMs} ms`, { ranks: missing() })), Math.max(1, deadline - Date.now()));
+      }),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  private checkInbound(): void {
+    if (this.size > 0 && this.outbox.filter(Boolean).length === this.size - 1) this.inboundDone?.();
+  }
+
+  /** A peer connects to receive our data: authenticate it, then it becomes our outbox to that rank. */
+  private onInbound(ws: WebSocket, remote: string): void {
+    const nonce = randomBytes(32);
+    let authed = false;
+    const reject = (why: string, code = 1008) => {
+      this.opts.log('warn', `peer listener: closing ${remote}: ${why}`);
+      ws.close(code, 'rejected');
+      setTimeout(() => ws.terminate(), 1000).unref();
+    };
+    const timer = setTimeout(() => !authed && reject('did not authenticate in time'), this.opts.authTimeoutMs);
+    ws.on('error', () => {});
+    ws.once('message', async (data: Buffer) => {
+      let hello;
+      try {
+        hello = decode(data);
+      } catch {
+        return reject('malformed hello');
+      }
+      if (hello.t !== 'hello' || hello.job !== this.opts.job || !proofMatches(this.opts.token, nonce, this.opts.job, hello.proof) || !(hello.nonce instanceof Uint8Array)) {
+        return reject(hello.job !== this.opts.job ? `hello for another job (${String(hello.job).slice(0, 64)})` : 'authentication failed', 4401);
+      }
+      const table = await this.table;
+      const r = hello.rank;
+      if (hello.generation !== table.generation) return reject(`stale generation ${hello.generation}, this job is at ${table.generation}`);
+      if (typeof r !== 'number' || !Number.isInteger(r) || r < 0 || r >= table.size || r === table.rank || this.outbox[r]) return reject(`bad or duplicate rank ${r}`);
+      authed = true;
+      clearTimeout(timer);
+      ws.send(encode({ t: 'welcome', proof: proof(this.opts.token, hello.nonce, this.opts.job) }));
+      this.outbox[r] = { ws, credits: this.opts.credits, waiters: [] };
+      ws.on('message', (msg: Buffer) => this.onMessage(r, msg, true));
+      ws.on('close', () => this.onClose(r));
+      this.checkInbound();
+    });
+    ws.send(encode({ t: 'challenge', nonce }));
+  }
+
+  /** Connects to peer `rank`'s listener to receive its data, retrying while it is not up yet. */
+  private async dial(rank: number, host: string, port: number, deadline: number): Promise<void> {
+    let delay = 10;
+    for (;;) {
+      try {
+        return await this.dialOnce(rank, host, port, deadline);
+      } catch (err) {
+        if (err instanceof RingwireError || Date.now() + delay >= deadline) {
+          throw err instanceof RingwireError ? err : new PeerLostError(`cannot connect to rank ${rank} at ${host}:${port}: ${(err as Error).message}`, { rank });
+        }
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 250);
+      }
+    }
+  }
+
+  private dialOnce(rank: number, host: string, port: number, deadline: number): Promise<void> {
+    const url = `ws://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: this.maxMessage, skipUTF8Validation: true, handshakeTimeout: Math.max(1, deadline - Date.now()) });
+    const myNonce = randomBytes(32);
+    return new Promise<void>((resolve, reject) => {
+      let stage = 0;
+      const fail = (err: Error) => (ws.terminate(), reject(err));
+      ws.on('error', (err) => stage < 2 && fail(err));
+      ws.on('close', (code) => {
+        if (stage < 2) fail(code === 4401 ? new AuthError(`rank ${rank} rejected this rank's token`, { rank }) : new Error(`closed during handshake (${code})`));
+        else this.onClose(rank);
+      });
+      ws.on('message', (data: Buffer) => {
+        if (stage === 2) return this.onMessage(rank, data, false);
+        let msg;
+        try {
+          msg = decode(data);
+        } catch (err) {
+          return fail(new ProtocolError(`rank ${rank} sent a malformed handshake`, { rank }));
+        }
+        if (stage === 0 && msg.t === 'challenge' && msg.nonce instanceof Uint8Array) {
+          stage = 1;
+          ws.send(encode({ t: 'hello', job: this.opts.job, generation: this.generation, rank: this.rank, proof: proof(this.opts.token, msg.nonce, this.opts.job), nonce: myNonce }));
+        } else if (stage === 1 && msg.t === 'welcome' && proofMatches(this.opts.token, myNonce, this.opts.job, msg.proof)) {
+          stage = 2;
+          this.inbound[rank] = ws;
+          resolve();
+        } else {
+          fail(new AuthError(`rank ${rank} at ${url} failed to prove it holds the job token`, { rank }));
+        }
+      });
+    });
+  }
+
+  private onMessage(rank: number, data: Buffer, fromOutbox: boolean): void {
+    try {
+      if (!isFrame(data)) return void this.emit('control', rank, decode(data));
+      const h = readHeader(data, this.opts.chunkBytes);
+      if (h.generation !== this.generation) throw new ProtocolError(`frame from generation ${h.generation}, this job is at ${this.generation}`);
+      this.lastProgress = Date.now();
+      if (h.type === FrameType.CREDIT) {
+        if (!fromOutbox) throw new ProtocolError('credit on a receiving connection');
+        const box = this.outbox[rank]!;
+        box.credits += h.length;
+        if (box.credits > this.opts.credits) throw new ProtocolError('more credit than was ever granted');
+        while (box.credits > 0 && box.waiters.length) (box.credits--, box.waiters.shift()!.resolve());
+        return;
+      }
+      if (fromOutbox) throw new ProtocolError('data on a sending connection');
+      const inbox = this.inbox[rank];
+      if (inbox.queue.length >= this.opts.credits) throw new ProtocolError(`rank ${rank} sent more frames than its credit`);
+      const frame = { h, payload: data.subarray(HEADER_BYTES) };
+      if (inbox.waiter) {
+        const w = inbox.waiter;
+        inbox.waiter = undefined;
+        w.resolve(frame);
+      } else inbox.queue.push(frame);
+    } catch (err) {
+      const e = err instanceof RingwireError ? err : new ProtocolError(String(err));
+      this.opts.log('error', `protocol error from rank ${rank}: ${e.message}`);
+      this.emit('protocol', rank, new ProtocolError(`rank ${rank}: ${e.message}`, { rank }));
+    }
+  }
+
+  private onClose(rank: number): void {
+    if (this.closing) return;
+    const reason = this.byes.has(rank) ? 'closed its communicator' : 'connection closed';
+    this.emit('lost', rank, reason);
+  }
+
+  /** The peer announced a graceful close: later uses of it fail as lost, without alarm. */
+  markBye(rank: number): void {
+    this.byes.add(rank);
+  }
+
+  /**
+   * Sends one frame to `peer` once it has credit. Resolves when the frame is queued, with
+   * `written`, which settles once the bytes are handed to the kernel (then `payload` may change).
+   */
+  async send(peer: number, h: FrameHeader, payload: Uint8Array): Promise<{ written: Promise<void> }> {
+    const box = this.outbox[peer];
+    if (this.failure) throw this.failure;
+    if (!box || box.ws.readyState !== WebSocket.OPEN) throw this.gone(peer);
+    if (box.credits > 0) box.credits--;
+    else await new Promise<void>((resolve, reject) => box.waiters.push({ resolve, reject }));
+    if (box.ws.readyState !== WebSocket.OPEN) throw this.gone(peer);
+    const header = writeHeader(Buffer.allocUnsafe(HEADER_BYTES), h);
+    this.lastProgress = Date.now();
+    const written = new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => (err ? reject(new PeerLostError(`sending to rank ${peer} failed: ${err.message}`, { rank: peer })) : resolve());
+      // Two fragments of one message: the payload is written from where it lies, never joined.
+      if (payload.length === 0) return void box.ws.send(header, { binary: true, fin: true }, done);
+      box.ws.send(header, { binary: true, fin: false });
+      box.ws.send(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { binary: true, fin: true }, done);
+    });
+    written.catch(() => {}); // the caller awaits it; a failure is also reported through 'lost'
+    return { written };
+  }
+
+  private gone(peer: number): PeerLostError {
+    return new PeerLostError(`rank ${peer} is gone (${this.byes.has(peer) ? 'it closed its communicator' : 'connection closed'})`, { rank: peer });
+  }
+
+  /** The next frame from `peer`. Call `release(peer)` once its payload has been consumed. */
+  recv(peer: number): Promise<Frame> {
+    if (this.failure) return Promise.reject(this.failure);
+    const inbox = this.inbox[peer];
+    const f = inbox.queue.shift();
+    if (f) return Promise.resolve(f);
+    const ws = this.inbound[peer];
+    if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.reject(this.gone(peer));
+    return new Promise((resolve, reject) => (inbox.waiter = { resolve, reject }));
+  }
+
+  /** Returns one frame's credit to `peer`. */
+  release(peer: number): void {
+    const ws = this.inbound[peer];
+    if (ws?.readyState !== WebSocket.OPEN) return;
+    ws.send(writeHeader(Buffer.allocUnsafe(HEADER_BYTES), { type: FrameType.CREDIT, desc: CREDIT_DESC, hash: 0, step: 0, generation: this.generation, seq: 0, offset: 0, length: 1 }));
+  }
+
+  /** Sends a control message (msgpack) to `peer`, on both its connections with `both`; dropped if gone. */
+  control(peer: number, msg: object, both = false): void {
+    const data = encode(msg);
+    for (const ws of both ? [this.inbound[peer], this.outbox[peer]?.ws] : [this.inbound[peer] ?? this.outbox[peer]?.ws]) {
+      if (ws?.readyState === WebSocket.OPEN) ws.send(data);
+    }
+  }
+
+  /** Fails every waiting send and receive with `err`; later calls fail at once. */
+  fail(err: RingwireError): void {
+    if (this.failure) return;
+    this.failure = err;
+    for (const inbox of this.inbox) if (inbox.waiter) (inbox.waiter.reject(err), (inbox.waiter = undefined));
+    for (const box of this.outbox) for (const w of box?.waiters.splice(0) ?? []) w.reject(err);
+  }
+
+  /** Rejects the waiters on one lost peer only (the caller decides whether that is fatal). */
+  failPeer(rank: number, err: RingwireError): void {
+    const inbox = this.inbox[rank];
+    if (inbox?.waiter) (inbox.waiter.reject(err), (inbox.waiter = undefined));
+    for (const w of this.outbox[rank]?.waiters.splice(0) ?? []) w.reject(err);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const all = [...this.inbound, ...this.outbox.map((b) => b?.ws)].filter((w): w is WebSocket => !!w);
+    await Promise.all(all.map((ws) => new Promise<void>((resolve) => {
+      if (ws.readyState === WebSocket.CLOSED) return resolve();
+      ws.once('close', () => resolve());
+      ws.close(1000);
+      setTimeout(() => (ws.terminate(), resolve()), 1000).unref();
+    })));
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+}
