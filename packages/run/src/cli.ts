@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError as CliArgError, type Option } from 'commander';
+import { check, formatCheck, ownVersion } from './check.js';
+import { parseHostList, readHostfile, UsageError, type HostSlots } from './hosts.js';
+import { launch } from './launch.js';
+import { splitWords } from './shell.js';
+
+const positiveInt = (v: string) => {
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new CliArgError('must be a positive integer');
+  return Number(v);
+};
+const seconds = (v: string) => {
+  const n = Number(v);
+  if (!/^\d*\.?\d+$/.test(v) || !(n > 0)) throw new CliArgError('must be a positive number of seconds');
+  return n;
+};
+const collect = (v: string, list: string[] = []) => [...list, v];
+
+const HELP = `
+Each worker gets RINGWIRE_RANK, RINGWIRE_SIZE, RINGWIRE_LOCAL_RANK, RINGWIRE_LOCAL_SIZE,
+RINGWIRE_RENDEZVOUS (ws://host:port), RINGWIRE_JOB_ID and RINGWIRE_TOKEN. Output lines are
+prefixed with [rank], stdout on stdout and stderr on stderr.
+
+Hosts: ranks fill hosts in order (host1 gets ranks 0..slots-1, then host2, ...). Hosts other
+than localhost/127.0.0.1/this machine's name are reached with ssh -o BatchMode=yes, in the same
+working directory; a remote worker gets only the RINGWIRE_* variables and those given with -x.
+The ssh command is --ssh, else $RINGRUN_SSH, else "ssh", e.g.
+  --ssh "ssh -i ~/.ssh/cluster -p 2222 -o StrictHostKeyChecking=accept-new"
+The rendezvous listens on --bind, else on the local address that routes to the hosts.
+
+Exit status: 0 when every worker succeeded; else the first failed worker's exit code, 128+n when
+it was killed by signal n (remote: the shell's 128+n); 124 when --timeout or --start-timeout
+hit; 127 when the command is not found; 2 for bad usage; 130/143 when ringrun is interrupted.
+
+Examples:
+  ringrun -np 4 node train.mjs --epochs 3
+  ringrun -H node1:2,node2:2 -x RINGWIRE_LOG_LEVEL=info node train.mjs
+  ringrun --hostfile hosts.txt --bind 10.0.0.1 --timeout 3600 node train.mjs
+`;
+
+const program = new Command('ringrun')
+  .usage('[options] command [args...]')
+  .description('Launch a ringwire job: N copies of a command, here or on other hosts over ssh.')
+  .option('-n, --np <n>', 'number of workers (also -np; default: the total slots of the hosts)', positiveInt)
+  .option('-H, --host <host:slots,...>', 'hosts and their slots, comma-separated (repeatable)', collect)
+  .option('--hostfile <file>', 'file of "host slots=N" lines (# comments)')
+  .option('-x <VAR[=value]>', 'set or forward an environment variable to every worker (repeatable)', collect)
+  .option('--timeout <s>', 'stop the job after this many seconds (exit 124)', seconds)
+  .option('--start-timeout <s>', 'every rank must join the rendezvous within this many seconds (exit 124)', seconds)
+  .option('--grace <s>', 'seconds between SIGTERM and SIGKILL when stopping workers', seconds, 5)
+  .option('--bind <addr>', 'address the rendezvous listens on (one every host reaches; 0.0.0.0 for all)')
+  .option('--ssh <command>', 'ssh command and options for remote hosts (default $RINGRUN_SSH or ssh)')
+  .option('--verbose', 'print the launch plan and the rendezvous address on stderr')
+  .option('--check', 'print the version, whether native kernels load and which TensorFlow.js backends are installed')
+  .version(ownVersion(), '-V, --version')
+  .argument('[command...]')
+  .passThroughOptions() // the worker command's own flags are left alone
+  .addHelpText('after', HELP)
+  .exitOverride((e) => process.exit(e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2));
+
+interface Opts {
+  np?: number;
+  host?: string[];
+  hostfile?: string;
+  x?: string[];
+  timeout?: number;
+  startTimeout?: number;
+  grace: number;
+  bind?: string;
+  ssh?: string;
+  verbose?: boolean;
+  check?: boolean;
+}
+
+/** `-np` is mpirun's spelling; commander would read it as `-n p`. Rewrite it up to the command. */
+function normalizeArgv(argv: string[], options: readonly Option[]): string[] {
+  const out = [...argv];
+  for (let i = 0; i < out.length; i++) {
+    if (out[i] === '-np') out[i] = '--np';
+    else if (out[i].startsWith('-np=')) out[i] = `--np=${out[i].slice(4)}`;
+    const t = out[i];
+    if (t === '--' || !t.startsWith('-') || t === '-') break;
+    const opt = options.find((o) => o.short === t || o.long === t);
+    if (opt && (opt.required || opt.optional)) i++;
+  }
+  return out;
+}
+
+function forwardedEnv(specs: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const s of specs) {
+    const eq = s.indexOf('=');
+    const name = eq < 0 ? s : s.slice(0, eq);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new UsageError(`-x ${s}: bad variable name`);
+    if (eq >= 0) env[name] = s.slice(eq + 1);
+    else if (process.env[name] !== undefined) env[name] = process.env[name]!;
+    else process.stderr.write(`ringrun: warning: -x ${name}: not set here, not forwarded\n`);
+  }
+  return env;
+}
+
+program.action(async (command: string[], opts: Opts) => {
+  if (opts.check) {
+    process.stdout.write(formatCheck(await check()));
+    return;
+  }
+  const controller = new AbortController();
+  let result;
+  try {
+    if (command.length === 0) throw new UsageError('missing command: ringrun [options] command [args...]');
+    const hosts: HostSlots[] = [...(opts.host ?? []).flatMap(parseHostList), ...(opts.hostfile ? readHostfile(opts.hostfile) : [])];
+    let signals = 0;
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.on(sig, () => {
+        // A second signal does not wait for the grace period: the exit handler kills everything.
+        if (++signals > 1) process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
+        controller.abort(sig);
+      });
+    }
+    result = await launch({
+      command: command[0],
+      args: command.slice(1),
+      np: opts.np,
+      hosts: hosts.length ? hosts : undefined,
+      env: forwardedEnv(opts.x ?? []),
+      timeoutMs: opts.timeout && opts.timeout * 1000,
+      startTimeoutMs: opts.startTimeout && opts.startTimeout * 1000,
+      graceMs: opts.grace * 1000,
+      bind: opts.bind,
+      ssh: opts.ssh ? splitWords(opts.ssh) : undefined,
+      verbose: opts.verbose,
+      signal: controller.signal,
+    });
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`ringrun: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.exit(result.code);
+});
+
+await program.parseAsync(normalizeArgv(process.argv.slice(2), program.options), { from: 'user' });

@@ -1,0 +1,284 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { killAll } from '../../../test/helpers/procs.js';
+import { placeRanks, parseHostList, parseHostfile, LineTagger, splitWords, shellQuote } from '../src/index.js';
+import { allGone, BARRIER, events, NODE, ringrun, waitEvents, WORKER } from './helpers.js';
+
+afterEach(() => killAll());
+const tmp = mkdtempSync(join(tmpdir(), 'ringrun-test-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('exit codes and fail-fast', () => {
+  it('exits 0 when every rank succeeds', async () => {
+    const p = ringrun(['-np', '3', NODE, WORKER, 'ok']);
+    expect(await p.exited).toBe(0);
+    expect(events(p, 'hello').map((e) => e.rank).sort()).toEqual([0, 1, 2]);
+    expect(p.stderr).toEqual([]);
+  });
+
+  it('a rank exiting 3: the others are stopped, ringrun exits 3 naming the rank', async () => {
+    const p = ringrun(['-np', '3', NODE, WORKER, 'exit', '1', '3']);
+    const pids = (await waitEvents(p, 'pid', 3)).map((e) => e.pid);
+    expect(await p.exited).toBe(3);
+    expect(p.stderr).toContain('ringrun: rank 1 exited with code 3');
+    await allGone(pids, 1000);
+  });
+
+  it('SIGKILL of one worker: ringrun exits 137 within 5 s naming the rank, no worker left', async () => {
+    const p = ringrun(['-np', '4', NODE, WORKER, 'hang']);
+    const started = await waitEvents(p, 'pid', 4);
+    const victim = started.find((e) => e.rank === 2)!;
+    const t0 = Date.now();
+    process.kill(victim.pid, 'SIGKILL');
+    expect(await p.exited).toBe(137);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(p.stderr).toContain('ringrun: rank 2 was killed by SIGKILL');
+    await allGone(started.map((e) => e.pid), 1000);
+  });
+
+  it('SIGINT to ringrun stops every worker, SIGKILL after the grace period for one ignoring SIGTERM', async () => {
+    const p = ringrun(['-np', '3', '--grace', '1', NODE, WORKER, 'stubborn']);
+    const pids = (await waitEvents(p, 'pid', 3)).map((e) => e.pid);
+    const t0 = Date.now();
+    p.child.kill('SIGINT');
+    expect(await p.exited).toBe(130);
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(900); // they ignored SIGTERM, so it took the grace period
+    expect(took).toBeLessThan(4000);
+    expect(p.stderr).toContain('ringrun: SIGINT: stopping 3 workers');
+    expect(events(p, 'ignored-sigterm')).toHaveLength(3);
+    await allGone(pids, 500);
+  });
+
+  it('SIGKILL to ringrun itself: its watchdog stops the workers', async () => {
+    const p = ringrun(['-np', '3', '--grace', '1', NODE, WORKER, 'hang']);
+    const pids = (await waitEvents(p, 'pid', 3)).map((e) => e.pid);
+    p.child.kill('SIGKILL');
+    await p.exited;
+    await allGone(pids, 3000);
+  });
+
+  it('a worker that exits leaves nothing behind in its process group', async () => {
+    const p = ringrun(['-np', '2', NODE, WORKER, 'orphan']);
+    expect(await p.exited).toBe(0);
+    const kids = events<{ child: number }>(p, 'pid').map((e) => e.child);
+    expect(kids).toHaveLength(2);
+    await allGone(kids, 1000);
+  });
+});
+
+describe('output', () => {
+  it('tags heavy interleaved output: every line whole, prefixed, on its stream, none lost', async () => {
+    const n = 3000;
+    const ranks = 4;
+    const p = ringrun(['-np', String(ranks), NODE, WORKER, 'spam', String(n)]);
+    expect(await p.exited).toBe(0);
+    for (const [stream, lines, mod] of [['out', p.lines, (i: number) => i % 3 !== 0], ['err', p.stderr, (i: number) => i % 3 === 0]] as const) {
+      for (let r = 0; r < ranks; r++) {
+        const mine = lines.filter((l) => l.startsWith(`[${r}] `)).map((l) => l.slice(`[${r}] `.length));
+        const tail = stream === 'out' ? `tail r=${r} no newline` : `tail r=${r} stderr`;
+        expect(mine.at(-1)).toBe(tail); // the unterminated last line is flushed at exit
+        const expected = Array.from({ length: n }, (_, i) => i)
+          .filter(mod)
+          .map((i) => `${stream} r=${r} i=${i} ${'x'.repeat(i % 200)}€ end`);
+        expect(mine.slice(0, -1)).toEqual(expected);
+      }
+      // Nothing untagged, nothing from another stream.
+      expect(lines.every((l) => /^\[\d\] /.test(l))).toBe(true);
+      expect(lines.length).toBe(ranks * (n / 3 * (stream === 'out' ? 2 : 1) + 1));
+    }
+  });
+
+  it('LineTagger holds partial lines and cuts none', () => {
+    const got: string[] = [];
+    const t = new LineTagger('[7] ', { write: (s: string) => got.push(s) });
+    t.push('a');
+    t.push('b\nc');
+    expect(got).toEqual(['[7] ab\n']);
+    t.push(Buffer.from([0xe2, 0x82])); // the first two bytes of '€'
+    t.push(Buffer.from([0xac, 0x0a, 0x64, 0x0a, 0x65]));
+    t.flush();
+    expect(got.join('')).toBe('[7] ab\n[7] c€\n[7] d\n[7] e\n');
+    expect(got.every((w) => w.endsWith('\n'))).toBe(true);
+  });
+});
+
+describe('environment', () => {
+  it('gives every rank the seven RINGWIRE_* variables and -x values', async () => {
+    const p = ringrun(['-np', '3', '-x', 'RR_TEST_SET=a b=c', '-x', 'RR_TEST_FWD', '-x', 'RINGWIRE_LOG_LEVEL=debug', NODE, WORKER, 'env'], { RR_TEST_FWD: 'forwarded', RR_TEST_NOT: 'x' });
+    expect(await p.exited).toBe(0);
+    const envs = events<{ vars: Record<string, string>; cwd: string }>(p, 'env').sort((a, b) => a.rank - b.rank);
+    expect(envs).toHaveLength(3);
+    const { RINGWIRE_JOB_ID: job, RINGWIRE_TOKEN: token, RINGWIRE_RENDEZVOUS: url } = envs[0].vars;
+    expect(url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+    expect(token).toMatch(/^[0-9a-f]{64}$/);
+    expect(job).toMatch(/^ringrun-/);
+    envs.forEach((e, r) => {
+      expect(e.vars).toEqual({
+        RINGWIRE_RANK: String(r),
+        RINGWIRE_SIZE: '3',
+        RINGWIRE_LOCAL_RANK: String(r),
+        RINGWIRE_LOCAL_SIZE: '3',
+        RINGWIRE_RENDEZVOUS: url,
+        RINGWIRE_JOB_ID: job,
+        RINGWIRE_TOKEN: token,
+        RINGWIRE_LOG_LEVEL: 'debug',
+        RR_TEST_SET: 'a b=c',
+        RR_TEST_FWD: 'forwarded',
+        RR_TEST_NOT: 'x', // local workers inherit ringrun's environment
+      });
+      expect(e.cwd).toBe(process.cwd());
+    });
+  });
+
+  it('a fresh token and job id per run', async () => {
+    const runs = [ringrun(['-np', '1', NODE, WORKER, 'env']), ringrun(['-np', '1', NODE, WORKER, 'env'])];
+    await Promise.all(runs.map((r) => r.exited));
+    const [a, b] = runs.map((r) => events<{ vars: Record<string, string> }>(r, 'env')[0].vars);
+    expect(a.RINGWIRE_TOKEN).not.toBe(b.RINGWIRE_TOKEN);
+    expect(a.RINGWIRE_JOB_ID).not.toBe(b.RINGWIRE_JOB_ID);
+  });
+
+  it('places ranks on hosts in order; local names are one host and run without ssh', async () => {
+    const hostfile = join(tmp, 'hosts');
+    writeFileSync(hostfile, '# two here\nlocalhost slots=2\n\n127.0.0.1 slots=3  # and more\n');
+    const p = ringrun(['--hostfile', hostfile, '-np', '4', '--ssh', 'false', NODE, WORKER, 'env']);
+    expect(await p.exited).toBe(0);
+    const envs = events<{ vars: Record<string, string> }>(p, 'env').sort((a, b) => a.rank - b.rank);
+    expect(envs.map((e) => [e.vars.RINGWIRE_LOCAL_RANK, e.vars.RINGWIRE_LOCAL_SIZE])).toEqual([['0', '4'], ['1', '4'], ['2', '4'], ['3', '4']]);
+  });
+
+  it('leaves the worker command flags alone', async () => {
+    const p = ringrun(['-np', '1', NODE, WORKER, 'argv', '-np', '5', '--timeout', '-x', '--', 'y']);
+    expect(await p.exited).toBe(0);
+    expect(events<{ argv: string[] }>(p, 'argv')[0].argv).toEqual(['-np', '5', '--timeout', '-x', '--', 'y']);
+  });
+});
+
+describe('timeouts', () => {
+  it('--timeout stops the job and exits 124 saying so', async () => {
+    const t0 = Date.now();
+    const p = ringrun(['-np', '2', '--timeout', '1', NODE, WORKER, 'hang']);
+    const pids = (await waitEvents(p, 'pid', 2)).map((e) => e.pid);
+    expect(await p.exited).toBe(124);
+    expect(Date.now() - t0).toBeLessThan(4000);
+    expect(p.stderr).toContain('ringrun: timeout: the job ran longer than 1 s; stopping 2 workers');
+    await allGone(pids, 500);
+  });
+
+  it('--start-timeout names the ranks that never joined the rendezvous', async () => {
+    const p = ringrun(['-np', '3', '--start-timeout', '2', NODE, BARRIER], { RR_TEST_SKIP_RANK: '1' });
+    expect(await p.exited).toBe(124);
+    expect(p.stderr).toContain('ringrun: start timeout: not every rank joined the rendezvous within 2 s; ranks never joined: 1 (2 of 3 joined)');
+    expect(events(p, 'done')).toEqual([]);
+  });
+
+  it('--start-timeout does not fire once everyone joined', async () => {
+    const p = ringrun(['-np', '3', '--start-timeout', '10', '--timeout', '30', NODE, BARRIER]);
+    expect(await p.exited).toBe(0);
+    expect(events(p, 'done')).toHaveLength(3);
+  });
+});
+
+describe('a real job on one host', () => {
+  it('4 workers join the embedded rendezvous with the launcher env and pass barriers', async () => {
+    const p = ringrun(['-np', '4', '--verbose', NODE, BARRIER]);
+    expect(await p.exited).toBe(0);
+    const joined = events<{ peers: { rank: number; localRank: number; localSize: number }[] }>(p, 'joined');
+    expect(joined.map((e) => e.rank).sort()).toEqual([0, 1, 2, 3]);
+    expect(joined[0].peers.map((x) => [x.rank, x.localRank, x.localSize])).toEqual([[0, 0, 4], [1, 1, 4], [2, 2, 4], [3, 3, 4]]);
+    expect(events(p, 'done')).toHaveLength(4);
+    expect(p.stderr.join('\n')).toMatch(/ringrun: job ringrun-\S+: 4 workers, rendezvous ws:\/\/127\.0\.0\.1:\d+/);
+    expect(p.stderr).toContain('ringrun:   rank 3 on localhost (local rank 3 of 4)');
+    expect(p.stderr).toContain('ringrun: all 4 ranks joined the rendezvous (generation 1)');
+  });
+});
+
+describe('bad input', () => {
+  const MARK = `rr-stray-${process.pid}`;
+  const W = [NODE, WORKER, 'hang', MARK]; // would hang if it were ever started
+  const cases: [string, string[], RegExp][] = [
+    ['unknown flag', ['--frobnicate', ...W], /unknown option '--frobnicate'/],
+    ['-np 0', ['-np', '0', ...W], /-np <n>' argument '0' is invalid. must be a positive integer/],
+    ['-np abc', ['-np', 'abc', ...W], /argument 'abc' is invalid/],
+    ['-np 1.5', ['-np', '1.5', ...W], /argument '1.5' is invalid/],
+    ['missing command', ['-np', '2'], /missing command/],
+    ['no -np and no hosts', [...W], /-np is required when no hosts are given/],
+    ['zero slots', ['-H', 'localhost:0', ...W], /slots must be a positive integer, got "0"/],
+    ['bad slots', ['-H', 'localhost:two', ...W], /slots must be a positive integer, got "two"/],
+    ['empty host entry', ['-H', 'a:1,,b:1', ...W], /empty host entry/],
+    ['bad host name', ['-H', 'a;rm -rf:1', ...W], /bad host name "a;rm -rf"/],
+    ['more ranks than slots', ['-np', '5', '-H', 'localhost:2,127.0.0.1:2', ...W], /-np 5 is more than the 4 slots/],
+    ['missing hostfile', ['--hostfile', '/nonexistent/hosts', ...W], /cannot read --hostfile: ENOENT/],
+    ['-x of a contract variable', ['-np', '1', '-x', 'RINGWIRE_RANK=9', ...W], /-x RINGWIRE_RANK: ringrun sets it/],
+    ['bad -x name', ['-np', '1', '-x', '1BAD=x', ...W], /-x 1BAD=x: bad variable name/],
+    ['bad --timeout', ['-np', '1', '--timeout', '-3', ...W], /--timeout <s>' argument '-3' is invalid/],
+    ['unterminated --ssh quote', ['-H', 'far.example:1', '--ssh', 'ssh "-i', ...W], /unterminated " quote/],
+  ];
+  for (const [name, args, message] of cases) {
+    it(`${name}: a clear message, exit 2, nothing started`, async () => {
+      const p = ringrun(args);
+      expect(await p.exited).toBe(2);
+      expect(p.stderr.join('\n')).toMatch(message);
+      expect(p.lines).toEqual([]);
+    });
+  }
+
+  it('a command that does not exist: exit 127 saying so', async () => {
+    const p = ringrun(['-np', '2', 'no-such-command-ringrun', MARK]);
+    expect(await p.exited).toBe(127);
+    expect(p.stderr).toEqual(['ringrun: command not found: no-such-command-ringrun']);
+  });
+
+  it('left no process behind', () => {
+    const stray = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(MARK) && !l.includes('ps -eo'));
+    expect(stray).toEqual([]);
+  });
+});
+
+describe('--check, --help', () => {
+  it('--check prints the version, the kernels and the TensorFlow.js backends', async () => {
+    const p = ringrun(['--check']);
+    expect(await p.exited).toBe(0);
+    expect(p.lines[0]).toMatch(/^ringrun \d+\.\d+\.\d+ \(node v\d+/);
+    expect(p.lines[1]).toMatch(/^native kernels: (yes|no, using JS kernels: .+)/);
+    expect(p.lines.slice(2)).toEqual([
+      'TensorFlow.js backends:',
+      ...['@tensorflow/tfjs', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-webgpu'].map((n) => expect.stringMatching(new RegExp(`^  ${n}: (installed|not installed)`))),
+    ]);
+  });
+
+  it('--check with RINGWIRE_NO_NATIVE=1 reports the JS kernels and why', async () => {
+    const p = ringrun(['--check'], { RINGWIRE_NO_NATIVE: '1' });
+    expect(await p.exited).toBe(0);
+    expect(p.lines[1]).toMatch(/^native kernels: no, using JS kernels: /);
+  });
+
+  it('--help documents the ssh option, the environment and the exit codes', async () => {
+    const p = ringrun(['--help']);
+    expect(await p.exited).toBe(0);
+    const help = p.lines.join('\n');
+    for (const s of ['--ssh <command>', 'RINGRUN_SSH', 'RINGWIRE_RENDEZVOUS', '128+n', '124', '--start-timeout', '-x <VAR[=value]>', '--hostfile']) expect(help).toContain(s);
+  });
+});
+
+describe('units', () => {
+  it('host lists, hostfiles and placement', () => {
+    expect(parseHostList('a:2,b,[::1]:3')).toEqual([{ host: 'a', slots: 2 }, { host: 'b', slots: 1 }, { host: '::1', slots: 3 }]);
+    expect(parseHostfile('a slots=2 max_slots=4\n# c\nb\n')).toEqual([{ host: 'a', slots: 2 }, { host: 'b', slots: 1 }]);
+    expect(() => parseHostfile('a slots=2 junk')).toThrow(/hostfile:1: expected "host slots=N"/);
+    const plan = placeRanks(3, [{ host: 'h1', slots: 2 }, { host: 'h2', slots: 2 }]);
+    expect(plan.map((p) => [p.rank, p.host, p.localRank, p.localSize])).toEqual([[0, 'h1', 0, 2], [1, 'h1', 1, 2], [2, 'h2', 0, 1]]);
+    expect(placeRanks(undefined, [{ host: 'h1', slots: 1 }, { host: 'h2', slots: 1 }, { host: 'h1', slots: 1 }]).map((p) => p.host)).toEqual(['h1', 'h1', 'h2']);
+  });
+
+  it('shell words and quoting round-trip through a real sh', () => {
+    expect(splitWords(`ssh -i "/a b/key" -o 'X=1 2' c\\ d`)).toEqual(['ssh', '-i', '/a b/key', '-o', 'X=1 2', 'c d']);
+    const nasty = [`it's`, '$(touch /tmp/pwned)', '`x`', 'a\nb', '"q"', '\\', '', ' lead', '*'];
+    const echoed = execFileSync('sh', ['-c', `printf '%s\\0' ${nasty.map(shellQuote).join(' ')}`], { encoding: 'utf8' });
+    expect(echoed.split('\0').slice(0, -1)).toEqual(nasty);
+  });
+});
