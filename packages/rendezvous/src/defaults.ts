@@ -23,9 +23,9 @@ export const DEFAULTS = {
   /** A stall report names the missing ranks after this long without progress. */
   stallWarningMs: 60_000,
   /** Largest payload of one peer frame: the unit that is pipelined, reduced and flow-controlled. */
-  chunkBytes: 512 * 1024,
+  chunkBytes: 1024 * 1024,
   /** Frames in flight per peer before the sender waits (extra memory per peer = credits x chunk). */
-  credits: 4,
+  credits: 8,
   /** Below this many bytes all-reduce and broadcast use the tree algorithms, above it the ring/chain. */
   crossoverBytes: 64 * 1024,
   /** The caller's thread copies into staging buffers in slices this big, yielding in between. */

@@ -1,0 +1,58 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { killAll } from './helpers/procs.js';
+import { finish, startJob, startRendezvous, stopRendezvous } from './helpers/job.js';
+
+beforeAll(startRendezvous);
+afterAll(stopRendezvous);
+afterEach(() => killAll());
+
+// Per rank: 6 dtypes; all-reduce over ops x lengths x 2 algorithms; then per length a broadcast
+// per algorithm, an all-gather and a reduce-scatter; then 4 grouped, shared, sync, 6 concurrent, barrier.
+function expectedChecks(lengths: number) {
+  const ops = 4 * 5 + 2 * 4; // float types have mean
+  return ops * lengths * 2 + 6 * lengths * 4 + 4 + 1 + 1 + 6 + 1;
+}
+
+describe('every collective, type and op against exact expected values', () => {
+  for (const size of [1, 2, 3, 4, 5]) {
+    it(`${size} rank${size > 1 ? 's' : ''}: lengths 0, 1, 7, 1000 and one not divisible by the size`, async () => {
+      const { procs } = startJob(size, ['all']);
+      const { codes, checks, output } = await finish(procs);
+      expect(codes, output).toEqual(Array(size).fill(0));
+      for (const c of checks) {
+        expect(c.filter((x) => !x.ok), output).toEqual([]);
+        expect(c).toHaveLength(expectedChecks(5));
+      }
+    }, 120_000);
+  }
+
+  it('8 ranks, lengths 0, 7 and 8003', async () => {
+    const { procs } = startJob(8, ['all'], { LENGTHS: '0,7,8003' });
+    const { codes, checks, output } = await finish(procs);
+    expect(codes, output).toEqual(Array(8).fill(0));
+    for (const c of checks) {
+      expect(c.filter((x) => !x.ok), output).toEqual([]);
+      expect(c).toHaveLength(expectedChecks(3));
+    }
+  }, 180_000);
+
+  for (const size of [2, 3, 4]) {
+    it(`16 MiB all-reduce and broadcast at ${size} ranks`, async () => {
+      const { procs } = startJob(size, ['big']);
+      const { codes, checks, output } = await finish(procs);
+      expect(codes, output).toEqual(Array(size).fill(0));
+      for (const c of checks) expect(c.map((x) => [x.name, x.ok, x.n])).toEqual([['allreduce float32 16MiB', true, 4194304], ['broadcast float32 16MiB', true, 4194304]]);
+    }, 120_000);
+  }
+
+  it('the JS kernels give the same results (RINGWIRE_NO_NATIVE=1)', async () => {
+    const { procs } = startJob(3, ['all'], { RINGWIRE_NO_NATIVE: '1', LENGTHS: '7,3001' });
+    const { codes, checks, output } = await finish(procs);
+    expect(codes, output).toEqual([0, 0, 0]);
+    expect(procs[0].lines.some((l) => l.includes('"kernels":"js"'))).toBe(true);
+    for (const c of checks) {
+      expect(c.filter((x) => !x.ok), output).toEqual([]);
+      expect(c).toHaveLength(expectedChecks(2));
+    }
+  }, 120_000);
+});
