@@ -131,53 +131,51 @@ struct IMax {
   static inline T Apply(T a, T b) { return b > a ? b : a; }
 };
 
-// float32 bits -> float16 bits, round to nearest even.
+// All-ones when c, else 0. Selects through masks rather than ?: because GCC turns the ternaries
+// below back into branches, which stops the portable conversion loops from vectorizing.
+static inline uint32_t Mask(bool c) { return 0u - (uint32_t)c; }
+static inline uint32_t Select(uint32_t mask, uint32_t a, uint32_t b) { return (a & mask) | (b & ~mask); }
+
+// float32 bits -> float16 bits, round to nearest even. Branch-free so the portable loops
+// vectorize; JS computes the same with integer branches (tests compare them).
 static inline uint16_t F32BitsToF16(uint32_t x) {
   const uint32_t sign = (x >> 16) & 0x8000u;
   const uint32_t a = x & 0x7FFFFFFFu;
-  if (a >= 0x7F800000u) {  // Inf, or NaN: quiet, top 10 payload bits kept
-    return (uint16_t)(sign | (a == 0x7F800000u ? 0x7C00u : (0x7E00u | ((a >> 13) & 0x3FFu))));
-  }
-  if (a >= 0x477FF000u) return (uint16_t)(sign | 0x7C00u);  // >= 65520 rounds to Inf
-  if (a >= 0x38800000u) {  // normal half: rebias exponent, round off 13 bits
-    const uint32_t m = a - 0x38000000u;
-    return (uint16_t)(sign | ((m + 0xFFFu + ((m >> 13) & 1u)) >> 13));
-  }
-  if (a < 0x33000000u) return (uint16_t)sign;  // below 2^-25 (2^-25 itself ties to even 0)
-  // Subnormal half: the result is round(value / 2^-24) with the implicit bit restored.
-  const uint32_t e = a >> 23;
-  const uint32_t mant = (a & 0x7FFFFFu) | 0x800000u;
-  const uint32_t shift = 126u - e;  // 14..24
-  uint32_t r = mant >> shift;
-  const uint32_t rem = mant & ((1u << shift) - 1u);
-  const uint32_t half = 1u << (shift - 1u);
-  if (rem > half || (rem == half && (r & 1u))) r++;  // may carry into 0x400: smallest normal
+  // Normal half: rebias the exponent, round off 13 mantissa bits (a carry may bump the exponent).
+  const uint32_t m = a - 0x38000000u;
+  const uint32_t normal = (m + 0xFFFu + ((m >> 13) & 1u)) >> 13;
+  // Subnormal half (|x| < 2^-14): adding 0.5f leaves |x| rounded to a multiple of 2^-24 (the ulp
+  // of 0.5f) in the low mantissa bits, rounded to nearest even by the FPU; 0x400 (the smallest
+  // normal) comes out when it rounds up. Float32 denormals give 0, also under DAZ.
+  const uint32_t sub = F32ToBits(BitsToF32(a) + 0.5f) - 0x3F000000u;
+  uint32_t r = Select(Mask(a < 0x38800000u), sub, normal);
+  r = Select(Mask(a >= 0x477FF000u), 0x7C00u, r);                           // >= 65520 -> Inf (and Inf)
+  r = Select(Mask(a > 0x7F800000u), 0x7E00u | ((a >> 13) & 0x3FFu), r);  // NaN: quiet, top payload kept
   return (uint16_t)(sign | r);
 }
 
 // float16 bits -> float32 bits (exact; NaN quieted, payload kept).
 static inline uint32_t F16ToF32Bits(uint16_t h) {
   const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-  const uint32_t e = (h >> 10) & 0x1Fu;
-  const uint32_t m = h & 0x3FFu;
-  if (e == 0x1F) return sign | 0x7F800000u | (m ? 0x400000u | (m << 13) : 0u);
-  if (e != 0) return sign | ((e + 112u) << 23) | (m << 13);
-  if (m == 0) return sign;
-  // Subnormal half m * 2^-24: normalize around its top set bit p.
-  int p = 9;
-  while (!(m & (1u << p))) p--;
-  return sign | ((uint32_t)(p + 103) << 23) | ((m << (23 - p)) & 0x7FFFFFu);
+  const uint32_t em = h & 0x7FFFu;
+  const uint32_t normal = (em << 13) + 0x38000000u;  // rebias exponent by 127 - 15
+  // Subnormal half m * 2^-24: build 2^-14 + m * 2^-24 as a float32 and subtract 2^-14 (exact).
+  const uint32_t sub = F32ToBits(BitsToF32((em << 13) + 0x38800000u) - 6.103515625e-05f);
+  const uint32_t special = (em << 13) | 0x7F800000u | (Mask(em > 0x7C00u) & 0x400000u);  // Inf, quiet NaN
+  uint32_t r = Select(Mask(em < 0x400u), sub, normal);
+  r = Select(Mask(em >= 0x7C00u), special, r);
+  return sign | r;
 }
 
 // float32 bits -> bfloat16 bits, round to nearest even (NaN: quiet, top 7 payload bits kept).
 static inline uint16_t F32BitsToBF16(uint32_t x) {
-  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((x >> 16) | 0x40u);
-  return (uint16_t)((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
+  const uint32_t rounded = (x + 0x7FFFu + ((x >> 16) & 1u)) >> 16;
+  return (uint16_t)Select(Mask((x & 0x7FFFFFFFu) > 0x7F800000u), (x >> 16) | 0x40u, rounded);
 }
 
 static inline uint32_t BF16ToF32Bits(uint16_t h) {
   const uint32_t x = (uint32_t)h << 16;
-  return (x & 0x7FFFFFFFu) > 0x7F800000u ? x | 0x400000u : x;
+  return x | (Mask((x & 0x7FFFFFFFu) > 0x7F800000u) & 0x400000u);
 }
 
 }  // namespace rw
