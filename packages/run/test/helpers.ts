@@ -1,4 +1,6 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { spawnNode, type Proc } from '../../../test/helpers/procs.js';
 
@@ -13,10 +15,24 @@ export function ringrun(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   return spawnNode(CLI, args, env);
 }
 
-/** Lines of ringrun's stdout for one rank, prefix removed. */
-export function rankLines(p: Proc, rank: number): string[] {
-  const tag = `[${rank}] `;
-  return p.lines.filter((l) => l.startsWith(tag)).map((l) => l.slice(tag.length));
+const live = new Set<ChildProcess>();
+
+/** Runs ringrun inside a network namespace (`ip netns exec` execs it: the pid is ringrun's). */
+export function ringrunIn(ns: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn('ip', ['netns', 'exec', ns, NODE, CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  const lines: string[] = [];
+  const stderr: string[] = [];
+  createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
+  createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
+  const exited = new Promise<number>((resolve) =>
+    child.on('exit', (code, signal) => (live.delete(child), resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15)))),
+  );
+  return { child, lines, stderr, exited, waitFor: () => Promise.reject(new Error('use waitEvents')) };
+}
+
+export async function killRingrunIn(): Promise<void> {
+  await Promise.all([...live].map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : (c.once('exit', r), c.kill('SIGKILL'))))));
 }
 
 /** The JSON events a rank printed through ringrun. */
