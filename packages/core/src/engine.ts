@@ -1,9 +1,9 @@
 import type { MessagePort } from 'node:worker_threads';
 import {
-  AbortedError, ErrorCode, PeerLostError, RendezvousClient, RingwireError, TimeoutError, createLogger,
+  AbortedError, DEFAULTS, ErrorCode, PeerLostError, RendezvousClient, RingwireError, TimeoutError, createLogger,
   type AbortEvent, type Logger,
 } from '@ringwire/rendezvous';
-import { segments, type OpContext } from './algorithms/context.js';
+import { mismatch, segments, type OpContext } from './algorithms/context.js';
 import { ringAllreduce, ringReduceScatter } from './algorithms/ring.js';
 import { treeAllreduce } from './algorithms/tree.js';
 import { chainBroadcast, treeBroadcast } from './algorithms/broadcast.js';
@@ -13,7 +13,13 @@ import { loadKernels } from './kernels/index.js';
 import type { Kernels } from './kernels/types.js';
 import type { EngineConfig, EngineReply, OpRequest } from './messages.js';
 import { Transport } from './transport.js';
-import { describe, descriptorHash } from './wire.js';
+import { describe, descriptorHash, type Descriptor } from './wire.js';
+
+/** What a peer's engine says about itself when asked: the last op submitted, and the one running. */
+interface PeerStatus {
+  seq: number;
+  running?: { seq: number; desc: Descriptor; hash: number };
+}
 
 /**
  * The communication engine, one per communicator, in its own worker thread (like Horovod's
@@ -36,7 +42,7 @@ export class Engine {
   private closing = false;
   private scratch = new Uint8Array(0);
   private statusId = 0;
-  private readonly statusWaiters = new Map<number, Map<number, number>>();
+  private readonly statusWaiters = new Map<number, Map<number, PeerStatus>>();
 
   constructor(private readonly cfg: EngineConfig, private readonly port: MessagePort, private readonly signal: Int32Array) {
     this.log = createLogger(`[ringwire ${cfg.rank ?? '?'}]`, cfg.logLevel);
@@ -57,7 +63,7 @@ export class Engine {
       const host = cfg.host ?? this.rdzv.localAddress;
       const { transport, port } = await Transport.listen(host, {
         job: cfg.jobId, token: cfg.token, chunkBytes: cfg.chunkBytes, credits: cfg.credits,
-        connectTimeoutMs: cfg.connectTimeoutMs, authTimeoutMs: cfg.connectTimeoutMs, log: this.log,
+        connectTimeoutMs: cfg.connectTimeoutMs, authTimeoutMs: DEFAULTS.authTimeoutMs, log: this.log,
       });
       this.t = transport;
       this.rdzv.on('abort', (a: AbortEvent) => this.fail(RingwireError.fromJSON({ code: a.code, message: a.reason, rank: a.rank }), false));
@@ -152,28 +158,35 @@ export class Engine {
   }
 
   /**
-   * Runs one collective under the stall inspector: without progress for stallWarningMs it names
-   * the ranks that have not arrived; without progress for timeoutMs it fails the job with them.
+   * Runs one collective under the stall inspector. After a second without progress it asks the
+   * peers which op they are in: a different collective at the same sequence number is a mismatch
+   * even when no frame could show it (two ranks both waiting to receive). Without progress for
+   * stallWarningMs it names the ranks that have not arrived; for timeoutMs, it fails the job.
    */
   private async watch<T>(op: OpRequest, run: () => Promise<T>): Promise<T> {
     const started = Date.now();
+    const hash = descriptorHash(op.desc);
     let warned = false;
     let timer: NodeJS.Timeout | undefined;
+    const every = Math.min(500, this.cfg.timeoutMs / 4, this.cfg.stallWarningMs / 2);
     const stalled = new Promise<never>((_, reject) => {
       const tick = async () => {
         const idle = Date.now() - Math.max(started, this.t.lastProgress);
-        if (idle >= this.cfg.timeoutMs) {
-          const late = await this.lateRanks(op.seq);
-          return reject(new TimeoutError(`op #${op.seq} ${describe(op.desc)} made no progress for ${idle} ms (RINGWIRE_TIMEOUT_MS=${this.cfg.timeoutMs}); ${late.text}`, { ranks: late.ranks }));
+        if (idle >= Math.min(1000, this.cfg.stallWarningMs)) {
+          const peers = await this.peerStatus();
+          for (const [r, { running: o }] of peers) if (o?.seq === op.seq && o.hash !== hash) return reject(mismatch(this.rank, op.seq, op.desc, r, o.seq, o.desc));
+          const late = this.late(op.seq, peers);
+          if (idle >= this.cfg.timeoutMs) {
+            return reject(new TimeoutError(`op #${op.seq} ${describe(op.desc)} made no progress for ${idle} ms (RINGWIRE_TIMEOUT_MS=${this.cfg.timeoutMs}); ${late.text}`, { ranks: late.ranks }));
+          }
+          if (idle >= this.cfg.stallWarningMs && !warned) {
+            warned = true;
+            this.log('warn', `stall: op #${op.seq} ${describe(op.desc)} has made no progress for ${Math.round(idle / 1000)} s; ${late.text}`);
+          }
         }
-        if (idle >= this.cfg.stallWarningMs && !warned) {
-          warned = true;
-          const late = await this.lateRanks(op.seq);
-          this.log('warn', `stall: op #${op.seq} ${describe(op.desc)} has made no progress for ${Math.round(idle / 1000)} s; ${late.text}`);
-        }
-        timer = setTimeout(tick, Math.min(1000, this.cfg.timeoutMs / 4, this.cfg.stallWarningMs / 2));
+        timer = setTimeout(tick, every);
       };
-      timer = setTimeout(tick, Math.min(1000, this.cfg.timeoutMs / 4, this.cfg.stallWarningMs / 2));
+      timer = setTimeout(tick, every);
     });
     try {
       return await Promise.race([run(), stalled]);
@@ -182,25 +195,30 @@ export class Engine {
     }
   }
 
-  /** Asks every peer's engine which op it has reached; those behind `seq` have not arrived. */
-  private async lateRanks(seq: number): Promise<{ ranks: number[]; text: string }> {
+  /** Asks every peer's engine (up to 1 s) which op it has reached and which one it is running. */
+  private async peerStatus(): Promise<Map<number, PeerStatus>> {
     const id = ++this.statusId;
-    const replies = new Map<number, number>();
+    const replies = new Map<number, PeerStatus>();
     this.statusWaiters.set(id, replies);
     for (let r = 0; r < this.size; r++) if (r !== this.rank) this.t.control(r, { t: 'status?', id });
     const deadline = Date.now() + 1000;
     while (replies.size < this.size - 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.statusWaiters.delete(id);
+    return replies;
+  }
+
+  /** Ranks behind op #seq (not arrived) or silent, as a sentence for errors and warnings. */
+  private late(seq: number, replies: Map<number, PeerStatus>): { ranks: number[]; text: string } {
     const late: number[] = [];
     const silent: number[] = [];
     for (let r = 0; r < this.size; r++) {
       if (r === this.rank) continue;
       const s = replies.get(r);
       if (s === undefined) silent.push(r);
-      else if (s < seq) late.push(r);
+      else if (s.seq < seq) late.push(r);
     }
     const parts = [];
-    if (late.length) parts.push(`ranks not arrived at op #${seq}: ${late.map((r) => `${r} (at op #${replies.get(r)})`).join(', ')}`);
+    if (late.length) parts.push(`ranks not arrived at op #${seq}: ${late.map((r) => `${r} (at op #${replies.get(r)!.seq})`).join(', ')}`);
     if (silent.length) parts.push(`ranks not answering: ${silent.join(', ')}`);
     if (!parts.length) parts.push('every rank has arrived; no data is moving');
     return { ranks: [...late, ...silent], text: parts.join('; ') };
@@ -208,11 +226,14 @@ export class Engine {
 
   private onControl(from: number, msg: Record<string, unknown>): void {
     switch (msg.t) {
-      case 'status?':
-        return this.t.control(from, { t: 'status', id: msg.id, seq: this.submitted });
-      case 'status':
-        this.statusWaiters.get(msg.id as number)?.set(from, msg.seq as number);
+      case 'status?': {
+        const op = this.running;
+        return this.t.control(from, { t: 'status', id: msg.id, seq: this.submitted, running: op ? { seq: op.seq, desc: op.desc, hash: descriptorHash(op.desc) } : null });
+      }
+      case 'status': {
+        this.statusWaiters.get(msg.id as number)?.set(from, { seq: msg.seq as number, running: (msg.running as PeerStatus['running']) ?? undefined });
         return;
+      }
       case 'abort':
         return this.fail(RingwireError.fromJSON(msg as unknown as { code: string; message: string }), false);
       case 'bye':

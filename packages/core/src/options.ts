@@ -22,7 +22,7 @@ export interface InitOptions {
   host?: string;
   /** A collective with no progress for this long fails with RINGWIRE_ERR_TIMEOUT (RINGWIRE_TIMEOUT_MS). */
   timeoutMs?: number;
-  /** After this long without progress a warning names the ranks that have not arrived. */
+  /** After this long without progress a warning names the ranks that have not arrived (default: 60 s or half the timeout). */
   stallWarningMs?: number;
   /** How long init waits for all workers to join. */
   joinTimeoutMs?: number;
@@ -61,6 +61,7 @@ export function resolveConfig(o: InitOptions, env: NodeJS.ProcessEnv = process.e
   const algo = (o.algo ?? env.RINGWIRE_ALGO ?? 'auto') as Algo;
   if (!ALGOS.includes(algo)) throw new InvalidArgumentError(`algo must be one of ${ALGOS.join(', ')}, got ${JSON.stringify(algo)} (RINGWIRE_ALGO)`);
   const chunkBytes = int('chunkBytes', o.chunkBytes, 1024) ?? DEFAULTS.chunkBytes;
+  const timeoutMs = int('timeoutMs', o.timeoutMs, 1) ?? envNumber('RINGWIRE_TIMEOUT_MS', DEFAULTS.opTimeoutMs, env);
   if (chunkBytes % 8 !== 0) throw new InvalidArgumentError(`chunkBytes must be a multiple of 8, got ${chunkBytes}`);
   const str = (name: string, v: unknown) => {
     if (v !== undefined && typeof v !== 'string') throw new InvalidArgumentError(`${name} must be a string`);
@@ -76,8 +77,8 @@ export function resolveConfig(o: InitOptions, env: NodeJS.ProcessEnv = process.e
     localRank: int('localRank', o.localRank, 0) ?? envInt('RINGWIRE_LOCAL_RANK', env, 0),
     joinTimeoutMs: int('joinTimeoutMs', o.joinTimeoutMs, 1) ?? DEFAULTS.joinTimeoutMs,
     connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs, 1) ?? DEFAULTS.connectTimeoutMs,
-    timeoutMs: int('timeoutMs', o.timeoutMs, 1) ?? envNumber('RINGWIRE_TIMEOUT_MS', DEFAULTS.opTimeoutMs, env),
-    stallWarningMs: int('stallWarningMs', o.stallWarningMs, 1) ?? DEFAULTS.stallWarningMs,
+    timeoutMs,
+    stallWarningMs: int('stallWarningMs', o.stallWarningMs, 1) ?? Math.min(DEFAULTS.stallWarningMs, Math.ceil(timeoutMs / 2)),
     chunkBytes,
     credits: int('credits', o.credits, 1) ?? DEFAULTS.credits,
     crossoverBytes: int('crossoverBytes', o.crossoverBytes, 0) ?? DEFAULTS.crossoverBytes,

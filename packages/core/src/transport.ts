@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { AuthError, PeerLostError, ProtocolError, RingwireError, decode, encode, proof, proofMatches, type Logger, type PeerTable } from '@ringwire/rendezvous';
@@ -61,7 +62,7 @@ export class Transport extends EventEmitter {
   private readonly maxMessage: number;
   private inboundDone?: () => void;
 
-  private constructor(private readonly opts: TransportOptions, wss: WebSocketServer) {
+  private constructor(private readonly opts: TransportOptions, private readonly http: Server, wss: WebSocketServer) {
     super();
     this.wss = wss;
     this.maxMessage = opts.chunkBytes + HEADER_BYTES + 64 * 1024;
@@ -70,9 +71,12 @@ export class Transport extends EventEmitter {
 
   /** Opens this rank's peer listener; the port goes into the rendezvous join. */
   static async listen(host: string, opts: TransportOptions): Promise<{ transport: Transport; port: number }> {
-    const wss = new WebSocketServer({ host, port: 0, perMessageDeflate: false, maxPayload: opts.chunkBytes + HEADER_BYTES + 64 * 1024, skipUTF8Validation: true });
-    await new Promise<void>((resolve, reject) => (wss.once('listening', resolve), wss.once('error', reject)));
-    return { transport: new Transport(opts, wss), port: (wss.address() as AddressInfo).port };
+    const http = createServer((_req, res) => res.writeHead(426).end());
+    // Strangers get as long to finish their HTTP request as peers get to authenticate.
+    http.headersTimeout = http.requestTimeout = opts.authTimeoutMs;
+    const wss = new WebSocketServer({ server: http, perMessageDeflate: false, maxPayload: opts.chunkBytes + HEADER_BYTES + 64 * 1024, skipUTF8Validation: true });
+    await new Promise<void>((resolve, reject) => (http.once('error', reject), http.listen(0, host, () => resolve())));
+    return { transport: new Transport(opts, http, wss), port: (http.address() as AddressInfo).port };
   }
 
   /** Connects to every peer and waits until every peer has connected back. */
@@ -306,6 +310,9 @@ export class Transport extends EventEmitter {
       ws.close(1000);
       setTimeout(() => (ws.terminate(), resolve()), 1000).unref();
     })));
-    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    for (const ws of this.wss.clients) ws.terminate();
+    this.wss.close();
+    this.http.closeAllConnections();
+    await new Promise<void>((resolve) => this.http.close(() => resolve()));
   }
 }

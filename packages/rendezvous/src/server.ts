@@ -102,6 +102,7 @@ export class RendezvousServer extends EventEmitter {
       throw new RendezvousError(`refusing to bind ${host} without a token: anyone who reaches it could join or disturb a job`);
     }
     this.http = createServer((req, res) => this.onHttp(req, res));
+    this.http.headersTimeout = this.http.requestTimeout = this.opts.authTimeoutMs;
     this.wss = new WebSocketServer({ server: this.http, maxPayload: this.opts.maxMessageBytes, perMessageDeflate: false });
     this.wss.on('connection', (ws, req) => this.onConnection(ws, req));
     await new Promise<void>((resolve, reject) => {
@@ -125,7 +126,8 @@ export class RendezvousServer extends EventEmitter {
     for (const c of this.conns) c.ws.terminate();
     for (const job of this.jobs.values()) this.clearTimers(job);
     this.jobs.clear();
-    await new Promise<void>((resolve) => (this.wss ? this.wss.close(() => resolve()) : resolve()));
+    this.wss?.close();
+    this.http?.closeAllConnections();
     await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
   }
 

@@ -89,15 +89,18 @@ export function reducer(ctx: OpContext): (dst: Uint8Array, src: Uint8Array) => v
 
 /** A frame from another collective, or another shape of this one, fails the job with both descriptors. */
 function check(ctx: OpContext, peer: number, h: FrameHeader, step: number, offset: number): void {
-  if (h.seq !== ctx.seq || h.hash !== ctx.hash) {
-    const theirs = { ...h.desc, layout: 0 };
-    const same = describe(theirs) === describe({ ...ctx.desc, layout: 0 });
-    const what = h.seq !== ctx.seq
-      ? `rank ${peer} sent data for op #${h.seq} ${describe(theirs)} while rank ${ctx.rank} is at op #${ctx.seq} ${describe(ctx.desc)}`
-      : `rank ${ctx.rank} called ${describe(ctx.desc)} but rank ${peer} called ${describe(theirs)}${same ? ' with its grouped arrays laid out differently' : ''}`;
-    throw new MismatchError(`collective mismatch at op #${ctx.seq}: ${what}`, { rank: peer });
-  }
+  if (h.seq !== ctx.seq || h.hash !== ctx.hash) throw mismatch(ctx.rank, ctx.seq, ctx.desc, peer, h.seq, h.desc);
   if (h.step !== step || h.offset !== offset) {
     throw new ProtocolError(`rank ${peer} sent step ${h.step} offset ${h.offset}, expected step ${step} offset ${offset}`, { rank: peer });
   }
+}
+
+/** The error for rank `peer` being at op #theirSeq `theirs` while this rank runs op #seq `mine`. */
+export function mismatch(rank: number, seq: number, mine: Descriptor, peer: number, theirSeq: number, theirs: Descriptor): MismatchError {
+  const t = { ...theirs, layout: 0 };
+  const same = describe(t) === describe({ ...mine, layout: 0 });
+  const what = theirSeq !== seq
+    ? `rank ${peer} sent data for op #${theirSeq} ${describe(t)} while rank ${rank} is at op #${seq} ${describe(mine)}`
+    : `rank ${rank} called ${describe(mine)} but rank ${peer} called ${describe(t)}${same ? ' with its grouped arrays laid out differently' : ''}`;
+  return new MismatchError(`collective mismatch at op #${seq}: ${what}`, { rank: peer });
 }

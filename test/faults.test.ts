@@ -1,0 +1,159 @@
+import { randomBytes } from 'node:crypto';
+import { connect as netConnect } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { encode, proof, type RendezvousServer } from '@ringwire/rendezvous';
+import { init, type Communicator } from 'ringwire';
+import { killAll, waitForJson } from './helpers/procs.js';
+import { finish, startJob, startRendezvous, stopRendezvous, TOKEN, type ErrorEvent } from './helpers/job.js';
+
+let server: RendezvousServer;
+beforeAll(async () => (server = await startRendezvous()));
+afterAll(stopRendezvous);
+afterEach(() => killAll());
+
+describe('a dead peer', () => {
+  it('SIGKILL of one rank during a 64 MiB all-reduce fails every other rank within 3 s, naming it', async () => {
+    const { procs } = startJob(4, ['hold']);
+    await Promise.all(procs.map((p) => waitForJson(p, 'looping', 30_000)));
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    procs[2].child.kill('SIGKILL');
+    const errs = await Promise.all([0, 1, 3].map((r) => waitForJson<ErrorEvent>(procs[r], 'error', 3000)));
+    expect(Date.now() - t0).toBeLessThan(3000);
+    for (const e of errs) {
+      expect(e.code).toBe('RINGWIRE_ERR_PEER_LOST');
+      expect(e.rank).toBe(2);
+      expect(e.message).toMatch(/rank 2 .*(connection closed|lost)/);
+    }
+    for (const r of [0, 1, 3]) expect((await waitForJson<ErrorEvent>(procs[r], 'after')).code).toBe('RINGWIRE_ERR_ABORTED');
+    expect((await Promise.all([0, 1, 3].map((r) => procs[r].exited)))).toEqual([1, 1, 1]);
+  });
+});
+
+describe('mismatched collectives fail on every rank with both descriptors', () => {
+  const cases: [string, RegExp][] = [
+    ['count', /allreduce\(float32, count=1000, op=sum\).*allreduce\(float32, count=999, op=sum\)|count=999.*count=1000/],
+    ['dtype', /float64.*float32|float32.*float64/],
+    ['op', /op=max.*op=sum|op=sum.*op=max/],
+    ['kind', /broadcast\(float32, count=1000, root=0\)/],
+    ['layout', /laid out differently/],
+  ];
+  for (const [kind, pattern] of cases) {
+    it(`different ${kind}`, async () => {
+      const { procs } = startJob(3, ['mismatch'], { MISMATCH: kind, RINGWIRE_TIMEOUT_MS: '20000' });
+      const t0 = Date.now();
+      const { codes, errors, output } = await finish(procs);
+      expect(Date.now() - t0).toBeLessThan(15_000);
+      expect(codes, output).toEqual([1, 1, 1]);
+      for (const [e] of errors) {
+        expect(e.code, output).toBe('RINGWIRE_ERR_MISMATCH');
+        expect(e.message).toMatch(/collective mismatch at op #1/);
+        expect(e.message).toMatch(pattern);
+        expect(e.message).toMatch(/rank 2/);
+      }
+    });
+  }
+});
+
+describe('a rank that never arrives', () => {
+  it('times out naming it, after a stall warning that names it earlier', async () => {
+    const { procs } = startJob(3, ['skip'], { RINGWIRE_TIMEOUT_MS: '2000' });
+    await waitForJson(procs[2], 'skipping');
+    const errs = await Promise.all([0, 1].map((r) => waitForJson<ErrorEvent>(procs[r], 'error', 10_000)));
+    for (const e of errs) {
+      expect(e.code).toBe('RINGWIRE_ERR_TIMEOUT');
+      expect(e.ranks).toEqual([2]);
+      expect(e.message).toMatch(/op #2 allreduce\(float32, count=10, op=sum\) made no progress for \d+ ms/);
+      expect(e.message).toMatch(/ranks not arrived at op #2: 2 \(at op #1\)/);
+    }
+    await Promise.all([procs[0].exited, procs[1].exited]);
+    for (const r of [0, 1]) expect(procs[r].stderr.join('\n')).toMatch(/stall: op #2 .* ranks not arrived at op #2: 2/);
+  });
+});
+
+describe('junk traffic to the peer ports', () => {
+  it('1,000 junk connections and frames during a job leave it undisturbed', async () => {
+    const { procs, job } = startJob(3, ['loop'], { ITERS: '300' });
+    await Promise.all(procs.map((p) => waitForJson(p, 'running', 30_000)));
+    const status = server.status() as { jobs: { id: string; generation: number; members: { port: number }[] }[] };
+    const j = status.jobs.find((x) => x.id === job)!;
+    const ports = j.members.map((m) => m.port);
+    const junk = async (i: number) => {
+      const port = ports[i % ports.length];
+      const kind = i % 6;
+      if (kind === 0) {
+        return new Promise<void>((resolve) => {
+          const s = netConnect(port, '127.0.0.1', () => s.end(randomBytes(1 + (i % 500))));
+          s.resume();
+          s.on('error', () => resolve());
+          s.on('close', () => resolve());
+          s.setTimeout(3000, () => s.destroy());
+        });
+      }
+      return new Promise<void>((resolve) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}`);
+        const timer = setTimeout(() => (ws.terminate(), resolve()), 3000);
+        ws.on('error', () => {});
+        ws.on('close', () => (clearTimeout(timer), resolve()));
+        ws.on('message', (data: Buffer) => {
+          const nonce = data.subarray(data.length - 32);
+          if (kind === 1) ws.send(randomBytes(1 + (i % 64)));
+          else if (kind === 2) ws.send(encode({ t: 'hello', job, generation: j.generation, rank: 0, proof: randomBytes(32), nonce: randomBytes(32) }));
+          else if (kind === 3) ws.send(encode({ t: 'hello', job: 'another-job', generation: 1, rank: 0, proof: proof(TOKEN, nonce, 'another-job'), nonce: randomBytes(32) }));
+          else if (kind === 4) ws.send(Buffer.concat([Buffer.from('RWF1'), randomBytes(100)])); // a data frame before any handshake
+          else ws.send(Buffer.alloc(2 * 1024 * 1024)); // over the frame bound
+        });
+      });
+    };
+    for (let i = 0; i < 1000; i += 50) await Promise.all(Array.from({ length: 50 }, (_, k) => junk(i + k)));
+    const { codes, checks, output } = await finish(procs);
+    expect(codes, output).toEqual([0, 0, 0]);
+    for (const c of checks) expect(c.map(({ name, ok }) => ({ name, ok }))).toEqual([{ name: 'loop', ok: true }]);
+  }, 120_000);
+});
+
+describe('bad input gets a clear error', () => {
+  let comm: Communicator;
+  beforeAll(async () => (comm = await init()));
+  afterAll(() => comm.close());
+
+  it('wrong types, sizes, ops and roots', async () => {
+    const bad = async (p: Promise<unknown>, re: RegExp) => expect(p).rejects.toMatchObject({ code: 'RINGWIRE_ERR_INVALID_ARG', message: expect.stringMatching(re) });
+    await bad(comm.allreduce([1, 2, 3] as unknown as Float32Array), /expected a Float32Array.*got Array/);
+    await bad(comm.allreduce(new Int32Array(4), { op: 'mean' }), /'mean' needs a float type, not int32/);
+    await bad(comm.allreduce(new Uint16Array(4)), /Uint16Array needs \{ dtype: 'float16' \}/);
+    await bad(comm.allreduce(new Float32Array(4), { dtype: 'float64' }), /dtype float64 does not match a Float32Array/);
+    await bad(comm.allreduce(new Float32Array(4), { op: 'avg' as 'sum' }), /op must be one of sum, mean, min, max, prod/);
+    await bad(comm.broadcast(new Float32Array(4), 1), /root must be an integer in 0..0, got 1/);
+    await bad(comm.allreduce(new Float32Array(4), { algo: 'fast' as 'ring' }), /algo must be auto, ring or tree/);
+    expect(() => comm.allocate('float32', -1)).toThrow(/count must be a non-negative integer/);
+    // Size 1 works without a rendezvous, and the communicator is still usable after bad calls.
+    const x = new Float32Array([1, 2, 3]);
+    await comm.allreduce(x, { op: 'mean' });
+    expect(Array.from(x)).toEqual([1, 2, 3]);
+    const [only] = await comm.allgather(new Int32Array([4, 5]));
+    expect(Array.from(only)).toEqual([4, 5]);
+  });
+
+  it('bad options and environment', async () => {
+    await expect(init({ size: 0 })).rejects.toMatchObject({ code: 'RINGWIRE_ERR_INVALID_ARG', message: 'size must be an integer >= 1, got 0' });
+    await expect(init({ size: 2, rank: 2 })).rejects.toMatchObject({ message: 'rank 2 is out of range for size 2' });
+    await expect(init({ size: 2 })).rejects.toMatchObject({ message: expect.stringMatching(/no rendezvous: set RINGWIRE_RENDEZVOUS/) });
+    await expect(init({ algo: 'x' as 'ring' })).rejects.toMatchObject({ message: expect.stringMatching(/algo must be one of auto, ring, tree/) });
+    process.env.RINGWIRE_TIMEOUT_MS = 'abc';
+    try {
+      await expect(init()).rejects.toMatchObject({ code: 'RINGWIRE_ERR_INVALID_ARG', message: 'RINGWIRE_TIMEOUT_MS must be a positive integer, got "abc"' });
+    } finally {
+      delete process.env.RINGWIRE_TIMEOUT_MS;
+    }
+    await expect(init({ size: 2, rendezvous: server.url, jobId: 'bad-token', token: 'wrong', connectTimeoutMs: 3000 })).rejects.toMatchObject({ code: 'RINGWIRE_ERR_AUTH' });
+  });
+
+  it('a closed communicator refuses work', async () => {
+    const c = await init();
+    await c.close();
+    await expect(c.allreduce(new Float32Array(1))).rejects.toMatchObject({ code: 'RINGWIRE_ERR_CLOSED' });
+  });
+});
+
