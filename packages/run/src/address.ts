@@ -1,6 +1,6 @@
 import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { createServer, isIP } from 'node:net';
 import { UsageError } from './hosts.js';
 
 /**
@@ -52,4 +52,22 @@ export async function chooseAddress(bind: string | undefined, remoteHosts: strin
   }
   const [src] = sources.keys();
   return { listen: bind ?? src, advertise: src };
+}
+
+/**
+ * Fails clearly when this machine cannot listen on `host` (not one of its addresses). Checked
+ * up front because RendezvousServer.listen() lets such an error escape as an unhandled 'error'.
+ */
+export async function assertCanListen(host: string): Promise<void> {
+  const srv = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(0, host, () => resolve());
+    });
+  } catch (err) {
+    throw new UsageError(`the rendezvous cannot listen on ${host}: ${(err as Error).message}`);
+  } finally {
+    srv.close();
+  }
 }

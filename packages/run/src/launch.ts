@@ -4,7 +4,7 @@ import { accessSync, constants as fsc, statSync } from 'node:fs';
 import { constants as osc, hostname } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { RendezvousServer, type PeerTable } from '@ringwire/rendezvous';
-import { chooseAddress } from './address.js';
+import { assertCanListen, chooseAddress } from './address.js';
 import { placeRanks, UsageError, type HostSlots, type Placement } from './hosts.js';
 import { LineTagger, type LineSink } from './output.js';
 import { remoteCommand, watchdogSource } from './remote.js';
@@ -92,6 +92,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   const token = randomBytes(32).toString('hex');
   const jobId = options.jobId ?? `ringrun-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
   const server = new RendezvousServer({ host: addr.listen, token, log: (level, m) => level !== 'debug' && level !== 'info' && log(`rendezvous ${level}: ${m}`) });
+  await assertCanListen(addr.listen);
   const { port } = await server.listen();
   const url = `ws://${addr.advertise.includes(':') ? `[${addr.advertise}]` : addr.advertise}:${port}`;
   if (options.verbose) {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { killAll } from '../../../test/helpers/procs.js';
-import { placeRanks, parseHostList, parseHostfile, LineTagger, splitWords, shellQuote } from '../src/index.js';
+import { launch, placeRanks, parseHostList, parseHostfile, LineTagger, splitWords, shellQuote } from '../src/index.js';
 import { allGone, BARRIER, events, NODE, ringrun, waitEvents, WORKER } from './helpers.js';
 
 afterEach(() => killAll());
@@ -216,6 +216,7 @@ describe('bad input', () => {
     ['-x of a contract variable', ['-np', '1', '-x', 'RINGWIRE_RANK=9', ...W], /-x RINGWIRE_RANK: ringrun sets it/],
     ['bad -x name', ['-np', '1', '-x', '1BAD=x', ...W], /-x 1BAD=x: bad variable name/],
     ['bad --timeout', ['-np', '1', '--timeout', '-3', ...W], /--timeout <s>' argument '-3' is invalid/],
+    ['--bind to an address not on this machine', ['-np', '1', '--bind', '203.0.113.77', ...W], /the rendezvous cannot listen on 203\.0\.113\.77: listen EADDRNOTAVAIL/],
     ['unterminated --ssh quote', ['-H', 'far.example:1', '--ssh', 'ssh "-i', ...W], /unterminated " quote/],
   ];
   for (const [name, args, message] of cases) {
@@ -236,6 +237,24 @@ describe('bad input', () => {
   it('left no process behind', () => {
     const stray = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(MARK) && !l.includes('ps -eo'));
     expect(stray).toEqual([]);
+  });
+});
+
+describe('launch() API', () => {
+  it('returns the result, writes to the given sinks and stops on an AbortSignal', async () => {
+    const out: string[] = [];
+    const logs: string[] = [];
+    const sink = { write: (s: string) => out.push(s) };
+    const failed = await launch({ command: NODE, args: [WORKER, 'exit', '1', '3'], np: 2, stdout: sink, stderr: sink, log: (m) => logs.push(m) });
+    expect(failed).toEqual({ code: 3, failedRank: 1, reason: 'rank 1 exited with code 3' });
+    expect(logs).toEqual(['rank 1 exited with code 3']);
+    expect(out.join('')).toMatch(/^\[[01]\] \{"event":"pid"/);
+    const ac = new AbortController();
+    const running = launch({ command: NODE, args: [WORKER, 'hang'], np: 2, stdout: sink, stderr: sink, log: (m) => logs.push(m), signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 800));
+    ac.abort('SIGTERM');
+    expect(await running).toEqual({ code: 143, reason: 'SIGTERM: stopping 2 workers' });
+    await expect(launch({ command: NODE, np: 0 })).rejects.toThrow(/-np must be a positive integer, got 0/);
   });
 });
 
