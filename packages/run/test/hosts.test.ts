@@ -88,8 +88,10 @@ describe.skipIf(noCluster !== undefined)('across hosts (network namespaces + ssh
 
   it('a remote rank exiting 3: ringrun exits 3 naming it, both hosts are cleared', async () => {
     const p = ringrunIn(c.ns[0], ['-H', hosts(), '--ssh', c.ssh, NODE, WORKER, 'exit', '3', '3']);
-    const pids = (await waitEvents(p, 'pid', 4)).map((e) => e.pid);
     expect(await p.exited).toBe(3);
+    // Ranks still starting when rank 3 failed may never have printed a pid: remoteQuiet covers them.
+    const pids = events(p, 'pid').map((e) => e.pid);
+    expect(pids.length).toBeGreaterThanOrEqual(1);
     expect(p.stderr).toContain(`ringrun: rank 3 (on ${c.addr[2]}) exited with code 3`);
     await allGone(pids, 2000);
     await remoteQuiet(3000);

@@ -21,8 +21,9 @@ describe('exit codes and fail-fast', () => {
 
   it('a rank exiting 3: the others are stopped, ringrun exits 3 naming the rank', async () => {
     const p = ringrun(['-np', '3', NODE, WORKER, 'exit', '1', '3']);
-    const pids = (await waitEvents(p, 'pid', 3)).map((e) => e.pid);
     expect(await p.exited).toBe(3);
+    const pids = events(p, 'pid').map((e) => e.pid); // a rank slow to start may have been stopped first
+    expect(pids.length).toBeGreaterThanOrEqual(1);
     expect(p.stderr).toContain('ringrun: rank 1 exited with code 3');
     await allGone(pids, 1000);
   });
@@ -170,9 +171,9 @@ describe('timeouts', () => {
   });
 
   it('--start-timeout names the ranks that never joined the rendezvous', async () => {
-    const p = ringrun(['-np', '3', '--start-timeout', '2', NODE, BARRIER], { RR_TEST_SKIP_RANK: '1' });
+    const p = ringrun(['-np', '3', '--start-timeout', '3', NODE, BARRIER], { RR_TEST_SKIP_RANK: '1' });
     expect(await p.exited).toBe(124);
-    expect(p.stderr).toContain('ringrun: start timeout: not every rank joined the rendezvous within 2 s; ranks never joined: 1 (2 of 3 joined)');
+    expect(p.stderr).toContain('ringrun: start timeout: not every rank joined the rendezvous within 3 s; ranks never joined: 1 (2 of 3 joined)');
     expect(events(p, 'done')).toEqual([]);
   });
 
@@ -248,7 +249,7 @@ describe('launch() API', () => {
     const failed = await launch({ command: NODE, args: [WORKER, 'exit', '1', '3'], np: 2, stdout: sink, stderr: sink, log: (m) => logs.push(m) });
     expect(failed).toEqual({ code: 3, failedRank: 1, reason: 'rank 1 exited with code 3' });
     expect(logs).toEqual(['rank 1 exited with code 3']);
-    expect(out.join('')).toMatch(/^\[[01]\] \{"event":"pid"/);
+    expect(out.join('')).toContain('[1] {"event":"pid","rank":1');
     const ac = new AbortController();
     const running = launch({ command: NODE, args: [WORKER, 'hang'], np: 2, stdout: sink, stderr: sink, log: (m) => logs.push(m), signal: ac.signal });
     await new Promise((r) => setTimeout(r, 800));
