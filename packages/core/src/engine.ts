@@ -63,7 +63,7 @@ export class Engine {
       const host = cfg.host ?? this.rdzv.localAddress;
       const { transport, port } = await Transport.listen(host, {
         job: cfg.jobId, token: cfg.token, chunkBytes: cfg.chunkBytes, credits: cfg.credits,
-        connectTimeoutMs: cfg.connectTimeoutMs, authTimeoutMs: DEFAULTS.authTimeoutMs, log: this.log,
+        connectTimeoutMs: cfg.connectTimeoutMs, authTimeoutMs: DEFAULTS.authTimeoutMs, closeTimeoutMs: DEFAULTS.closeTimeoutMs, log: this.log,
       });
       this.t = transport;
       this.rdzv.on('abort', (a: AbortEvent) => this.fail(RingwireError.fromJSON({ code: a.code, message: a.reason, rank: a.rank }), false));
@@ -245,10 +245,7 @@ export class Engine {
 
   private onLost(rank: number, reason: string): void {
     if (this.closing && !this.running && this.queue.size === 0) return;
-    const err = new PeerLostError(`rank ${rank} ${reason}`, { rank });
-    // A peer that closed gracefully had finished every op it issued: only a later need of it fails.
-    if (reason.startsWith('closed')) this.t.failPeer(rank, err);
-    else this.fail(err, true);
+    this.fail(new PeerLostError(`rank ${rank} ${reason}`, { rank }), true);
   }
 
   /**

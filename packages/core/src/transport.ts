@@ -15,6 +15,8 @@ export interface TransportOptions {
   credits: number;
   connectTimeoutMs: number;
   authTimeoutMs: number;
+  /** How long a graceful close waits for queued data and the peer's close handshake. */
+  closeTimeoutMs: number;
   log: Logger;
 }
 
@@ -135,7 +137,7 @@ export class Transport extends EventEmitter {
       ws.send(encode({ t: 'welcome', proof: proof(this.opts.token, hello.nonce, this.opts.job) }));
       this.outbox[r] = { ws, credits: this.opts.credits, waiters: [] };
       ws.on('message', (msg: Buffer) => this.onMessage(r, msg, true));
-      ws.on('close', () => this.onClose(r));
+      ws.on('close', () => this.onClose(r, 'send'));
       this.checkInbound();
     });
     ws.send(encode({ t: 'challenge', nonce }));
@@ -167,7 +169,7 @@ export class Transport extends EventEmitter {
       ws.on('error', (err) => stage < 2 && fail(err));
       ws.on('close', (code) => {
         if (stage < 2) fail(code === 4401 ? new AuthError(`rank ${rank} rejected this rank's token`, { rank }) : new Error(`closed during handshake (${code})`));
-        else this.onClose(rank);
+        else this.onClose(rank, 'recv');
       });
       ws.on('message', (data: Buffer) => {
         if (stage === 2) return this.onMessage(rank, data, false);
@@ -221,10 +223,16 @@ export class Transport extends EventEmitter {
     }
   }
 
-  private onClose(rank: number): void {
+  /**
+   * A peer that said bye had finished every op it issued, so its closed connections only matter
+   * to a later need: a receive that still waits once its data connection is gone, or a send.
+   * Without a bye, the peer is lost: 'lost' fails the job.
+   */
+  private onClose(rank: number, which: 'recv' | 'send'): void {
     if (this.closing) return;
-    const reason = this.byes.has(rank) ? 'closed its communicator' : 'connection closed';
-    this.emit('lost', rank, reason);
+    if (!this.byes.has(rank)) return void this.emit('lost', rank, 'connection closed');
+    if (which === 'recv' && this.inbox[rank]?.waiter) (this.inbox[rank].waiter!.reject(this.gone(rank)), (this.inbox[rank].waiter = undefined));
+    if (which === 'send') for (const w of this.outbox[rank]?.waiters.splice(0) ?? []) w.reject(this.gone(rank));
   }
 
   /** The peer announced a graceful close: later uses of it fail as lost, without alarm. */
@@ -294,21 +302,14 @@ export class Transport extends EventEmitter {
     for (const box of this.outbox) for (const w of box?.waiters.splice(0) ?? []) w.reject(err);
   }
 
-  /** Rejects the waiters on one lost peer only (the caller decides whether that is fatal). */
-  failPeer(rank: number, err: RingwireError): void {
-    const inbox = this.inbox[rank];
-    if (inbox?.waiter) (inbox.waiter.reject(err), (inbox.waiter = undefined));
-    for (const w of this.outbox[rank]?.waiters.splice(0) ?? []) w.reject(err);
-  }
-
   async close(): Promise<void> {
     this.closing = true;
     const all = [...this.inbound, ...this.outbox.map((b) => b?.ws)].filter((w): w is WebSocket => !!w);
     await Promise.all(all.map((ws) => new Promise<void>((resolve) => {
       if (ws.readyState === WebSocket.CLOSED) return resolve();
       ws.once('close', () => resolve());
-      ws.close(1000);
-      setTimeout(() => (ws.terminate(), resolve()), 1000).unref();
+      ws.close(1000); // after the data still queued: on a slow link that can take a while
+      setTimeout(() => (ws.terminate(), resolve()), this.opts.closeTimeoutMs).unref();
     })));
     for (const ws of this.wss.clients) ws.terminate();
     this.wss.close();

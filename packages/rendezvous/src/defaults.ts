@@ -14,6 +14,8 @@ export const DEFAULTS = {
   authTimeoutMs: 5_000,
   /** Connecting to a rendezvous or peer listener, retries included. */
   connectTimeoutMs: 30_000,
+  /** A graceful close waits this long for queued data to drain and the peer to answer. */
+  closeTimeoutMs: 10_000,
   /** Blocking KV get and barrier when the caller gives no timeout. */
   waitTimeoutMs: 120_000,
   /** Largest control message (msgpack) accepted from anyone. */

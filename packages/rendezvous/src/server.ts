@@ -105,6 +105,7 @@ export class RendezvousServer extends EventEmitter {
     this.http.headersTimeout = this.http.requestTimeout = this.opts.authTimeoutMs;
     this.wss = new WebSocketServer({ server: this.http, maxPayload: this.opts.maxMessageBytes, perMessageDeflate: false });
     this.wss.on('connection', (ws, req) => this.onConnection(ws, req));
+    this.wss.on('error', () => {}); // the http server's own 'error' rejects listen() below
     await new Promise<void>((resolve, reject) => {
       this.http!.once('error', reject);
       this.http!.listen(this.opts.port, host, () => resolve());
