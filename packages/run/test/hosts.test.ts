@@ -151,7 +151,7 @@ describe.skipIf(noCluster !== undefined)('across hosts (network namespaces + ssh
   it.skipIf(noTbf !== undefined)('a 50 mbit/s link (tbf): a 4 MB all-reduce is slowed but succeeds, no spurious timeout', async () => {
     shape(c, TBF);
     try {
-      const p = ringrunIn(c.ns[0], ['-H', hosts(), '--ssh', c.ssh, '-x', 'RR_TEST_COUNT=1000000', '-x', 'RR_TEST_SYNC_CLOSE=1', '--timeout', '60', NODE, ALLREDUCE]);
+      const p = ringrunIn(c.ns[0], ['-H', hosts(), '--ssh', c.ssh, '-x', 'RR_TEST_COUNT=1000000', '--timeout', '60', NODE, ALLREDUCE]);
       expect(await p.exited, p.stderr.join('\n')).toBe(0);
       const got = events<Reduced>(p, 'allreduce');
       expect(got.map((e) => [e.wrong, e.first])).toEqual(Array(4).fill([0, 10]));
@@ -165,7 +165,7 @@ describe.skipIf(noCluster !== undefined)('across hosts (network namespaces + ssh
   it.skipIf(noNetem !== undefined)('a slow, distant link (netem delay 30ms rate 50mbit): the job still succeeds', async () => {
     shape(c, NETEM);
     try {
-      const p = ringrunIn(c.ns[0], ['-H', hosts(), '--ssh', c.ssh, '-x', 'RR_TEST_COUNT=1000000', '-x', 'RR_TEST_SYNC_CLOSE=1', '--timeout', '60', NODE, ALLREDUCE]);
+      const p = ringrunIn(c.ns[0], ['-H', hosts(), '--ssh', c.ssh, '-x', 'RR_TEST_COUNT=1000000', '--timeout', '60', NODE, ALLREDUCE]);
       expect(await p.exited, p.stderr.join('\n')).toBe(0);
       const got = events<Reduced>(p, 'allreduce');
       expect(got.map((e) => [e.wrong, e.first])).toEqual(Array(4).fill([0, 10]));
