@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { AuthError, PeerLostError, ProtocolError, RingwireError, decode, encode, proof, proofMatches, type Logger, type PeerTable } from '@ringwire/rendezvous';
+import { DataSocket } from './websocket.js';
 import { FrameType, HEADER_BYTES, isFrame, readHeader, writeHeader, type FrameHeader } from './wire.js';
 
 export interface TransportOptions {
@@ -32,9 +33,14 @@ interface Inbox {
 
 interface Outbox {
   ws: WebSocket;
+  /** The raw socket under `ws`: data frames are written to it directly (see send). */
+  socket: Socket;
   credits: number;
   waiters: { resolve: () => void; reject: (e: Error) => void }[];
 }
+
+/** Socket reads land in one reused buffer of this size per receiving connection. */
+const READ_BUFFER_BYTES = 1024 * 1024;
 
 const CREDIT_DESC = { kind: 'barrier', dtype: 'uint8', op: 'sum', root: 0, count: 0, layout: 0 } as const;
 
@@ -53,7 +59,8 @@ export class Transport extends EventEmitter {
   generation = 0;
   lastProgress = Date.now();
   private readonly wss: WebSocketServer;
-  private readonly inbound: (WebSocket | undefined)[] = [];
+  /** Connections on which peers' data arrives (we dialled them). */
+  private readonly inbound: (DataSocket | undefined)[] = [];
   private readonly outbox: (Outbox | undefined)[] = [];
   private readonly inbox: Inbox[] = [];
   private readonly byes = new Set<number>();
@@ -135,7 +142,7 @@ export class Transport extends EventEmitter {
       authed = true;
       clearTimeout(timer);
       ws.send(encode({ t: 'welcome', proof: proof(this.opts.token, hello.nonce, this.opts.job) }));
-      this.outbox[r] = { ws, credits: this.opts.credits, waiters: [] };
+      this.outbox[r] = { ws, socket: (ws as unknown as { _socket: Socket })._socket, credits: this.opts.credits, waiters: [] };
       ws.on('message', (msg: Buffer) => this.onMessage(r, msg, true));
       ws.on('close', () => this.onClose(r, 'send'));
       this.checkInbound();
@@ -159,68 +166,76 @@ export class Transport extends EventEmitter {
     }
   }
 
-  private dialOnce(rank: number, host: string, port: number, deadline: number): Promise<void> {
-    const url = `ws://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: this.maxMessage, skipUTF8Validation: true, handshakeTimeout: Math.max(1, deadline - Date.now()) });
+  private async dialOnce(rank: number, host: string, port: number, deadline: number): Promise<void> {
+    const ds = await DataSocket.connect(host, port, { maxPayload: this.opts.chunkBytes, slots: this.opts.credits, readBufferBytes: READ_BUFFER_BYTES, timeoutMs: Math.max(1, deadline - Date.now()) });
     const myNonce = randomBytes(32);
-    return new Promise<void>((resolve, reject) => {
-      let stage = 0;
-      const fail = (err: Error) => (ws.terminate(), reject(err));
-      ws.on('error', (err) => stage < 2 && fail(err));
-      ws.on('close', (code) => {
-        if (stage < 2) fail(code === 4401 ? new AuthError(`rank ${rank} rejected this rank's token`, { rank }) : new Error(`closed during handshake (${code})`));
-        else this.onClose(rank, 'recv');
-      });
-      ws.on('message', (data: Buffer) => {
-        if (stage === 2) return this.onMessage(rank, data, false);
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: Error) => (ds.destroy(), reject(err));
+      const timer = setTimeout(() => fail(new AuthError(`rank ${rank} did not complete the handshake in time`, { rank })), Math.max(1, deadline - Date.now()));
+      ds.once('close', () => fail(new Error('closed during the handshake')));
+      ds.on('error', (err: Error) => fail(err));
+      const onControl = (data: Buffer) => {
         let msg;
         try {
           msg = decode(data);
-        } catch (err) {
+        } catch {
           return fail(new ProtocolError(`rank ${rank} sent a malformed handshake`, { rank }));
         }
-        if (stage === 0 && msg.t === 'challenge' && msg.nonce instanceof Uint8Array) {
-          stage = 1;
-          ws.send(encode({ t: 'hello', job: this.opts.job, generation: this.generation, rank: this.rank, proof: proof(this.opts.token, msg.nonce, this.opts.job), nonce: myNonce }));
-        } else if (stage === 1 && msg.t === 'welcome' && proofMatches(this.opts.token, myNonce, this.opts.job, msg.proof)) {
-          stage = 2;
-          this.inbound[rank] = ws;
+        if (msg.t === 'challenge' && msg.nonce instanceof Uint8Array) {
+          ds.send(encode({ t: 'hello', job: this.opts.job, generation: this.generation, rank: this.rank, proof: proof(this.opts.token, msg.nonce, this.opts.job), nonce: myNonce }));
+        } else if (msg.t === 'welcome' && proofMatches(this.opts.token, myNonce, this.opts.job, msg.proof)) {
+          clearTimeout(timer);
+          ds.removeAllListeners();
+          ds.on('control', (d: Buffer) => this.onMessage(rank, d, false));
+          ds.on('frame', (h: FrameHeader, payload: Buffer) => this.onData(rank, h, payload));
+          ds.on('error', (err: Error) => this.protocolError(rank, err));
+          ds.on('close', () => this.onClose(rank, 'recv'));
+          this.inbound[rank] = ds;
           resolve();
         } else {
-          fail(new AuthError(`rank ${rank} at ${url} failed to prove it holds the job token`, { rank }));
+          fail(new AuthError(`rank ${rank} at ${host}:${port} failed to prove it holds the job token`, { rank }));
         }
-      });
+      };
+      ds.on('control', onControl);
+      ds.start();
     });
   }
 
+  /** Control messages (either side) and credits (on our sending connections). */
   private onMessage(rank: number, data: Buffer, fromOutbox: boolean): void {
     try {
       if (!isFrame(data)) return void this.emit('control', rank, decode(data));
       const h = readHeader(data, this.opts.chunkBytes);
+      if (h.type !== FrameType.CREDIT || !fromOutbox) throw new ProtocolError('data frame on a sending connection');
       if (h.generation !== this.generation) throw new ProtocolError(`frame from generation ${h.generation}, this job is at ${this.generation}`);
       this.lastProgress = Date.now();
-      if (h.type === FrameType.CREDIT) {
-        if (!fromOutbox) throw new ProtocolError('credit on a receiving connection');
-        const box = this.outbox[rank]!;
-        box.credits += h.length;
-        if (box.credits > this.opts.credits) throw new ProtocolError('more credit than was ever granted');
-        while (box.credits > 0 && box.waiters.length) (box.credits--, box.waiters.shift()!.resolve());
-        return;
-      }
-      if (fromOutbox) throw new ProtocolError('data on a sending connection');
-      const inbox = this.inbox[rank];
-      if (inbox.queue.length >= this.opts.credits) throw new ProtocolError(`rank ${rank} sent more frames than its credit`);
-      const frame = { h, payload: data.subarray(HEADER_BYTES) };
-      if (inbox.waiter) {
-        const w = inbox.waiter;
-        inbox.waiter = undefined;
-        w.resolve(frame);
-      } else inbox.queue.push(frame);
+      const box = this.outbox[rank]!;
+      box.credits += h.length;
+      if (box.credits > this.opts.credits) throw new ProtocolError('more credit than was ever granted');
+      while (box.credits > 0 && box.waiters.length) (box.credits--, box.waiters.shift()!.resolve());
     } catch (err) {
-      const e = err instanceof RingwireError ? err : new ProtocolError(String(err));
-      this.opts.log('error', `protocol error from rank ${rank}: ${e.message}`);
-      this.emit('protocol', rank, new ProtocolError(`rank ${rank}: ${e.message}`, { rank }));
+      this.protocolError(rank, err);
     }
+  }
+
+  /** A data frame from `rank`, its payload in a slot of the receiving socket. */
+  private onData(rank: number, h: FrameHeader, payload: Buffer): void {
+    if (h.type !== FrameType.DATA) return this.protocolError(rank, new ProtocolError('credit frame on a receiving connection'));
+    if (h.generation !== this.generation) return this.protocolError(rank, new ProtocolError(`frame from generation ${h.generation}, this job is at ${this.generation}`));
+    this.lastProgress = Date.now();
+    const inbox = this.inbox[rank];
+    const frame = { h, payload };
+    if (inbox.waiter) {
+      const w = inbox.waiter;
+      inbox.waiter = undefined;
+      w.resolve(frame);
+    } else inbox.queue.push(frame);
+  }
+
+  private protocolError(rank: number, err: unknown): void {
+    const e = err instanceof RingwireError ? err : new ProtocolError(String((err as Error)?.message ?? err));
+    this.opts.log('error', `protocol error from rank ${rank}: ${e.message}`);
+    this.emit('protocol', rank, new ProtocolError(`rank ${rank}: ${e.message}`, { rank }));
   }
 
   /**
@@ -251,14 +266,24 @@ export class Transport extends EventEmitter {
     if (box.credits > 0) box.credits--;
     else await new Promise<void>((resolve, reject) => box.waiters.push({ resolve, reject }));
     if (box.ws.readyState !== WebSocket.OPEN) throw this.gone(peer);
-    const header = writeHeader(Buffer.allocUnsafe(HEADER_BYTES), h);
+    // One unmasked WebSocket frame (server to client), written without copying the payload:
+    // the frame header and our header in one small buffer, then the payload where it lies.
+    const total = HEADER_BYTES + payload.length;
+    const ext = total < 126 ? 0 : total < 65536 ? 2 : 8;
+    const head = Buffer.allocUnsafe(2 + ext + HEADER_BYTES);
+    head[0] = 0x82;
+    head[1] = ext === 0 ? total : ext === 2 ? 126 : 127;
+    if (ext === 2) head.writeUInt16BE(total, 2);
+    else if (ext === 8) head.writeBigUInt64BE(BigInt(total), 2);
+    writeHeader(head.subarray(2 + ext), h);
     this.lastProgress = Date.now();
     const written = new Promise<void>((resolve, reject) => {
-      const done = (err?: Error) => (err ? reject(new PeerLostError(`sending to rank ${peer} failed: ${err.message}`, { rank: peer })) : resolve());
-      // Two fragments of one message: the payload is written from where it lies, never joined.
-      if (payload.length === 0) return void box.ws.send(header, { binary: true, fin: true }, done);
-      box.ws.send(header, { binary: true, fin: false });
-      box.ws.send(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { binary: true, fin: true }, done);
+      const done = (err?: Error | null) => (err ? reject(new PeerLostError(`sending to rank ${peer} failed: ${err.message}`, { rank: peer })) : resolve());
+      const { socket } = box;
+      socket.cork();
+      if (payload.length === 0) socket.write(head, done);
+      else (socket.write(head), socket.write(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), done));
+      socket.uncork();
     });
     written.catch(() => {}); // the caller awaits it; a failure is also reported through 'lost'
     return { written };
@@ -274,24 +299,25 @@ export class Transport extends EventEmitter {
     const inbox = this.inbox[peer];
     const f = inbox.queue.shift();
     if (f) return Promise.resolve(f);
-    const ws = this.inbound[peer];
-    if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.reject(this.gone(peer));
+    if (!this.inbound[peer]?.open) return Promise.reject(this.gone(peer));
     return new Promise((resolve, reject) => (inbox.waiter = { resolve, reject }));
   }
 
   /** Returns one frame's credit to `peer`. */
   release(peer: number): void {
-    const ws = this.inbound[peer];
-    if (ws?.readyState !== WebSocket.OPEN) return;
-    ws.send(writeHeader(Buffer.allocUnsafe(HEADER_BYTES), { type: FrameType.CREDIT, desc: CREDIT_DESC, hash: 0, step: 0, generation: this.generation, seq: 0, offset: 0, length: 1 }));
+    const ds = this.inbound[peer];
+    if (!ds?.open) return;
+    ds.release();
+    ds.send(writeHeader(Buffer.allocUnsafe(HEADER_BYTES), { type: FrameType.CREDIT, desc: CREDIT_DESC, hash: 0, step: 0, generation: this.generation, seq: 0, offset: 0, length: 1 }));
   }
 
   /** Sends a control message (msgpack) to `peer`, on both its connections with `both`; dropped if gone. */
   control(peer: number, msg: object, both = false): void {
     const data = encode(msg);
-    for (const ws of both ? [this.inbound[peer], this.outbox[peer]?.ws] : [this.inbound[peer] ?? this.outbox[peer]?.ws]) {
-      if (ws?.readyState === WebSocket.OPEN) ws.send(data);
-    }
+    const ds = this.inbound[peer];
+    const ws = this.outbox[peer]?.ws;
+    if (ds?.open) ds.send(data);
+    if ((both || !ds?.open) && ws?.readyState === WebSocket.OPEN) ws.send(data);
   }
 
   /** Fails every waiting send and receive with `err`; later calls fail at once. */
@@ -304,13 +330,22 @@ export class Transport extends EventEmitter {
 
   async close(): Promise<void> {
     this.closing = true;
-    const all = [...this.inbound, ...this.outbox.map((b) => b?.ws)].filter((w): w is WebSocket => !!w);
-    await Promise.all(all.map((ws) => new Promise<void>((resolve) => {
-      if (ws.readyState === WebSocket.CLOSED) return resolve();
-      ws.once('close', () => resolve());
-      ws.close(1000); // after the data still queued: on a slow link that can take a while
-      setTimeout(() => (ws.terminate(), resolve()), this.opts.closeTimeoutMs).unref();
-    })));
+    const grace = this.opts.closeTimeoutMs;
+    // Closing frames go after the data still queued: on a slow link that can take a while.
+    await Promise.all([
+      ...this.inbound.map((ds) => ds && new Promise<void>((resolve) => {
+        if (!ds.open) return resolve();
+        ds.once('close', () => resolve());
+        ds.close();
+        setTimeout(() => (ds.destroy(), resolve()), grace).unref();
+      })),
+      ...this.outbox.map((b) => b && new Promise<void>((resolve) => {
+        if (b.ws.readyState === WebSocket.CLOSED) return resolve();
+        b.ws.once('close', () => resolve());
+        b.ws.close(1000);
+        setTimeout(() => (b.ws.terminate(), resolve()), grace).unref();
+      })),
+    ]);
     for (const ws of this.wss.clients) ws.terminate();
     this.wss.close();
     this.http.closeAllConnections();

@@ -96,7 +96,7 @@ export function isFrame(data: Buffer): boolean {
 }
 
 /** Parses and bounds-checks a frame; anything inconsistent is a protocol error. */
-export function readHeader(data: Buffer, maxPayload: number): FrameHeader {
+export function readHeader(data: Buffer, maxPayload: number, payloadBytes = data.length - HEADER_BYTES): FrameHeader {
   if (data.length < HEADER_BYTES) throw new ProtocolError(`frame of ${data.length} bytes is shorter than its header`);
   if (data[4] !== VERSION) throw new ProtocolError(`frame version ${data[4]}, expected ${VERSION}`);
   const type = data[5];
@@ -106,8 +106,8 @@ export function readHeader(data: Buffer, maxPayload: number): FrameHeader {
   if (type !== FrameType.DATA && type !== FrameType.CREDIT) throw new ProtocolError(`unknown frame type ${type}`);
   if (!kind || !dtype || !op) throw new ProtocolError('frame descriptor has unknown kind, dtype or op');
   const length = data.readUInt32LE(40);
-  if (type === FrameType.DATA && (length !== data.length - HEADER_BYTES || length > maxPayload)) {
-    throw new ProtocolError(`frame says ${length} payload bytes but carries ${data.length - HEADER_BYTES} (limit ${maxPayload})`);
+  if (type === FrameType.DATA && (length !== payloadBytes || length > maxPayload)) {
+    throw new ProtocolError(`frame says ${length} payload bytes but carries ${payloadBytes} (limit ${maxPayload})`);
   }
   const count = data.readDoubleLE(24);
   const offset = data.readDoubleLE(32);
