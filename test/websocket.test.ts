@@ -1,0 +1,70 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { DataSocket } from '../packages/core/src/websocket.js';
+import { FrameType, HEADER_BYTES, writeHeader } from '../packages/core/src/wire.js';
+
+// The receiving end of peer connections against a real `ws` server that sends hostile frames.
+let wss: WebSocketServer | undefined;
+afterEach(() => new Promise<void>((r) => (wss ? (wss.clients.forEach((c) => c.terminate()), wss.close(() => r())) : r())));
+
+async function pair(slots = 2, maxPayload = 1024): Promise<{ ds: DataSocket; peer: WebSocket; raw: import('node:net').Socket }> {
+  wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((r) => wss!.once('listening', r));
+  const port = (wss.address() as { port: number }).port;
+  const peer = new Promise<WebSocket>((r) => wss!.once('connection', r));
+  const ds = await DataSocket.connect('127.0.0.1', port, { maxPayload, slots, readBufferBytes: 4096, timeoutMs: 5000 });
+  const ws = await peer;
+  return { ds, peer: ws, raw: (ws as unknown as { _socket: import('node:net').Socket })._socket };
+}
+
+const desc = { kind: 'allreduce', dtype: 'float32', op: 'sum', root: 0, count: 10, layout: 0 } as const;
+function dataFrame(len: number, fill = 7): Buffer {
+  const b = Buffer.alloc(HEADER_BYTES + len, fill);
+  writeHeader(b, { type: FrameType.DATA, desc, hash: 1, step: 0, generation: 1, seq: 1, offset: 0, length: len });
+  return b;
+}
+
+describe('DataSocket (the receiving end of a peer connection)', () => {
+  it('delivers data frames into its slots and control messages whole, across tiny reads', async () => {
+    const { ds, peer } = await pair(2, 100_000);
+    const frames: Buffer[] = [];
+    const controls: Buffer[] = [];
+    ds.on('frame', (_h, p: Buffer) => (frames.push(Buffer.from(p)), ds.release()));
+    ds.on('control', (c: Buffer) => controls.push(c));
+    ds.start();
+    peer.send(dataFrame(70_000, 3)); // spans many 4 KiB reads
+    peer.send(Buffer.from('a control message, not a frame'));
+    peer.send(dataFrame(0));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(frames.map((f) => f.length)).toEqual([70_000, 0]);
+    expect(frames[0].every((v) => v === 3)).toBe(true);
+    expect(controls.map(String)).toEqual(['a control message, not a frame']);
+  });
+
+  const hostile: [string, (peer: WebSocket, raw: import('node:net').Socket) => void, RegExp][] = [
+    ['an oversized frame', (p) => p.send(dataFrame(2000)), /exceeds the bound/],
+    ['more frames than its credit', (p) => (p.send(dataFrame(10)), p.send(dataFrame(10)), p.send(dataFrame(10))), /more frames than its credit/],
+    ['a masked server frame', (_p, raw) => raw.write(Buffer.from([0x82, 0x82, 1, 2, 3, 4, 5, 6])), /server frame is masked/],
+    ['a fragmented message', (p) => (p.send(Buffer.alloc(10), { fin: false }), p.send(Buffer.alloc(10), { fin: true })), /fragmented/],
+    ['a frame whose length disagrees with its header', (_p, raw) => {
+      const f = dataFrame(10);
+      f.writeUInt32LE(999, 40);
+      raw.write(Buffer.concat([Buffer.from([0x82, f.length]), f]));
+    }, /says 999 payload bytes but carries 10/],
+  ];
+  for (const [what, send, re] of hostile) {
+    it(`closes the connection with a protocol error on ${what}`, async () => {
+      const { ds, peer, raw } = await pair(2);
+      const err = new Promise<Error & { code: string }>((r) => ds.once('error', r));
+      const closed = new Promise((r) => ds.once('close', r));
+      ds.on('frame', () => {}); // never released: credit runs out
+      ds.start();
+      send(peer, raw);
+      const e = await err;
+      expect(e.code).toBe('RINGWIRE_ERR_PROTOCOL');
+      expect(e.message).toMatch(re);
+      await closed;
+      expect(ds.open).toBe(false);
+    });
+  }
+});
