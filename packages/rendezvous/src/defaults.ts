@@ -29,7 +29,7 @@ export const DEFAULTS = {
   /** Frames in flight per peer before the sender waits (extra memory per peer = credits x chunk). */
   credits: 8,
   /** Below this many bytes all-reduce and broadcast use the tree algorithms, above it the ring/chain. */
-  crossoverBytes: 64 * 1024,
+  crossoverBytes: 512 * 1024,
   /** The caller's thread copies into staging buffers in slices this big, yielding in between. */
   stagingSliceBytes: 4 * 1024 * 1024,
 } as const;

@@ -1,0 +1,27 @@
+// All-reduce time and bus bandwidth per size, ranks spawned by itself. Usage: node bench/core-sweep.mjs NP
+// Env: SIZES=bytes,... CHUNK=bytes CREDITS=n ALGO=auto|ring|tree (zero-copy SharedArrayBuffer arrays).
+import { spawn } from 'node:child_process';
+import { RendezvousServer } from '@ringwire/rendezvous';
+import { init } from 'ringwire';
+if (process.env.RINGWIRE_RANK === undefined) {
+  const np = Number(process.argv[2] ?? 2);
+  const s = new RendezvousServer({ log: () => {} }); const { url } = await s.listen();
+  const ps = Array.from({ length: np }, (_, r) => spawn(process.execPath, [new URL(import.meta.url).pathname], { stdio: 'inherit', env: { ...process.env, RINGWIRE_RANK: r, RINGWIRE_SIZE: np, RINGWIRE_RENDEZVOUS: url, RINGWIRE_JOB_ID: 'q' } }));
+  await Promise.all(ps.map((p) => new Promise((r) => p.on('exit', r))));
+  await s.close();
+} else {
+  const comm = await init({ chunkBytes: Number(process.env.CHUNK ?? 524288), credits: Number(process.env.CREDITS ?? 4) });
+  for (const bytes of (process.env.SIZES ?? '4096,65536,1048576,16777216,67108864,268435456').split(',').map(Number)) {
+    const x = comm.allocate('float32', bytes / 4).fill(1);
+    const iters = bytes >= 64 << 20 ? 5 : bytes >= 1 << 20 ? 20 : 200;
+    const algo = process.env.ALGO ?? 'auto';
+    for (let i = 0; i < 3; i++) await comm.allreduce(x, { algo });
+    const ts = [];
+    for (let i = 0; i < iters; i++) { const t0 = process.hrtime.bigint(); await comm.allreduce(x, { algo }); ts.push(Number(process.hrtime.bigint() - t0) / 1e3); }
+    ts.sort((a, b) => a - b);
+    const med = ts[ts.length >> 1];
+    const bus = bytes / med / 1e3 * 2 * (comm.size - 1) / comm.size;
+    if (comm.rank === 0) console.log(`${bytes}\t${med.toFixed(1)} us\tbusbw ${bus.toFixed(2)} GB/s`);
+  }
+  await comm.close();
+}

@@ -1,0 +1,44 @@
+// During 256 MiB all-reduces at NP ranks: the caller's event-loop delay (max and p99, ms) and
+// the extra resident memory beyond the array itself, for zero-copy (SharedArrayBuffer) arrays
+// and for ordinary arrays (staged through shared buffers). Usage: node bench/loop-delay.mjs [NP]
+import { spawn } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { RendezvousServer } from '@ringwire/rendezvous';
+import { init } from 'ringwire';
+if (process.env.RINGWIRE_RANK === undefined) {
+  const np = Number(process.argv[2] ?? 2);
+  const s = new RendezvousServer({ log: () => {} });
+  const { url } = await s.listen();
+  const ps = Array.from({ length: np }, (_, r) => spawn(process.execPath, [new URL(import.meta.url).pathname], { stdio: 'inherit', env: { ...process.env, RINGWIRE_RANK: r, RINGWIRE_SIZE: np, RINGWIRE_RENDEZVOUS: url, RINGWIRE_JOB_ID: 'loop' } }));
+  await Promise.all(ps.map((p) => new Promise((r) => p.on('exit', r))));
+  await s.close();
+} else {
+  const comm = await init();
+  const n = 64 * 1024 * 1024; // 256 MiB of float32
+  for (const mode of ['zero-copy', 'staged']) {
+    const x = mode === 'zero-copy' ? comm.allocate('float32', n) : new Float32Array(n);
+    x.fill(1);
+    await comm.barrier();
+    const base = process.memoryUsage().rss;
+    const h = monitorEventLoopDelay({ resolution: 1 });
+    h.enable();
+    let maxGap = 0;
+    let last = performance.now();
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+    }, 1);
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss - base)), 5);
+    const t0 = performance.now();
+    for (let i = 0; i < 3; i++) await comm.allreduce(x);
+    const ms = (performance.now() - t0) / 3;
+    clearInterval(ticker);
+    clearInterval(sampler);
+    h.disable();
+    const row = { rank: comm.rank, mode, ms_per_allreduce: +ms.toFixed(1), loop_delay_max_ms: +(h.max / 1e6).toFixed(2), loop_delay_p99_ms: +(h.percentile(99) / 1e6).toFixed(2), timer_gap_max_ms: +maxGap.toFixed(2), extra_rss_MiB: +(peak / 2 ** 20).toFixed(1), ok: x[12345] === comm.size ** 3 };
+    console.log(JSON.stringify(row));
+  }
+  await comm.close();
+}
