@@ -10,14 +10,15 @@ if (process.env.RINGWIRE_RANK === undefined) {
   await Promise.all(ps.map((p) => new Promise((r) => p.on('exit', r))));
   await s.close();
 } else {
-  const comm = await init({ chunkBytes: Number(process.env.CHUNK ?? 524288), credits: Number(process.env.CREDITS ?? 4) });
+  const comm = await init({ chunkBytes: process.env.CHUNK ? Number(process.env.CHUNK) : undefined, credits: process.env.CREDITS ? Number(process.env.CREDITS) : undefined });
   for (const bytes of (process.env.SIZES ?? '4096,65536,1048576,16777216,67108864,268435456').split(',').map(Number)) {
     const x = comm.allocate('float32', bytes / 4).fill(1);
-    const iters = bytes >= 64 << 20 ? 5 : bytes >= 1 << 20 ? 20 : 200;
+    const iters = bytes >= 64 << 20 ? 10 : bytes >= 1 << 20 ? 20 : 200;
     const algo = process.env.ALGO ?? 'auto';
-    for (let i = 0; i < 3; i++) await comm.allreduce(x, { algo });
+    for (let i = 0; i < 5; i++) await comm.allreduce(x, { algo });
     const ts = [];
     for (let i = 0; i < iters; i++) { const t0 = process.hrtime.bigint(); await comm.allreduce(x, { algo }); ts.push(Number(process.hrtime.bigint() - t0) / 1e3); }
+    if (process.env.VERBOSE && comm.rank === 0) console.error(bytes, ts.map((t) => Math.round(t / 1000)).join(' '));
     ts.sort((a, b) => a - b);
     const med = ts[ts.length >> 1];
     const bus = bytes / med / 1e3 * 2 * (comm.size - 1) / comm.size;

@@ -27,11 +27,11 @@ export const DEFAULTS = {
   /** Largest payload of one peer frame: the unit that is pipelined, reduced and flow-controlled. */
   chunkBytes: 1024 * 1024,
   /** Frames in flight per peer before the sender waits (extra memory per peer = credits x chunk). */
-  credits: 8,
+  credits: 4,
   /** Below this many bytes all-reduce and broadcast use the tree algorithms, above it the ring/chain. */
   crossoverBytes: 512 * 1024,
   /** The caller's thread copies into staging buffers in slices this big, yielding in between. */
-  stagingSliceBytes: 4 * 1024 * 1024,
+  stagingSliceBytes: 1024 * 1024,
 } as const;
 
 /** Parses a positive integer environment variable, or throws a clear error naming it. */
