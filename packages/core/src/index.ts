@@ -2,7 +2,7 @@ export { init, Communicator, type ReduceOptions, type TypeOptions } from './comm
 export type { InitOptions } from './options.js';
 export type { Algo } from './messages.js';
 export { DTYPES, DTYPE_NAMES, REDUCE_OPS, type DType, type ReduceOp, type RingwireArray } from './dtypes.js';
-export { kernelsInfo, type KernelsInfo } from './kernels/index.js';
+export { kernelsInfo, loadKernels, jsKernels, type KernelsInfo, type Kernels } from './kernels/index.js';
 export {
   RingwireError, ErrorCode, InvalidArgumentError, PeerLostError, TimeoutError, MismatchError, AuthError, ProtocolError,
   RendezvousError, AbortedError, ClosedError, DEFAULTS,
