@@ -10,7 +10,7 @@ PEERS=../shared/peers; BIN=${TMPDIR:-/tmp}/ringwire-peers; mkdir -p "$BIN"
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --mca pml ob1)
 for rep in $(seq 1 "$REPS"); do
   for w in $WORLDS; do
-    SIZES=$SIZES node bench/core-sweep.mjs "$w" | awk -v w="$w" '{gsub(/ us/,"",$2); print "ringwire," w "," $1 "," $2 "," $4}'
+    SIZES=$SIZES node bench/core-sweep.mjs "$w" | awk -v w="$w" '{gsub(/ us/,"",$2); print "ringwire," w "," $1 "," $2 "," $5}'
     /usr/bin/python3 "$PEERS/gloo_allreduce.py" --world "$w" --sizes 4K,64M,256M 2>/dev/null | awk -F, -v w="$w" 'NR>1 {print "gloo," w "," $3 "," $5 "," $9}'
     "${MPIRUN[@]}" -np "$w" --mca btl tcp,self --mca btl_tcp_if_include lo "$BIN/mpi_allreduce" --label mpi-tcp --sizes 4K,64M,256M 2>/dev/null | awk -F, 'NR>1 {print $1 "," $2 "," $3 "," $5 "," $9}'
     "${MPIRUN[@]}" -np "$w" --mca btl vader,self "$BIN/mpi_allreduce" --label mpi-sm --sizes 4K,64M,256M 2>/dev/null | awk -F, 'NR>1 {print $1 "," $2 "," $3 "," $5 "," $9}'
