@@ -119,7 +119,8 @@ export class Communicator {
     const desc: Descriptor = { kind: 'allreduce', dtype, op, root: 0, count: x.length, layout: 0 };
     const { sab, offset, staged } = this.place([x], false);
     if (staged) copyInSync(x, sab);
-    const id = this.post(desc, sab, offset, x.byteLength, options.algo);
+    const id = this.nextId++;
+    this.post({ t: 'op', id, seq: ++this.seq, desc, buf: sab, byteOffset: offset, byteLength: x.byteLength, algo: options.algo ?? this.cfg.algo });
     let result: Done | Error | undefined;
     this.pending.set(id, { resolve: (d) => (result = d), reject: (e) => (result = e) });
     const deadline = Date.now() + this.cfg.timeoutMs + 10_000;
@@ -262,11 +263,8 @@ export class Communicator {
     if (this.staging.length > 4) this.staging.sort((a, b) => b.byteLength - a.byteLength).pop();
   }
 
-  private post(desc: Descriptor, sab: SharedArrayBuffer, byteOffset: number, byteLength: number, algo: Algo | undefined): number {
-    const id = this.nextId++;
-    const op: OpRequest = { t: 'op', id, seq: ++this.seq, desc, buf: sab, byteOffset, byteLength, algo: algo ?? this.cfg.algo };
+  private post(op: OpRequest): void {
     this.port.postMessage(op);
-    return id;
   }
 
   /**
@@ -287,8 +285,7 @@ export class Communicator {
     this.idle();
     try {
       if (staged) await copyIn(xs, sab);
-      const req: OpRequest = { t: 'op', id, seq, desc, buf: sab, byteOffset: offset, byteLength: bytes, algo: algo ?? this.cfg.algo };
-      this.port.postMessage(req);
+      this.post({ t: 'op', id, seq, desc, buf: sab, byteOffset: offset, byteLength: bytes, algo: algo ?? this.cfg.algo });
       const result = await done;
       if (staged && writeBack) await copyOut(sab, xs);
       read?.(sab, result);

@@ -143,7 +143,7 @@ export class Engine {
         return { range: [off, len] };
       }
       case 'allgather': {
-        if (n === 1) return { out: op.buf, segs: [[op.byteOffset, op.byteLength]] };
+        // The result gets its own buffer: the input may be a staging buffer the caller reuses.
         const { out, segs } = await allgather(ctx, buf, (bytes) => new Uint8Array(new SharedArrayBuffer(bytes)));
         return { out: out.buffer as SharedArrayBuffer, segs: segs.map(([o, l]) => [o, l]) };
       }

@@ -1,3 +1,4 @@
+import { ProtocolError } from '@ringwire/rendezvous';
 import { ringAllgather } from './ring.js';
 import type { OpContext, Range } from './context.js';
 
@@ -15,6 +16,7 @@ export async function allgather(ctx: OpContext, input: Uint8Array, alloc: (bytes
   const segs: Range[] = [];
   let off = 0;
   for (let i = 0; i < n; i++) {
+    if (!Number.isSafeInteger(counts[i]) || counts[i] < 0 || counts[i] % ctx.elem) throw new ProtocolError(`rank ${i} announced ${counts[i]} bytes for all-gather`, { rank: i });
     segs.push([off, counts[i]]);
     off += counts[i];
   }
