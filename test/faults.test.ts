@@ -56,6 +56,19 @@ describe('mismatched collectives fail on every rank with both descriptors', () =
   }
 });
 
+describe('a program that forgets close()', () => {
+  it('exits by itself once idle, and no rank sees a failure', async () => {
+    const { procs } = startJob(3, ['loop'], { ITERS: '20', NO_CLOSE: '1' });
+    const t0 = Date.now();
+    const { codes, checks, errors, output } = await finish(procs);
+    expect(codes, output).toEqual([0, 0, 0]);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    for (const c of checks) expect(c.map((x) => x.ok)).toEqual([true]);
+    expect(errors.flat()).toEqual([]);
+    expect(output).not.toMatch(/PEER_LOST|lost/);
+  });
+});
+
 describe('a rank that never arrives', () => {
   it('times out naming it, after a stall warning that names it earlier', async () => {
     const { procs } = startJob(3, ['skip'], { RINGWIRE_TIMEOUT_MS: '2000' });
