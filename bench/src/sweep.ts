@@ -1,52 +1,72 @@
+/** Runs a ringwire sweep: starts the ranks (rank.ts) through @ringwire/run's launch() and collects rank 0's rows. */
 import { fileURLToPath } from 'node:url';
-import { launch } from '@ringwire/run';
-import type { DType, ReduceOp } from 'ringwire';
-import type { Collective, Row } from './metrics.js';
-
-export interface SweepOptions {
-  collective: Collective;
-  np: number;
-  sizes: number[];
-  iters: number;
-  warmup: number;
-  dtype: DType;
-  op: ReduceOp;
-  algo: 'auto' | 'ring' | 'tree';
-  staged?: boolean;
-  /** Called with (done, total) as the sweep advances. */
-  progress?: (done: number, total: number) => void;
-  /** Extra environment for the ranks (tests inject RINGBENCH_CORRUPT_RANK). */
-  env?: Record<string, string>;
-}
+import { launch, type HostSlots } from '@ringwire/run';
+import { LINE_TAG, type WorkerConfig } from './config.js';
+import type { RawRow } from './table.js';
 
 const RANK = fileURLToPath(new URL('./rank.js', import.meta.url));
 
-/** Runs the sweep on `np` local ranks and returns rank 0's rows. */
-export async function runSweep(o: SweepOptions): Promise<Row[]> {
-  const rows: Row[] = [];
-  const errors: string[] = [];
-  const config = { collective: o.collective, sizes: o.sizes, iters: o.iters, warmup: o.warmup, dtype: o.dtype, op: o.op, algo: o.algo, staged: !!o.staged };
+export interface ProgressEvent {
+  bytes: number;
+  phase: 'warmup' | 'timed' | 'check';
+  /** Iterations finished since the last event. */
+  done: number;
+}
+
+export interface SweepRun {
+  np: number;
+  config: WorkerConfig;
+  hosts?: HostSlots[];
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  onProgress?: (e: ProgressEvent) => void;
+  onRow?: (row: RawRow) => void;
+  /** Output of the ranks that is not a result line, and launcher messages. */
+  log?: (line: string) => void;
+}
+
+export class SweepError extends Error {
+  constructor(message: string, readonly code: number) {
+    super(message);
+  }
+}
+
+export async function runSweep(o: SweepRun): Promise<{ rows: RawRow[]; kernels?: string }> {
+  const rows: RawRow[] = [];
+  let kernels: string | undefined;
+  const tail: string[] = [];
+  const log = (line: string) => {
+    tail.push(line);
+    if (tail.length > 20) tail.shift();
+    o.log?.(line);
+  };
+  const onLine = (line: string) => {
+    const m = /^\[(\d+)\] (.*)$/.exec(line);
+    const text = m ? m[2] : line;
+    if (m?.[1] === '0' && text.startsWith(LINE_TAG)) {
+      const ev = JSON.parse(text.slice(LINE_TAG.length)) as { t: string } & RawRow & ProgressEvent & { kernels?: string };
+      if (ev.t === 'row') {
+        const { t: _t, ...row } = ev;
+        rows.push(row);
+        o.onRow?.(row);
+      } else if (ev.t === 'progress') o.onProgress?.({ bytes: ev.bytes, phase: ev.phase, done: ev.done });
+      else if (ev.t === 'start') kernels = ev.kernels;
+    } else if (line.trim()) log(line);
+  };
+  const sink = { write: (chunk: string) => void chunk.split('\n').forEach((l) => l && onLine(l)) };
   const result = await launch({
     command: process.execPath,
-    args: [RANK],
+    args: ['--expose-gc', RANK],
     np: o.np,
-    env: { RINGBENCH_CONFIG: JSON.stringify(config), ...o.env },
-    stdout: {
-      write: (chunk: string) => {
-        for (const line of chunk.split('\n')) {
-          const json = line.replace(/^\[\d+\] /, '');
-          if (!json.startsWith('{"event"')) continue;
-          const m = JSON.parse(json) as { event: string; done?: number; total?: number } & Row;
-          if (m.event === 'row') {
-            const { event: _e, ...row } = m;
-            rows.push(row);
-          } else if (m.event === 'progress') o.progress?.(m.done!, m.total!);
-        }
-      },
-    },
-    stderr: { write: (chunk: string) => errors.push(chunk) },
-    log: (m) => errors.push(`ringrun: ${m}\n`),
+    hosts: o.hosts,
+    env: { RINGBENCH_CONFIG: JSON.stringify(o.config) },
+    stdout: sink,
+    stderr: sink,
+    log: (m) => log(`ringrun: ${m}`),
+    signal: o.signal,
+    timeoutMs: o.timeoutMs,
+    startTimeoutMs: 60_000,
   });
-  if (result.code !== 0) throw new Error(`the benchmark ranks failed (${result.reason ?? `exit ${result.code}`}):\n${errors.join('').slice(-4000)}`);
-  return rows;
+  if (result.code !== 0) throw new SweepError(`the ringwire ranks failed: ${result.reason ?? `exit code ${result.code}`}\n${tail.join('\n')}`, result.code);
+  return { rows, kernels };
 }

@@ -134,6 +134,8 @@ export interface Result {
   warmup: number;
   rows: Row[];
   avg_busbw_GBps: number;
+  /** ringwire's reduction kernels: 'native' or 'js'. */
+  kernels?: string;
   command?: string;
   host?: { cpus: number; node: string; date: string };
 }
@@ -166,14 +168,15 @@ export function avgBusbw(rows: readonly Row[]): number {
   return ok.length ? ok.reduce((s, r) => s + r.busbw_GBps, 0) / ok.length : 0;
 }
 
-const num = (x: number | undefined, digits: number) => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits));
+/** Fixed decimals, more of them for small values so that they do not print as 0.000. */
+export const num = (x: number | undefined, digits = 3) => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(x !== 0 && Math.abs(x) < 0.1 ? digits + 2 : digits));
 const timeCell = (us: number) => (us >= 1e5 ? us.toFixed(0) : us >= 100 ? us.toFixed(1) : us.toFixed(2));
 
 export const COLUMNS = ['size', 'count', 'type', 'redop', 'time(us)', 'algbw(GB/s)', 'busbw(GB/s)', '#wrong', 'p99(us)', 'evl_max(ms)', 'evl_p99(ms)', 'rss(MiB)'];
 const WIDTHS = [12, 12, 9, 6, 11, 11, 11, 7, 11, 11, 11, 9];
 
 export function tableHeader(r: Pick<Result, 'collective' | 'np' | 'dtype' | 'op' | 'algo' | 'impl' | 'iters' | 'warmup' | 'staged' | 'root'>): string {
-  const buf = r.impl === 'ringwire' ? (r.staged ? 'ordinary ArrayBuffers (staged copy)' : 'SharedArrayBuffer (zero-copy)') : r.impl;
+  const buf = r.impl === 'ringwire' ? (r.staged ? 'ordinary ArrayBuffers (staged copy)' : 'SharedArrayBuffer (zero-copy)') : r.impl === 'gloo' ? 'torch tensors' : 'malloc (MPI_IN_PLACE for all-reduce)';
   return [
     `# ringbench ${r.collective}: ${r.impl}, ${r.np} ranks, ${r.dtype}, op ${r.op}, algo ${r.algo}${r.collective === 'broadcast' ? `, root ${r.root ?? 0}` : ''}, buffers: ${buf}`,
     `# warm-up ${r.warmup} and ${r.iters} timed iterations per size, back to back; an iteration's time is the slowest rank's; time = median, p99 over iterations`,
