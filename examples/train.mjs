@@ -2,6 +2,7 @@
 //
 //   ringrun -np 2 node examples/train.mjs [--epochs 6] [--batch-size 64] [--lr 0.002]
 //                                          [--compression none|fp16|bf16] [--save DIR]
+//                                          [--seed N] [--warmup-epochs 1] [--fixed-order]
 //   node examples/train.mjs                 (one process: the same script at size 1)
 //
 // Every rank renders its own shard of a deterministic 16x16 digits data set (examples/digits.mjs),
@@ -25,6 +26,9 @@ const { values: opts } = parseArgs({
     test: { type: 'string', default: '2048' },
     compression: { type: 'string', default: 'none' },
     save: { type: 'string' },
+    seed: { type: 'string' },
+    'warmup-epochs': { type: 'string', default: '1' },
+    'fixed-order': { type: 'boolean', default: false },
   },
 });
 const epochs = Number(opts.epochs), batchSize = Number(opts['batch-size']);
@@ -45,29 +49,34 @@ const x = tf.tensor2d(train.x, [perRank, FEATURES]);
 const y = tf.oneHot(tf.tensor1d(train.labels, 'int32'), CLASSES);
 log(`backend ${backend} (${source}), ${size} rank(s), ${perRank} training images per rank, data made in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-// Initial weights differ per rank (random init); BroadcastGlobalVariablesCallback aligns them.
+// Initial weights differ per rank unless --seed is given; BroadcastGlobalVariablesCallback aligns them.
+const init_ = (k) => (opts.seed === undefined ? 'glorotUniform' : tf.initializers.glorotUniform({ seed: Number(opts.seed) + k }));
 const model = tf.sequential({
   layers: [
-    tf.layers.dense({ inputShape: [FEATURES], units: 128, activation: 'relu' }),
-    tf.layers.dense({ units: 64, activation: 'relu' }),
-    tf.layers.dense({ units: CLASSES, activation: 'softmax' }),
+    tf.layers.dense({ inputShape: [FEATURES], units: 128, activation: 'relu', kernelInitializer: init_(0) }),
+    tf.layers.dense({ units: 64, activation: 'relu', kernelInitializer: init_(1) }),
+    tf.layers.dense({ units: CLASSES, activation: 'softmax', kernelInitializer: init_(2) }),
   ],
 });
 // Horovod's recipe: scale the learning rate by the number of workers, warm it up from the
-// single-worker rate over the first epoch.
+// single-worker rate over the first epoch (--warmup-epochs 0: no warmup).
 const lr = Number(opts.lr) * size;
 const opt = new DistributedOptimizer(tf.train.adam(lr), { compression: opts.compression });
 model.compile({ optimizer: opt, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
 log(`model: ${model.countParams()} parameters, lr ${lr}, global batch ${batchSize * size}, compression ${opts.compression}`);
 
 let epochStart = performance.now();
+const warmupEpochs = Number(opts['warmup-epochs']);
 await distributedFit(model, x, y, {
   epochs,
   batchSize,
   verbose: 0,
+  // --fixed-order: batches in sample order, so that 2 ranks at batch b see exactly the samples one
+  // process sees at batch 2b (used by the tests to compare with a single process).
+  shuffle: !opts['fixed-order'],
   callbacks: [
     new BroadcastGlobalVariablesCallback(0),
-    new LearningRateWarmupCallback({ warmupEpochs: 1 }),
+    ...(warmupEpochs > 0 ? [new LearningRateWarmupCallback({ warmupEpochs })] : []),
     new MetricAverageCallback(),
     {
       onEpochEnd: (epoch, logs) => {
