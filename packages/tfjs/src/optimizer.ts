@@ -27,6 +27,12 @@ export interface DistributedOptimizerOptions {
    */
   fusion?: 'auto' | 'device' | 'host';
   /**
+   * The fused buffer is all-reduced in slices of this many bytes of float32 (default 8 MiB):
+   * while slice k is on the wire, slice k+1 is copied (and converted) into the fusion buffer.
+   * Infinity: one all-reduce after the whole copy.
+   */
+  pipelineBytes?: number;
+  /**
    * Check once per variable layout, with a small all-gather, that every rank fuses the same
    * shapes in the same order (default true). Without it, a different element count still fails
    * in the core as a descriptor mismatch, but equal counts with different shapes go unnoticed.
@@ -45,9 +51,9 @@ export interface StepTimings {
   compute: number;
   /** Flatten/concat (device fusion) or keeping the gradients, and local accumulation. */
   fuse: number;
-  /** Reading the fused gradients into the shared fusion buffer (and float16/bfloat16 conversion). */
+  /** Reading the fused gradients into the shared fusion buffer (and float16/bfloat16 conversion); slices already read are on the wire meanwhile. */
   download: number;
-  /** The all-reduce itself. */
+  /** The all-reduce, as far as it did not overlap the download: from the last slice read to the last slice reduced. */
   allreduce: number;
   /** Conversion back from float16/bfloat16, upload, split into per-variable tensors. */
   upload: number;
@@ -100,6 +106,7 @@ export class DistributedOptimizer extends tf.Optimizer {
   readonly fusion: 'auto' | 'device' | 'host';
   readonly profile: boolean;
   readonly verifyLayout: boolean;
+  readonly pipelineBytes: number;
   /** Phase timings of the last applied step (null before the first). */
   lastTimings: StepTimings | null = null;
 
@@ -137,6 +144,8 @@ export class DistributedOptimizer extends tf.Optimizer {
     this.fusion = fusion;
     this.profile = profile;
     this.verifyLayout = options.verifyLayout ?? true;
+    this.pipelineBytes = options.pipelineBytes ?? 8 * 1024 * 1024;
+    if (!(this.pipelineBytes >= 4)) throw new InvalidArgumentError('DistributedOptimizer: pipelineBytes must be >= 4');
     this.commOption = options.comm;
   }
 
@@ -375,7 +384,7 @@ export class DistributedOptimizer extends tf.Optimizer {
     const comm = this.comm;
     const half = this.compression === 'fp16' ? 'float16' : this.compression === 'bf16' ? 'bfloat16' : null;
     // Every rank must fuse the same variables in the same order: check once per layout.
-    const extra = { op: this.op, compression: this.compression, backwardPassesPerStep: this.backwardPassesPerStep };
+    const extra = { op: this.op, compression: this.compression, backwardPassesPerStep: this.backwardPassesPerStep, pipelineBytes: this.pipelineBytes };
     const entries = p.names.map((name, i) => ({ name, shape: p.shapes[i], dtype: 'float32' }));
     const key = layoutKey(entries, extra);
     if (this.verifyLayout && key !== this.checkedKey) {
@@ -393,29 +402,47 @@ export class DistributedOptimizer extends tf.Optimizer {
       timings.compute += now() - t;
     }
 
+    // Copy (or narrow) the gradients into the fusion buffer slice by slice on a fixed grid, the same
+    // on every rank, and start each slice's all-reduce as soon as it is filled.
     let t = now();
     const { f32, u16 } = this.buffers(comm, p.total);
-    let off = 0;
-    for (const piece of p.pieces) {
-      const data = (await piece.data()) as Float32Array;
-      if (half) this.convert(half, 'narrow', bytes(data), bytes(u16!.subarray(off, off + data.length)));
-      else f32.set(data, off);
-      off += data.length;
+    const chunk = Math.max(1, Math.min(p.total, Math.floor(this.pipelineBytes / 4)));
+    const scale = this.averageAggregatedGradients && p.passes > 1 ? 1 / p.passes : 1;
+    const inflight: Promise<void>[] = [];
+    const reduce = async (start: number, end: number): Promise<void> => {
+      if (half) {
+        await comm.allreduce(u16!.subarray(start, end), { op: this.op, dtype: half });
+        this.convert(half, 'widen', bytes(u16!.subarray(start, end)), bytes(f32.subarray(start, end)));
+      } else {
+        await comm.allreduce(f32.subarray(start, end), { op: this.op });
+      }
+      if (scale !== 1) for (let i = start; i < end; i++) f32[i] *= scale;
+    };
+    try {
+      let filled = 0;
+      for (const piece of p.pieces) {
+        const data = (await piece.data()) as Float32Array;
+        for (let o = 0; o < data.length; ) {
+          const boundary = Math.min(p.total, (Math.floor(filled / chunk) + 1) * chunk);
+          const n = Math.min(data.length - o, boundary - filled);
+          if (half) this.convert(half, 'narrow', bytes(data.subarray(o, o + n)), bytes(u16!.subarray(filled, filled + n)));
+          else f32.set(data.subarray(o, o + n), filled);
+          o += n;
+          filled += n;
+          if (filled === boundary) inflight.push(reduce(Math.floor((boundary - 1) / chunk) * chunk, boundary));
+        }
+      }
+      tf.dispose(p.pieces);
+      timings.download = now() - t;
+      t = now();
+      await Promise.all(inflight);
+    } catch (err) {
+      await Promise.allSettled(inflight);
+      throw err;
     }
-    tf.dispose(p.pieces);
-    timings.download = now() - t;
-
-    t = now();
-    if (half) await comm.allreduce(u16!, { op: this.op, dtype: half });
-    else await comm.allreduce(f32, { op: this.op });
     timings.allreduce = now() - t;
 
     t = now();
-    if (half) this.convert(half, 'widen', bytes(u16!), bytes(f32));
-    if (this.averageAggregatedGradients && p.passes > 1) {
-      const s = 1 / p.passes;
-      for (let i = 0; i < f32.length; i++) f32[i] *= s;
-    }
     // On the cpu backend tf.tensor keeps a reference to f32 and split makes views of it: no copy.
     // The views live only until applyGradients returns; the next step overwrites f32.
     const flat = tf.tensor1d(f32, 'float32');
