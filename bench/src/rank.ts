@@ -54,6 +54,8 @@ async function main(): Promise<void> {
       if (rank === 0 && t1 - lastReport > 500) (progress('timed', i + 1 - reported), (reported = i + 1));
     }
     el.disable();
+    // Peak memory of the timed runs, before the checks' own allocations.
+    const peakRss = (process.resourceUsage().maxRSS * 1024) / MiB;
     progress('timed', cfg.iters - reported);
 
     let wrong = 0;
@@ -67,7 +69,7 @@ async function main(): Promise<void> {
     // The monitor reports the interval between its 1 ms timer's callbacks: the delay is the excess.
     const elDelay = (ns: number) => Math.max(0, ns / 1e3 - EL_RESOLUTION_MS * 1e3);
     const mine = new Float64Array(5 + cfg.iters);
-    mine.set([wrong, el.count ? elDelay(el.max) : 0, el.count ? elDelay(el.percentile(99)) : 0, (process.resourceUsage().maxRSS * 1024) / MiB, baseRss]);
+    mine.set([wrong, el.count ? elDelay(el.max) : 0, el.count ? elDelay(el.percentile(99)) : 0, peakRss, baseRss]);
     mine.set(times, 5);
     // Outside the timing: every rank's figures to everyone.
     const all = await comm.allgather(mine);

@@ -181,7 +181,7 @@ export function tableHeader(r: Pick<Result, 'collective' | 'np' | 'dtype' | 'op'
     `# ringbench ${r.collective}: ${r.impl}, ${r.np} ranks, ${r.dtype}, op ${r.op}, algo ${r.algo}${r.collective === 'broadcast' ? `, root ${r.root ?? 0}` : ''}, buffers: ${buf}`,
     `# warm-up ${r.warmup} and ${r.iters} timed iterations per size, back to back; an iteration's time is the slowest rank's; time = median, p99 over iterations`,
     `# busbw = algbw x ${busFormula(r.collective)}; GB/s = 1e9 bytes/s; #wrong = wrong elements over all ranks in separate untimed runs`,
-    `# evl = event-loop delay of each rank's main thread during the timed loop (max over ranks); rss = peak resident memory, max over ranks`,
+    `# evl = event-loop delay of each rank's main thread during the timed loop (max over ranks); rss = peak resident memory up to the end of the timed loop (maxRSS), max over ranks`,
     '#',
     '#' + COLUMNS.map((c, i) => c.padStart(WIDTHS[i] - (i === 0 ? 1 : 0))).join(' '),
   ].join('\n');
