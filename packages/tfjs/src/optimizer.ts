@@ -373,6 +373,13 @@ export class DistributedOptimizer extends tf.Optimizer {
     else k.bf16ToF32(src, dst);
   }
 
+  private plain: Float32Array | null = null;
+  private unshared(f32: Float32Array): Float32Array {
+    if (!this.plain || this.plain.length !== f32.length) this.plain = new Float32Array(f32.length);
+    this.plain.set(f32);
+    return this.plain;
+  }
+
   private buffers(comm: Communicator, total: number): { f32: Float32Array; u16: Uint16Array | null } {
     if (this.bufComm !== comm) (this.f32 = null), (this.u16 = null), (this.bufComm = comm);
     if (!this.f32 || this.f32.length < total) this.f32 = comm.allocate('float32', total) as Float32Array;
@@ -444,8 +451,10 @@ export class DistributedOptimizer extends tf.Optimizer {
 
     t = now();
     // On the cpu backend tf.tensor keeps a reference to f32 and split makes views of it: no copy.
-    // The views live only until applyGradients returns; the next step overwrites f32.
-    const flat = tf.tensor1d(f32, 'float32');
+    // The views live only until applyGradients returns; the next step overwrites f32. Other
+    // backends copy into device memory; they get an ordinary (non-shared) reused array, since
+    // native bindings (Dawn's writeBuffer, TensorFlow's C API) need not accept shared memory.
+    const flat = tf.tensor1d(timings.backend === 'cpu' ? f32 : this.unshared(f32), 'float32');
     const parts = tf.tidy(() => (p.names.length === 1 ? [tf.reshape(flat, p.shapes[0])] : tf.split(flat, p.sizes).map((s, i) => tf.reshape(s, p.shapes[i]))));
     timings.upload = now() - t;
 
