@@ -265,7 +265,8 @@ function printRatios(results: Result[], reps: number): Record<string, number | s
       const x = p.rows.find((y) => y.bytes === row.bytes);
       const ratio = x && !x.error && !row.error ? row.busbw_GBps / x.busbw_GBps : NaN;
       entry[p.impl] = Number.isFinite(ratio) ? ratio : 'n/a';
-      cells.push(num(ratio, 2).padStart(w));
+      // Two significant digits: next to shared-memory MPI a small-message ratio can be 1e-4.
+      cells.push((!Number.isFinite(ratio) ? 'n/a' : ratio >= 0.1 ? ratio.toFixed(2) : ratio.toPrecision(2)).padStart(w));
     }
     out.push(entry);
     lines.push(cells.join(' '));
