@@ -2,17 +2,20 @@
 // the same number of elements, for a 10M-parameter model.
 //
 //   ringrun -np 2 node bench/tfjs-overhead.mjs [--iters 10] [--warmup 2] [--batch 8]
-//                                              [--hidden 3200] [--modes none,fp16,bf16] [--json FILE]
+//                                              [--hidden 3200] [--modes none,fp16,bf16] [--pipeline-bytes N] [--json FILE]
 //   node bench/tfjs-overhead.mjs                (launches itself at -np 2)
 //
 // Per measured step, interleaved so that load from elsewhere hits both alike:
 //   raw      barrier; comm.allreduce(x, { op: 'mean' }) on a SharedArrayBuffer array of the model's
-//            parameter count (float32, or float16/bfloat16 for the compressed modes)
+//            parameter count (float32, or float16/bfloat16 for the compressed modes): zero-copy
+//   staged   the same on an ordinary Float32Array (the communicator copies it through its staging
+//            buffers), for reference: what an all-reduce of a tfjs gradient costs without the wrapper
 //   wrapper  barrier; opt.minimize (gradients + fusion); barrier (absorbs compute skew between
 //            ranks); await opt.synchronize() (read into the fusion buffer, all-reduce, upload, split,
 //            apply). added = fuse + synchronize - apply: what the wrapper costs beyond the plain
 //            optimizer's own work, all-reduce included. overhead = added / raw - 1.
-//   local    the wrapped optimizer's own minimize on the same model (compute + apply), for scale.
+//   local    the wrapped optimizer's own minimize on the same model (compute + apply), for scale
+//            (first mode only).
 // Reported: the median over steps of each rank, the worst rank.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -26,6 +29,7 @@ const { values: o } = parseArgs({
     input: { type: 'string', default: '3200' },
     hidden: { type: 'string', default: '3200' },
     modes: { type: 'string', default: 'none,fp16,bf16' },
+    'pipeline-bytes': { type: 'string' },
     np: { type: 'string', default: '2' },
     json: { type: 'string' },
   },
@@ -49,18 +53,23 @@ const loss = () => tf.mean(tf.metrics.categoricalCrossentropy(y, model.predict(x
 const now = () => performance.now();
 
 const results = [];
-for (const mode of o.modes.split(',')) {
+const staged = new Float32Array(P);
+for (const [mi, mode] of o.modes.split(',').entries()) {
   const dtype = mode === 'fp16' ? 'float16' : mode === 'bf16' ? 'bfloat16' : 'float32';
   const raw = comm.allocate(dtype === 'float32' ? 'float32' : 'float16', P);
   const inner = tf.train.sgd(1e-6);
-  const opt = new DistributedOptimizer(inner, { compression: mode });
+  const opt = new DistributedOptimizer(inner, { compression: mode, pipelineBytes: o['pipeline-bytes'] === undefined ? undefined : Number(o['pipeline-bytes']) });
   const plain = tf.train.sgd(1e-6);
-  const rows = { raw: [], added: [], fuse: [], download: [], allreduce: [], upload: [], apply: [], compute: [], local: [], dist: [] };
+  const rows = { raw: [], staged: [], added: [], fuse: [], download: [], allreduce: [], upload: [], apply: [], compute: [], local: [], dist: [] };
   for (let i = 0; i < warmup + iters; i++) {
     await comm.barrier();
     let t = now();
     await comm.allreduce(raw, { op: 'mean', dtype: dtype === 'float32' ? undefined : dtype });
     const rawMs = now() - t;
+    await comm.barrier();
+    t = now();
+    await comm.allreduce(staged, { op: 'mean' });
+    const stagedMs = now() - t;
 
     await comm.barrier();
     opt.beginFit(); // bench only: minimize and synchronize separately, with a barrier between
@@ -74,19 +83,23 @@ for (const mode of o.modes.split(',')) {
     opt.endFit();
     const tm = opt.lastTimings;
 
-    await comm.barrier();
-    t = now();
-    plain.minimize(loss, false, vars);
-    const localMs = now() - t;
+    let localMs = NaN;
+    if (mi === 0) {
+      await comm.barrier();
+      t = now();
+      plain.minimize(loss, false, vars);
+      localMs = now() - t;
+    }
     if (i < warmup) continue;
     rows.raw.push(rawMs);
+    rows.staged.push(stagedMs);
     rows.added.push(tm.fuse + syncMs - tm.apply);
     for (const k of ['fuse', 'download', 'allreduce', 'upload', 'apply', 'compute']) rows[k].push(tm[k]);
     rows.local.push(localMs);
     rows.dist.push(minimizeMs + syncMs);
   }
   const keys = Object.keys(rows);
-  const mine = Float64Array.from(keys.map((k) => median(rows[k])));
+  const mine = Float64Array.from(keys.map((k) => (rows[k].some(Number.isNaN) ? NaN : median(rows[k]))));
   const all = await comm.allgather(mine);
   const worst = Object.fromEntries(keys.map((k, j) => [k, Math.max(...all.map((a) => a[j]))]));
   results.push({ mode, wire: dtype, ...worst, overhead: worst.added / worst.raw - 1, perRank: all.map((a) => Object.fromEntries(keys.map((k, j) => [k, a[j]]))) });
@@ -99,9 +112,10 @@ if (rank === 0) {
   console.log(`# @ringwire/tfjs overhead: MLP ${shape.input}-${shape.hidden}-${shape.classes}, ${P.toLocaleString('en-US')} parameters (${mb} MB float32), ${size} ranks, backend ${backend} (${source}), batch ${batch}, kernels ${comm.kernels}`);
   console.log(`# median of ${iters} steps after ${warmup} warm-up, worst rank; times in ms; overhead = added / raw - 1`);
   console.log(`# command: ringrun -np ${size} node bench/tfjs-overhead.mjs ${process.argv.slice(2).join(' ')}`.trimEnd());
-  console.log('mode  wire        raw allreduce  wrapper added  overhead |     fuse  download  allreduce   upload |  local step  dist step');
+  const pct = (v) => `${v >= 0 ? '+' : ''}${(v * 100).toFixed(1)}%`.padStart(9);
+  console.log('mode  wire       raw (zero-copy)  wrapper added  overhead | raw f32 staged |     fuse  download  allreduce   upload |  local step  dist step');
   for (const r of results) {
-    console.log(`${r.mode.padEnd(5)} ${r.wire.padEnd(9)} ${fmt(r.raw, 15)} ${fmt(r.added, 14)} ${(((r.overhead >= 0 ? '+' : '') + (r.overhead * 100).toFixed(1)) + '%').padStart(9)} | ${fmt(r.fuse, 8, 2)} ${fmt(r.download, 9)} ${fmt(r.allreduce, 10)} ${fmt(r.upload, 8)} | ${fmt(r.local, 11)} ${fmt(r.dist, 10)}`);
+    console.log(`${r.mode.padEnd(5)} ${r.wire.padEnd(9)} ${fmt(r.raw, 16)} ${fmt(r.added, 14)} ${pct(r.overhead)} | ${fmt(r.staged, 14)} | ${fmt(r.fuse, 8, 2)} ${fmt(r.download, 9)} ${fmt(r.allreduce, 10)} ${fmt(r.upload, 8)} | ${fmt(r.local, 11)} ${fmt(r.dist, 10)}`);
   }
   if (o.json) writeFileSync(o.json, JSON.stringify({ params: P, size, backend, batch, iters, warmup, results }, null, 2));
 }
