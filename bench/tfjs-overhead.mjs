@@ -6,14 +6,18 @@
 //   node bench/tfjs-overhead.mjs                (launches itself at -np 2)
 //
 // Per measured step, interleaved so that load from elsewhere hits both alike:
-//   raw      barrier; comm.allreduce(x, { op: 'mean' }) on a SharedArrayBuffer array of the model's
-//            parameter count (float32, or float16/bfloat16 for the compressed modes): zero-copy
-//   staged   the same on an ordinary Float32Array (the communicator copies it through its staging
-//            buffers), for reference: what an all-reduce of a tfjs gradient costs without the wrapper
 //   wrapper  barrier; opt.minimize (gradients + fusion); barrier (absorbs compute skew between
 //            ranks); await opt.synchronize() (read into the fusion buffer, all-reduce, upload, split,
 //            apply). added = fuse + synchronize - apply: what the wrapper costs beyond the plain
-//            optimizer's own work, all-reduce included. overhead = added / raw - 1.
+//            optimizer's own work, all-reduce included.
+//   raw      barrier; comm.allreduce(x, { op: 'mean' }) on a SharedArrayBuffer array of the model's
+//            parameter count (float32, or float16/bfloat16 for the compressed modes; zero-copy),
+//            right after the same minimize as the wrapper's synchronize, before or after it in
+//            alternate steps (after a tfjs step the garbage collector competes for the CPU).
+//            overhead = added / raw - 1.
+//   idle     the same raw all-reduce at the start of the step, with no computation before it
+//   staged   a float32 all-reduce of an ordinary Float32Array (the communicator copies it through
+//            its staging buffers): an all-reduce of `await grad.data()` without the wrapper
 //   local    the wrapped optimizer's own minimize on the same model (compute + apply), for scale
 //            (first mode only).
 // Reported: the median over steps of each rank, the worst rank.
@@ -60,26 +64,36 @@ for (const [mi, mode] of o.modes.split(',').entries()) {
   const inner = tf.train.sgd(1e-6);
   const opt = new DistributedOptimizer(inner, { compression: mode, pipelineBytes: o['pipeline-bytes'] === undefined ? undefined : Number(o['pipeline-bytes']) });
   const plain = tf.train.sgd(1e-6);
-  const rows = { raw: [], staged: [], added: [], fuse: [], download: [], allreduce: [], upload: [], apply: [], compute: [], local: [], dist: [] };
+  const rows = { raw: [], idle: [], staged: [], added: [], fuse: [], download: [], allreduce: [], upload: [], apply: [], compute: [], local: [], dist: [] };
+  const wire = { op: 'mean', dtype: dtype === 'float32' ? undefined : dtype };
   for (let i = 0; i < warmup + iters; i++) {
     await comm.barrier();
     let t = now();
-    await comm.allreduce(raw, { op: 'mean', dtype: dtype === 'float32' ? undefined : dtype });
-    const rawMs = now() - t;
+    await comm.allreduce(raw, wire);
+    const idleMs = now() - t;
     await comm.barrier();
     t = now();
     await comm.allreduce(staged, { op: 'mean' });
     const stagedMs = now() - t;
 
     await comm.barrier();
-    opt.beginFit(); // bench only: minimize and synchronize separately, with a barrier between
+    opt.beginFit(); // bench only: minimize and synchronize separately, with barriers between
     t = now();
     opt.minimize(loss, false, vars);
     const minimizeMs = now() - t;
-    await comm.barrier();
-    t = now();
-    await opt.synchronize();
-    const syncMs = now() - t;
+    // The raw all-reduce and the wrapper's exchange both run right after the same gradient
+    // computation (whose garbage the collector is still working on), in alternating order.
+    const timed = async (f) => {
+      await comm.barrier();
+      const t0 = now();
+      await f();
+      return now() - t0;
+    };
+    const rawRun = () => timed(() => comm.allreduce(raw, wire));
+    const syncRun = () => timed(() => opt.synchronize());
+    let rawMs, syncMs;
+    if (i % 2 === 0) (rawMs = await rawRun()), (syncMs = await syncRun());
+    else (syncMs = await syncRun()), (rawMs = await rawRun());
     opt.endFit();
     const tm = opt.lastTimings;
 
@@ -92,6 +106,7 @@ for (const [mi, mode] of o.modes.split(',').entries()) {
     }
     if (i < warmup) continue;
     rows.raw.push(rawMs);
+    rows.idle.push(idleMs);
     rows.staged.push(stagedMs);
     rows.added.push(tm.fuse + syncMs - tm.apply);
     for (const k of ['fuse', 'download', 'allreduce', 'upload', 'apply', 'compute']) rows[k].push(tm[k]);
@@ -113,9 +128,9 @@ if (rank === 0) {
   console.log(`# median of ${iters} steps after ${warmup} warm-up, worst rank; times in ms; overhead = added / raw - 1`);
   console.log(`# command: ringrun -np ${size} node bench/tfjs-overhead.mjs ${process.argv.slice(2).join(' ')}`.trimEnd());
   const pct = (v) => `${v >= 0 ? '+' : ''}${(v * 100).toFixed(1)}%`.padStart(9);
-  console.log('mode  wire       raw (zero-copy)  wrapper added  overhead | raw f32 staged |     fuse  download  allreduce   upload |  local step  dist step');
+  console.log('mode  wire           raw  wrapper added  overhead |  raw idle  f32 staged |     fuse  download  allreduce   upload |  local step  dist step');
   for (const r of results) {
-    console.log(`${r.mode.padEnd(5)} ${r.wire.padEnd(9)} ${fmt(r.raw, 16)} ${fmt(r.added, 14)} ${pct(r.overhead)} | ${fmt(r.staged, 14)} | ${fmt(r.fuse, 8, 2)} ${fmt(r.download, 9)} ${fmt(r.allreduce, 10)} ${fmt(r.upload, 8)} | ${fmt(r.local, 11)} ${fmt(r.dist, 10)}`);
+    console.log(`${r.mode.padEnd(5)} ${r.wire.padEnd(9)} ${fmt(r.raw, 8)} ${fmt(r.added, 14)} ${pct(r.overhead)} | ${fmt(r.idle, 9)} ${fmt(r.staged, 11)} | ${fmt(r.fuse, 8, 2)} ${fmt(r.download, 9)} ${fmt(r.allreduce, 10)} ${fmt(r.upload, 8)} | ${fmt(r.local, 11)} ${fmt(r.dist, 10)}`);
   }
   if (o.json) writeFileSync(o.json, JSON.stringify({ params: P, size, backend, batch, iters, warmup, results }, null, 2));
 }
