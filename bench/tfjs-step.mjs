@@ -61,7 +61,7 @@ const settle = async () => {
   probe.dispose();
 };
 
-const keys = ['step', 'compute', 'fuse', 'download', 'allreduce', 'upload', 'apply', 'local'];
+const keys = ['step', 'compute', 'fuse', 'download', 'allreduce', 'upload', 'apply', 'other', 'local'];
 const rows = Object.fromEntries(keys.map((k) => [k, []]));
 for (let i = 0; i < warmup + iters; i++) {
   await comm.barrier();
@@ -77,16 +77,17 @@ for (let i = 0; i < warmup + iters; i++) {
   const localMs = now() - t;
   if (i < warmup) continue;
   rows.step.push(stepMs);
-  for (const k of ['compute', 'fuse', 'download', 'allreduce', 'upload', 'apply']) rows[k].push(tm[k]);
+  const phases = ['compute', 'fuse', 'download', 'allreduce', 'upload', 'apply'];
+  for (const k of phases) rows[k].push(tm[k]);
+  rows.other.push(stepMs - phases.reduce((sum, k) => sum + tm[k], 0));
   rows.local.push(localMs);
 }
 const m = Object.fromEntries(keys.map((k) => [k, median(rows[k])]));
-const other = m.step - ['compute', 'fuse', 'download', 'allreduce', 'upload', 'apply'].reduce((s, k) => s + m[k], 0);
 // One line per rank, in rank order.
 for (let r = 0; r < size; r++) {
   if (r === rank) {
     if (r === 0) console.log('rank  backend      step |  compute     fuse  download  allreduce   upload    apply    other | local step  (ms, median)');
-    console.log(`${String(rank).padStart(4)}  ${backend.padEnd(9)} ${fmt(m.step, 7)} | ${fmt(m.compute, 8)} ${fmt(m.fuse, 8, 2)} ${fmt(m.download, 9)} ${fmt(m.allreduce, 10)} ${fmt(m.upload, 8)} ${fmt(m.apply, 8)} ${fmt(other, 8)} | ${fmt(m.local, 10)}`);
+    console.log(`${String(rank).padStart(4)}  ${backend.padEnd(9)} ${fmt(m.step, 7)} | ${fmt(m.compute, 8)} ${fmt(m.fuse, 8, 2)} ${fmt(m.download, 9)} ${fmt(m.allreduce, 10)} ${fmt(m.upload, 8)} ${fmt(m.apply, 8)} ${fmt(m.other, 8)} | ${fmt(m.local, 10)}`);
   }
   await comm.barrier();
 }
