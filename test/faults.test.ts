@@ -32,16 +32,16 @@ describe('a dead peer', () => {
 });
 
 describe('mismatched collectives fail on every rank with both descriptors', () => {
-  const cases: [string, RegExp][] = [
+  const cases: [string, RegExp, string?][] = [
     ['count', /allreduce\(float32, count=1000, op=sum\).*allreduce\(float32, count=999, op=sum\)|count=999.*count=1000/],
     ['dtype', /float64.*float32|float32.*float64/],
     ['op', /op=max.*op=sum|op=sum.*op=max/],
     ['kind', /broadcast\(float32, count=1000, root=0\)/],
     ['layout', /laid out differently/],
   ];
-  for (const [kind, pattern] of cases) {
-    it(`different ${kind}`, async () => {
-      const { procs } = startJob(3, ['mismatch'], { MISMATCH: kind, RINGWIRE_TIMEOUT_MS: '20000' });
+  for (const [kind, pattern, late] of [...cases, ['count', cases[0][1], '1']]) {
+    it(`different ${kind}${late ? ', with rank 1 calling after the others failed' : ''}`, async () => {
+      const { procs } = startJob(3, ['mismatch'], { MISMATCH: kind, RINGWIRE_TIMEOUT_MS: '20000', LATE: late ?? '' });
       const t0 = Date.now();
       const { codes, errors, output } = await finish(procs);
       expect(Date.now() - t0).toBeLessThan(15_000);
@@ -52,6 +52,8 @@ describe('mismatched collectives fail on every rank with both descriptors', () =
         expect(e.message).toMatch(pattern);
         expect(e.message).toMatch(/rank 2/);
       }
+      // The first call to meet the failure gets its cause; the next gets ABORTED.
+      for (const p of procs) expect((await waitForJson<ErrorEvent>(p, 'after')).code).toBe('RINGWIRE_ERR_ABORTED');
     });
   }
 });

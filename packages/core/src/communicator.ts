@@ -1,6 +1,6 @@
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import {
-  AbortedError, ClosedError, DEFAULTS, InvalidArgumentError, RendezvousServer, RingwireError, TimeoutError,
+  AbortedError, ClosedError, DEFAULTS, ErrorCode, InvalidArgumentError, RendezvousServer, RingwireError, TimeoutError,
 } from '@ringwire/rendezvous';
 import { DTYPES, REDUCE_OPS, type DType, type ReduceOp, type RingwireArray } from './dtypes.js';
 import type { Algo, EngineConfig, EngineReply, ErrorJSON, OpRequest } from './messages.js';
@@ -47,6 +47,8 @@ export class Communicator {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (d: Done) => void; reject: (e: Error) => void }>();
   private failure?: RingwireError;
+  /** Whether some call has already been rejected with the failure's own code. */
+  private told = false;
   private closed?: Promise<void>;
   private readonly staging: SharedArrayBuffer[] = [];
   private readonly onBeforeExit = () => void this.close();
@@ -85,7 +87,11 @@ export class Communicator {
       if (!p) return;
       this.pending.delete(m.id);
       if (m.t === 'done') p.resolve(m);
-      else p.reject(RingwireError.fromJSON(m.error));
+      else {
+        const err = RingwireError.fromJSON(m.error);
+        if (err.code !== ErrorCode.ABORTED) this.told = true;
+        p.reject(err);
+      }
       this.idle();
     } else if (m.t === 'failed') {
       this.failure ??= RingwireError.fromJSON(m.error);
@@ -94,7 +100,10 @@ export class Communicator {
 
   private abort(err: RingwireError): void {
     this.failure ??= err;
-    for (const p of this.pending.values()) p.reject(err);
+    for (const p of this.pending.values()) {
+      this.told = true;
+      p.reject(err);
+    }
     this.pending.clear();
     this.idle();
   }
@@ -217,7 +226,14 @@ export class Communicator {
 
   private usable(): void {
     if (this.closed) throw new ClosedError('the communicator is closed');
-    if (this.failure) throw this.failure instanceof AbortedError ? this.failure : new AbortedError(`the communicator failed earlier: ${this.failure.message}`, { rank: this.failure.rank });
+    if (!this.failure) return;
+    // The first call after a failure that no call has seen yet gets the failure itself, so the
+    // user's first catch names the cause (MISMATCH, PEER_LOST, ...); later calls get ABORTED.
+    if (!this.told) {
+      this.told = true;
+      throw this.failure;
+    }
+    throw this.failure instanceof AbortedError ? this.failure : new AbortedError(`the communicator failed earlier: ${this.failure.message}`, { rank: this.failure.rank });
   }
 
   private dtypeOf(x: unknown, dtype: DType | undefined, what: string): DType {

@@ -39,6 +39,8 @@ export class Engine {
   private submitted = 0;
   private running?: OpRequest;
   private failure?: RingwireError;
+  /** Whether some op has already been rejected with `failure` itself. */
+  private told = false;
   private closing = false;
   private scratch = new Uint8Array(0);
   private statusId = 0;
@@ -250,7 +252,7 @@ export class Engine {
 
   /**
    * Fails the communicator: the running and queued ops reject with `err`, later ones with
-   * RINGWIRE_ERR_ABORTED. With `spread`, every peer and the rendezvous hear of it too.
+   * RINGWIRE_ERR_ABORTED (but see laterError). With `spread`, every peer and the rendezvous hear of it too.
    */
   private fail(err: RingwireError, spread: boolean): void {
     if (this.failure || (this.closing && !this.running && this.queue.size === 0)) return;
@@ -268,11 +270,14 @@ export class Engine {
     if (this.closing) this.closeDone?.();
   }
 
+  /** The failure's own error goes to the first op that meets it (the user's first catch sees the cause). */
   private laterError(): RingwireError {
+    if (!this.told) return this.failure!;
     return this.failure!.code === ErrorCode.ABORTED ? this.failure! : new AbortedError(`the communicator failed earlier: ${this.failure!.message}`, { rank: this.failure!.rank });
   }
 
   private reject(op: OpRequest, err: RingwireError): void {
+    if (err === this.failure) this.told = true;
     this.post({ t: 'op-failed', id: op.id, error: err.toJSON() });
   }
 
