@@ -132,7 +132,11 @@ export class DataSocket extends EventEmitter {
   /** Where the next socket read goes: the current slot while a large payload arrives. */
   private readBuffer(): Buffer {
     this.direct = this.state === 2 && this.remaining >= DIRECT_READ_MIN;
-    return this.direct ? this.slot!.subarray(this.slotAt, this.slotAt + this.remaining) : this.readBuf;
+    if (this.direct) return this.slot!.subarray(this.slotAt, this.slotAt + this.remaining);
+    // At a frame boundary read just the two headers, so a large payload behind them goes
+    // straight into its slot instead of through this buffer (one copy less).
+    if (this.state === 0 && this.have === 0) return this.readBuf.subarray(0, FRAME_HEAD_MAX);
+    return this.readBuf;
   }
 
   private onRead(buf: Buffer, n: number): void {
@@ -241,6 +245,8 @@ export class DataSocket extends EventEmitter {
 
 /** Payload remainders at least this big are read straight into their slot (fewer syscalls below). */
 const DIRECT_READ_MIN = 16 * 1024;
+/** A WebSocket frame header with a 64-bit length, then ours. */
+const FRAME_HEAD_MAX = 10 + HEADER_BYTES;
 
 export interface DataSocketOptions {
   /** Largest data payload (our frame's payload, not counting its header). */

@@ -41,14 +41,16 @@ function chunkOf(ctx: OpContext): number {
 /**
  * Sends bytes [off, off+len) of `buf` to `peer` as chunk frames, as fast as credit allows;
  * resolves when every byte has been handed to the kernel (so `buf` may be overwritten).
+ * With `after`, each chunk waits for after(its end within the range) first (see Landing).
  * A zero-length range still sends one empty frame, which keeps the peers in step.
  */
-export async function sendRange(ctx: OpContext, peer: number, step: number, buf: Uint8Array, [off, len]: Range): Promise<void> {
+export async function sendRange(ctx: OpContext, peer: number, step: number, buf: Uint8Array, [off, len]: Range, after?: (end: number) => Promise<void>): Promise<void> {
   const chunk = chunkOf(ctx);
   const writes: Promise<void>[] = [];
   let pos = 0;
   do {
     const n = Math.min(chunk, len - pos);
+    if (after) await after(pos + n);
     writes.push((await ctx.t.send(peer, header(ctx, step, off + pos, n), buf.subarray(off + pos, off + pos + n))).written);
     pos += n;
   } while (pos < len);
@@ -78,6 +80,28 @@ export async function recvRange(
     pos += f.h.length;
     onChunk?.(pos);
   } while (pos < len);
+}
+
+/**
+ * How far the receiving side of a pipelined algorithm has got: (step, bytes of that step's
+ * range consumed), advancing in order. A sender forwarding what arrives waits on it per chunk,
+ * so a step's chunks leave while the rest of the previous step is still arriving.
+ */
+export class Landing {
+  private step = -1;
+  private end = 0;
+  private wake?: () => void;
+
+  mark(step: number, end: number): void {
+    this.step = step;
+    this.end = end;
+    this.wake?.();
+  }
+
+  /** Resolves once `step` has consumed `end` bytes (or a later step has begun). */
+  async until(step: number, end: number): Promise<void> {
+    while (this.step < step || (this.step === step && this.end < end)) await new Promise<void>((resolve) => (this.wake = resolve));
+  }
 }
 
 export const copyInto = (dst: Uint8Array, src: Uint8Array) => dst.set(src);

@@ -1,49 +1,50 @@
-import { mod, recvRange, reducer, copyInto, segments, sendRange, type OpContext, type Range } from './context.js';
+import { copyInto, Landing, mod, recvRange, reducer, segments, sendRange, type OpContext, type Range } from './context.js';
 
 /**
- * Ring reduce-scatter: n-1 steps; at step k rank r sends segment r-k-1 to r+1 and reduces
- * segment r-k-2 arriving from r-1 into its own copy. Afterwards rank r holds the reduction of
- * segment r. Within a step the chunks stream: while chunk j is reduced, chunk j+1 is on the wire.
+ * The ring: at each step rank r sends one segment to r+1 and receives one from r-1. In the
+ * reduce-scatter phase (n-1 steps) step k sends segment r-k-1 and reduces the arriving segment
+ * r-k-2 into its own copy, so afterwards rank r holds the reduction of segment r; in the
+ * all-gather phase step k forwards segment r-k and stores segment r-k-1. What a step sends is
+ * what the step before received, so each chunk is forwarded as soon as it has landed and the
+ * steps (and the two phases) overlap instead of draining the pipeline at every boundary.
+ * `scale` multiplies the own segment as its reduction completes ('mean'). Wire steps are
+ * numbered from `firstStep`.
  */
-export async function ringReduceScatter(ctx: OpContext, buf: Uint8Array, segs: Range[]): Promise<void> {
+async function ring(ctx: OpContext, buf: Uint8Array, segs: Range[], phases: { reduce: boolean; gather: boolean; scale?: number; firstStep?: number }): Promise<void> {
   const { rank: r, size: n } = ctx;
-  const next = mod(r + 1, n);
-  const prev = mod(r - 1, n);
   const reduce = reducer(ctx);
-  for (let k = 0; k < n - 1; k++) {
-    await Promise.all([
-      sendRange(ctx, next, k, buf, segs[mod(r - k - 1, n)]),
-      recvRange(ctx, prev, k, buf, segs[mod(r - k - 2, n)], reduce),
-    ]);
+  const steps: { send: Range; recv: Range; consume: (dst: Uint8Array, src: Uint8Array) => void }[] = [];
+  if (phases.reduce) {
+    for (let k = 0; k < n - 1; k++) steps.push({ send: segs[mod(r - k - 1, n)], recv: segs[mod(r - k - 2, n)], consume: reduce });
+    const { scale } = phases;
+    if (scale !== undefined) steps[n - 2].consume = (dst, src) => (reduce(dst, src), ctx.k.scale(ctx.desc.dtype, dst, scale));
   }
-}
-
-/**
- * Ring all-gather: n-1 steps; at step k rank r forwards segment r-k to r+1 and stores segment
- * r-k-1 from r-1. `firstStep` numbers the steps after an earlier phase of the same op.
- */
-export async function ringAllgather(ctx: OpContext, buf: Uint8Array, segs: Range[], firstStep = 0): Promise<void> {
-  const { rank: r, size: n } = ctx;
+  if (phases.gather) {
+    for (let k = 0; k < n - 1; k++) steps.push({ send: segs[mod(r - k, n)], recv: segs[mod(r - k - 1, n)], consume: copyInto });
+  }
+  const first = phases.firstStep ?? 0;
+  const landing = new Landing();
   const next = mod(r + 1, n);
   const prev = mod(r - 1, n);
-  for (let k = 0; k < n - 1; k++) {
-    await Promise.all([
-      sendRange(ctx, next, firstStep + k, buf, segs[mod(r - k, n)]),
-      recvRange(ctx, prev, firstStep + k, buf, segs[mod(r - k - 1, n)], copyInto),
-    ]);
-  }
+  await Promise.all([
+    (async () => {
+      for (const [i, s] of steps.entries()) await sendRange(ctx, next, first + i, buf, s.send, i > 0 ? (end) => landing.until(i - 1, end) : undefined);
+    })(),
+    (async () => {
+      for (const [i, s] of steps.entries()) await recvRange(ctx, prev, first + i, buf, s.recv, s.consume, (end) => landing.mark(i, end));
+    })(),
+  ]);
 }
+
+/** Ring reduce-scatter: afterwards rank r holds the reduction of segment r. */
+export const ringReduceScatter = (ctx: OpContext, buf: Uint8Array, segs: Range[]) => ring(ctx, buf, segs, { reduce: true, gather: false });
+
+/** Ring all-gather: every rank ends with every segment; wire steps from `firstStep`. */
+export const ringAllgather = (ctx: OpContext, buf: Uint8Array, segs: Range[], firstStep = 0) => ring(ctx, buf, segs, { reduce: false, gather: true, firstStep });
 
 /**
  * Bandwidth-optimal all-reduce: reduce-scatter then all-gather, each rank sending 2(n-1)/n of
  * the data. For 'mean' only the owned segment is scaled, before it is gathered.
  */
-export async function ringAllreduce(ctx: OpContext, buf: Uint8Array): Promise<void> {
-  const segs = segments(ctx.desc.count, ctx.size, ctx.elem);
-  await ringReduceScatter(ctx, buf, segs);
-  if (ctx.desc.op === 'mean') {
-    const [off, len] = segs[ctx.rank];
-    ctx.k.scale(ctx.desc.dtype, buf.subarray(off, off + len), 1 / ctx.size);
-  }
-  await ringAllgather(ctx, buf, segs, ctx.size - 1);
-}
+export const ringAllreduce = (ctx: OpContext, buf: Uint8Array) =>
+  ring(ctx, buf, segments(ctx.desc.count, ctx.size, ctx.elem), { reduce: true, gather: true, scale: ctx.desc.op === 'mean' ? 1 / ctx.size : undefined });
