@@ -143,6 +143,8 @@ describe('bad input gets a clear error', () => {
     await bad(comm.broadcast(new Float32Array(4), 1), /root must be an integer in 0..0, got 1/);
     await bad(comm.allreduce(new Float32Array(4), { algo: 'fast' as 'ring' }), /algo must be auto, ring or tree/);
     expect(() => comm.allocate('float32', -1)).toThrow(/count must be a non-negative integer/);
+    await bad(comm.allgather(new Float32Array(4), { out: new Float32Array(4) }), /out must be a Float32Array from comm.allocate\(\), got Float32Array/);
+    await bad(comm.allgather(new Float32Array(4), { out: comm.allocate('int32', 4) as unknown as Float32Array }), /out must be a Float32Array from comm.allocate\(\), got Int32Array/);
     // Size 1 works without a rendezvous, and the communicator is still usable after bad calls.
     const x = new Float32Array([1, 2, 3]);
     await comm.allreduce(x, { op: 'mean' });
@@ -164,6 +166,15 @@ describe('bad input gets a clear error', () => {
       delete process.env.RINGWIRE_TIMEOUT_MS;
     }
     await expect(init({ size: 2, rendezvous: server.url, jobId: 'bad-token', token: 'wrong', connectTimeoutMs: 3000 })).rejects.toMatchObject({ code: 'RINGWIRE_ERR_AUTH' });
+  });
+
+  it('an all-gather output too small for the result fails naming the rank, then refuses work', async () => {
+    const c = await init();
+    await expect(c.allgather(new Float32Array(4), { out: c.allocate('float32', 3) as Float32Array })).rejects.toMatchObject({
+      code: 'RINGWIRE_ERR_INVALID_ARG', rank: 0, message: "allgather: rank 0's out holds 12 bytes, the result needs 16",
+    });
+    await expect(c.barrier()).rejects.toMatchObject({ code: 'RINGWIRE_ERR_ABORTED' });
+    await c.close();
   });
 
   it('a closed communicator refuses work', async () => {

@@ -127,16 +127,20 @@ function makeStep(comm: Communicator, cfg: WorkerConfig, count: number): Step {
         },
         release,
       };
-    case 'allgather':
+    case 'allgather': {
+      // Zero-copy mode gathers into one preallocated output, as nccl-tests does; staged mode
+      // measures the default, a new result buffer per call.
+      let out = cfg.staged ? undefined : alloc(count);
       return {
-        run: () => comm.allgather(x!, { dtype }),
+        run: () => comm.allgather(x!, { dtype, out }),
         check: async () => {
           fill(x!, dtype, 'sum', rank, n, rank * perRank);
-          const parts = await comm.allgather(x!, { dtype });
+          const parts = await comm.allgather(x!, { dtype, out });
           return { arrays: parts, offsets: parts.map((_, r) => r * perRank) };
         },
-        release,
+        release: () => (release(), (out = undefined)),
       };
+    }
     case 'reducescatter':
       return {
         run: () => comm.reduceScatter(x!, { op, dtype, algo }),

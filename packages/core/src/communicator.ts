@@ -168,12 +168,17 @@ export class Communicator {
   }
 
   /** Every rank's `x`, by rank (lengths may differ between ranks); new arrays, `x` is unchanged. */
-  async allgather<T extends RingwireArray>(x: T, options: TypeOptions = {}): Promise<T[]> {
+  async allgather<T extends RingwireArray>(x: T, options: TypeOptions & { out?: T } = {}): Promise<T[]> {
     const dtype = this.dtypeOf(x, options.dtype, 'allgather');
-    const done = await this.run('allgather', [x], dtype, 'sum', 0, undefined, 0, false);
+    const { out } = options;
+    if (out !== undefined && (out.constructor !== x.constructor || !(out.buffer instanceof SharedArrayBuffer))) {
+      throw new InvalidArgumentError(`allgather: out must be a ${x.constructor.name} from comm.allocate(), got ${describeValue(out)}`);
+    }
+    const into = out && { buf: out.buffer as SharedArrayBuffer, byteOffset: out.byteOffset, byteLength: out.byteLength };
+    const done = await this.run('allgather', [x], dtype, 'sum', 0, undefined, 0, false, undefined, into);
     const Ctor = x.constructor as new (b: ArrayBufferLike, o: number, n: number) => T;
     const elem = DTYPES[dtype].bytes;
-    return done.segs!.map(([off, len]) => new Ctor(done.out as ArrayBufferLike, off, len / elem));
+    return done.segs!.map(([off, len]) => new Ctor(out ? out.buffer : done.out!, (out?.byteOffset ?? 0) + off, len / elem));
   }
 
   /** Reduces `x` across ranks and returns this rank's segment of the result (x is unchanged). */
@@ -288,7 +293,7 @@ export class Communicator {
    * the order they were called in even though staging copies yield to the event loop.
    */
   private async run(kind: Kind, xs: RingwireArray[], dtype: DType, op: ReduceOp, root: number, algo: Algo | undefined, layout: number, writeBack: boolean,
-    read?: (sab: SharedArrayBuffer, done: Done) => void): Promise<Done> {
+    read?: (sab: SharedArrayBuffer, done: Done) => void, out?: OpRequest['out']): Promise<Done> {
     this.usable();
     const elem = DTYPES[dtype].bytes;
     const count = kind === 'allgather' ? 0 : xs.reduce((n, x) => n + x.byteLength, 0) / elem;
@@ -301,7 +306,7 @@ export class Communicator {
     this.idle();
     try {
       if (staged) await copyIn(xs, sab);
-      this.post({ t: 'op', id, seq, desc, buf: sab, byteOffset: offset, byteLength: bytes, algo: algo ?? this.cfg.algo });
+      this.post({ t: 'op', id, seq, desc, buf: sab, byteOffset: offset, byteLength: bytes, algo: algo ?? this.cfg.algo, out });
       const result = await done;
       if (staged && writeBack) await copyOut(sab, xs);
       read?.(sab, result);

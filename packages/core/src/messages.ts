@@ -34,6 +34,8 @@ export interface OpRequest {
   byteOffset: number;
   byteLength: number;
   algo: Algo;
+  /** All-gather only: where the result goes (else a new buffer, transferred back). */
+  out?: { buf: SharedArrayBuffer; byteOffset: number; byteLength: number };
 }
 
 export type ErrorJSON = { code: ErrorCode; message: string; rank?: number; ranks?: number[] };
@@ -41,7 +43,7 @@ export type ErrorJSON = { code: ErrorCode; message: string; rank?: number; ranks
 export type EngineReply =
   | { t: 'ready'; rank: number; size: number; localRank: number; localSize: number; generation: number; host: string; port: number; kernels: string }
   | { t: 'init-failed'; error: ErrorJSON }
-  | { t: 'done'; id: number; algo?: string; range?: [number, number]; out?: SharedArrayBuffer; segs?: [number, number][] }
+  | { t: 'done'; id: number; algo?: string; range?: [number, number]; out?: ArrayBuffer; segs?: [number, number][] }
   | { t: 'op-failed'; id: number; error: ErrorJSON }
   | { t: 'failed'; error: ErrorJSON }
   | { t: 'closed' };

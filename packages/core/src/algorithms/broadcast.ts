@@ -1,4 +1,4 @@
-import { copyInto, mod, recvRange, sendRange, type OpContext } from './context.js';
+import { copyInto, Landing, mod, recvRange, sendRange, type OpContext } from './context.js';
 
 /**
  * Small messages: binomial tree from the root, ceil(log2 n) hops.
@@ -31,24 +31,10 @@ export async function chainBroadcast(ctx: OpContext, buf: Uint8Array, root: numb
   const last = vr === n - 1;
   if (vr === 0) return sendRange(ctx, next, 0, buf, [0, buf.length]);
   if (last) return recvRange(ctx, prev, 0, buf, [0, buf.length], copyInto);
-  // Forward each chunk as soon as it has landed: the receiver marks progress, the sender follows.
-  let landed = 0;
-  let wake: (() => void) | undefined;
-  const receiving = recvRange(ctx, prev, 0, buf, [0, buf.length], copyInto, (end) => {
-    landed = end;
-    wake?.();
-  });
-  const forwarding = (async () => {
-    let sent = 0;
-    const writes: Promise<void>[] = [];
-    const chunk = ctx.chunkBytes - (ctx.chunkBytes % ctx.elem);
-    do {
-      while (landed <= sent && landed < buf.length) await new Promise<void>((resolve) => (wake = resolve));
-      const end = buf.length === 0 ? 0 : Math.min(landed, sent + chunk);
-      writes.push((await ctx.t.send(next, { type: 1, desc: ctx.desc, hash: ctx.hash, step: 0, generation: ctx.t.generation, seq: ctx.seq, offset: sent, length: end - sent }, buf.subarray(sent, end))).written);
-      sent = end;
-    } while (sent < buf.length);
-    await Promise.all(writes);
-  })();
-  await Promise.all([receiving, forwarding]);
+  // Forward each chunk as soon as it has landed.
+  const landing = new Landing();
+  await Promise.all([
+    recvRange(ctx, prev, 0, buf, [0, buf.length], copyInto, (end) => landing.mark(0, end)),
+    sendRange(ctx, next, 0, buf, [0, buf.length], (end) => landing.until(0, end)),
+  ]);
 }
