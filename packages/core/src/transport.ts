@@ -303,6 +303,12 @@ export class Transport extends EventEmitter {
     return new Promise((resolve, reject) => (inbox.waiter = { resolve, reject }));
   }
 
+  /** Data frames from `peer` go where `placer` says (see DataSocket.placer); undefined stops it. */
+  place(peer: number, placer: DataSocket['placer']): void {
+    const ds = this.inbound[peer];
+    if (ds) ds.placer = placer;
+  }
+
   /** Returns one frame's credit to `peer`. */
   release(peer: number): void {
     const ds = this.inbound[peer];

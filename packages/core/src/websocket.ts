@@ -12,7 +12,7 @@ import { HEADER_BYTES, MAGIC, readHeader, type FrameHeader } from './wire.js';
  * (`onread`), and each data frame's payload is copied once, into a ring of `slots` preallocated
  * slots: credit-based flow control guarantees a free slot for every frame the peer may send.
  *
- * Events: 'frame' (header, payload view into a slot; call release() when consumed),
+ * Events: 'frame' (header, payload view into a slot or its placed destination; call release() when consumed),
  * 'control' (Buffer: a whole non-data message), 'close'.
  */
 export class DataSocket extends EventEmitter {
@@ -27,7 +27,7 @@ export class DataSocket extends EventEmitter {
   private have = 0;
   private opcode = 0;
   private remaining = 0;
-  private slot?: Buffer;
+  private slot?: Uint8Array;
   private slotAt = 0;
   private current?: FrameHeader;
   private other: Buffer[] = [];
@@ -35,6 +35,12 @@ export class DataSocket extends EventEmitter {
 
   /** True while the current read lands directly in a slot (see readBuffer). */
   private direct = false;
+
+  /**
+   * Given a data frame's header, the place its payload belongs (exactly its length), or
+   * undefined for a slot. Placed frames still take a credit; they skip the copy out of the slot.
+   */
+  placer?: (h: FrameHeader) => Uint8Array | undefined;
 
   private constructor(socket: net.Socket, private readonly readBuf: Buffer, private readonly opts: DataSocketOptions) {
     super();
@@ -130,13 +136,12 @@ export class DataSocket extends EventEmitter {
   }
 
   /** Where the next socket read goes: the current slot while a large payload arrives. */
-  private readBuffer(): Buffer {
+  private readBuffer(): Uint8Array {
     this.direct = this.state === 2 && this.remaining >= DIRECT_READ_MIN;
     if (this.direct) return this.slot!.subarray(this.slotAt, this.slotAt + this.remaining);
-    // At a frame boundary read just the two headers, so a large payload behind them goes
-    // straight into its slot instead of through this buffer (one copy less).
-    if (this.state === 0 && this.have === 0) return this.readBuf.subarray(0, FRAME_HEAD_MAX);
-    return this.readBuf;
+    // Otherwise read at most to the end of the next frame's headers, so a large payload behind
+    // them goes straight into its slot rather than through this buffer (one copy less).
+    return this.state === 3 ? this.readBuf : this.readBuf.subarray(0, (this.state === 2 ? this.remaining : 0) + FRAME_HEAD_MAX);
   }
 
   private onRead(buf: Buffer, n: number): void {
@@ -219,7 +224,9 @@ export class DataSocket extends EventEmitter {
     } catch (err) {
       return this.fail((err as Error).message);
     }
-    this.slot = this.slots[this.head++ % this.slots.length];
+    const slot = this.slots[this.head++ % this.slots.length];
+    const placed = this.placer?.(this.current);
+    this.slot = placed?.length === this.remaining ? placed : slot;
     this.slotAt = 0;
     this.state = 2;
     this.have = 0;

@@ -104,7 +104,25 @@ export class Landing {
   }
 }
 
-export const copyInto = (dst: Uint8Array, src: Uint8Array) => dst.set(src);
+/** Stores a chunk; nothing to do when it was placed there already (see placeSteps). */
+export const copyInto = (dst: Uint8Array, src: Uint8Array) => {
+  if (src.buffer !== dst.buffer || src.byteOffset !== dst.byteOffset) dst.set(src);
+};
+
+/**
+ * Until the returned undo is called, chunks from `peer` for the given steps of this op are read
+ * by the kernel straight into their place in `buf` rather than into a credit slot: one memory
+ * pass less. Only a frame of this op and step whose bytes lie inside the step's range is placed;
+ * any other still goes to a slot and fails check() as before.
+ */
+export function placeSteps(ctx: OpContext, peer: number, buf: Uint8Array, ranges: Map<number, Range>): () => void {
+  ctx.t.place(peer, (h) => {
+    const range = ranges.get(h.step);
+    if (!range || h.seq !== ctx.seq || h.hash !== ctx.hash || h.offset < range[0] || h.offset + h.length > range[0] + range[1]) return undefined;
+    return buf.subarray(h.offset, h.offset + h.length);
+  });
+  return () => ctx.t.place(peer, undefined);
+}
 
 export function reducer(ctx: OpContext): (dst: Uint8Array, src: Uint8Array) => void {
   const op = ctx.desc.op === 'mean' ? 'sum' : ctx.desc.op;

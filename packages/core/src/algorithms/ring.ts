@@ -1,4 +1,4 @@
-import { copyInto, Landing, mod, recvRange, reducer, segments, sendRange, type OpContext, type Range } from './context.js';
+import { copyInto, Landing, mod, placeSteps, recvRange, reducer, segments, sendRange, type OpContext, type Range } from './context.js';
 
 /**
  * The ring: at each step rank r sends one segment to r+1 and receives one from r-1. In the
@@ -26,14 +26,20 @@ async function ring(ctx: OpContext, buf: Uint8Array, segs: Range[], phases: { re
   const landing = new Landing();
   const next = mod(r + 1, n);
   const prev = mod(r - 1, n);
-  await Promise.all([
+  const stored = new Map(steps.flatMap((s, i) => (s.consume === copyInto ? [[first + i, s.recv] as const] : [])));
+  const unplace = placeSteps(ctx, prev, buf, stored);
+  try {
+    await Promise.all([
     (async () => {
       for (const [i, s] of steps.entries()) await sendRange(ctx, next, first + i, buf, s.send, i > 0 ? (end) => landing.until(i - 1, end) : undefined);
     })(),
     (async () => {
       for (const [i, s] of steps.entries()) await recvRange(ctx, prev, first + i, buf, s.recv, s.consume, (end) => landing.mark(i, end));
     })(),
-  ]);
+    ]);
+  } finally {
+    unplace();
+  }
 }
 
 /** Ring reduce-scatter: afterwards rank r holds the reduction of segment r. */
