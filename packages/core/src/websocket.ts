@@ -8,9 +8,10 @@ import { HEADER_BYTES, MAGIC, readHeader, type FrameHeader } from './wire.js';
  * The receiving end of a peer data connection: a minimal RFC 6455 WebSocket client. The `ws`
  * library allocates a buffer per socket read and another per message; at a gigabyte a second
  * that allocation is the bottleneck (measured: raw TCP 1.9 GB/s each way with a reused read
- * buffer, 1.0 with a buffer per read, `ws` 0.55). Here the socket reads into one reused buffer
- * (`onread`), and each data frame's payload is copied once, into a ring of `slots` preallocated
- * slots: credit-based flow control guarantees a free slot for every frame the peer may send.
+ * buffer, 1.0 with a buffer per read, `ws` 0.55). Here the socket reads frame headers into one
+ * reused buffer (`onread`), and the kernel reads each data frame's payload straight into one of
+ * `slots` preallocated slots (credit-based flow control guarantees a free one for every frame the
+ * peer may send) or into its final place when the algorithm says where (`placer`).
  *
  * Events: 'frame' (header, payload view into a slot or its placed destination; call release() when consumed),
  * 'control' (Buffer: a whole non-data message), 'close'.

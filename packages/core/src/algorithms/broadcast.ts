@@ -1,4 +1,4 @@
-import { copyInto, Landing, mod, recvRange, sendRange, type OpContext } from './context.js';
+import { copyInto, Landing, mod, placeSteps, recvRange, sendRange, type OpContext } from './context.js';
 
 /**
  * Small messages: binomial tree from the root, ceil(log2 n) hops.
@@ -22,6 +22,7 @@ export async function treeBroadcast(ctx: OpContext, buf: Uint8Array, root: numbe
 /**
  * Large messages: a pipelined chain root -> root+1 -> ... ; each rank forwards chunk j while
  * chunk j+1 arrives, so every link carries the data once and the time is about size / bandwidth.
+ * Chunks are read straight into place.
  */
 export async function chainBroadcast(ctx: OpContext, buf: Uint8Array, root: number): Promise<void> {
   const { rank: r, size: n } = ctx;
@@ -30,11 +31,16 @@ export async function chainBroadcast(ctx: OpContext, buf: Uint8Array, root: numb
   const next = mod(r + 1, n);
   const last = vr === n - 1;
   if (vr === 0) return sendRange(ctx, next, 0, buf, [0, buf.length]);
-  if (last) return recvRange(ctx, prev, 0, buf, [0, buf.length], copyInto);
-  // Forward each chunk as soon as it has landed.
-  const landing = new Landing();
-  await Promise.all([
-    recvRange(ctx, prev, 0, buf, [0, buf.length], copyInto, (end) => landing.mark(0, end)),
-    sendRange(ctx, next, 0, buf, [0, buf.length], (end) => landing.until(0, end)),
-  ]);
+  const unplace = placeSteps(ctx, prev, buf, new Map([[0, [0, buf.length]]]));
+  try {
+    if (last) return await recvRange(ctx, prev, 0, buf, [0, buf.length], copyInto);
+    // Forward each chunk as soon as it has landed.
+    const landing = new Landing();
+    await Promise.all([
+      recvRange(ctx, prev, 0, buf, [0, buf.length], copyInto, (end) => landing.mark(0, end)),
+      sendRange(ctx, next, 0, buf, [0, buf.length], (end) => landing.until(0, end)),
+    ]);
+  } finally {
+    unplace();
+  }
 }

@@ -30,12 +30,12 @@ async function ring(ctx: OpContext, buf: Uint8Array, segs: Range[], phases: { re
   const unplace = placeSteps(ctx, prev, buf, stored);
   try {
     await Promise.all([
-    (async () => {
-      for (const [i, s] of steps.entries()) await sendRange(ctx, next, first + i, buf, s.send, i > 0 ? (end) => landing.until(i - 1, end) : undefined);
-    })(),
-    (async () => {
-      for (const [i, s] of steps.entries()) await recvRange(ctx, prev, first + i, buf, s.recv, s.consume, (end) => landing.mark(i, end));
-    })(),
+      (async () => {
+        for (const [i, s] of steps.entries()) await sendRange(ctx, next, first + i, buf, s.send, i > 0 ? (end) => landing.until(i - 1, end) : undefined);
+      })(),
+      (async () => {
+        for (const [i, s] of steps.entries()) await recvRange(ctx, prev, first + i, buf, s.recv, s.consume, (end) => landing.mark(i, end));
+      })(),
     ]);
   } finally {
     unplace();
