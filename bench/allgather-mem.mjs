@@ -1,16 +1,10 @@
 // All-gather time and the caller's peak RSS over many calls, ranks spawned by itself.
 // Usage: node bench/allgather-mem.mjs NP   Env: BYTES (per rank, default 64 MiB), ITERS (default 20),
 // OUT=1 (results into one reused comm.allocate() array instead of a new buffer per call).
-import { spawn } from 'node:child_process';
-import { RendezvousServer } from '@ringwire/rendezvous';
 import { init } from 'ringwire';
-if (process.env.RINGWIRE_RANK === undefined) {
-  const np = Number(process.argv[2] ?? 2);
-  const s = new RendezvousServer({ log: () => {} }); const { url } = await s.listen();
-  const ps = Array.from({ length: np }, (_, r) => spawn(process.execPath, [new URL(import.meta.url).pathname], { stdio: 'inherit', env: { ...process.env, RINGWIRE_RANK: r, RINGWIRE_SIZE: np, RINGWIRE_RENDEZVOUS: url, RINGWIRE_JOB_ID: 'ag' } }));
-  await Promise.all(ps.map((p) => new Promise((r) => p.on('exit', r))));
-  await s.close();
-} else {
+import { launchedRanks } from './local-ranks.mjs';
+
+if (!(await launchedRanks(new URL(import.meta.url).pathname, Number(process.argv[2] ?? 2), 'ag'))) {
   const comm = await init();
   const bytes = Number(process.env.BYTES ?? 64 << 20);
   const x = comm.allocate('float32', bytes / 4).fill(comm.rank + 1);

@@ -1,15 +1,9 @@
 // All-reduce time and bus bandwidth per size, ranks spawned by itself. Usage: node bench/core-sweep.mjs NP
 // Env: SIZES=bytes,... CHUNK=bytes CREDITS=n ALGO=auto|ring|tree (zero-copy SharedArrayBuffer arrays).
-import { spawn } from 'node:child_process';
-import { RendezvousServer } from '@ringwire/rendezvous';
 import { init } from 'ringwire';
-if (process.env.RINGWIRE_RANK === undefined) {
-  const np = Number(process.argv[2] ?? 2);
-  const s = new RendezvousServer({ log: () => {} }); const { url } = await s.listen();
-  const ps = Array.from({ length: np }, (_, r) => spawn(process.execPath, [new URL(import.meta.url).pathname], { stdio: 'inherit', env: { ...process.env, RINGWIRE_RANK: r, RINGWIRE_SIZE: np, RINGWIRE_RENDEZVOUS: url, RINGWIRE_JOB_ID: 'q' } }));
-  await Promise.all(ps.map((p) => new Promise((r) => p.on('exit', r))));
-  await s.close();
-} else {
+import { launchedRanks } from './local-ranks.mjs';
+
+if (!(await launchedRanks(new URL(import.meta.url).pathname, Number(process.argv[2] ?? 2), 'q'))) {
   const comm = await init({ chunkBytes: process.env.CHUNK ? Number(process.env.CHUNK) : undefined, credits: process.env.CREDITS ? Number(process.env.CREDITS) : undefined });
   for (const bytes of (process.env.SIZES ?? '4096,65536,1048576,16777216,67108864,268435456').split(',').map(Number)) {
     const x = comm.allocate('float32', bytes / 4).fill(1);

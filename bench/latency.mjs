@@ -1,12 +1,7 @@
-import { spawn } from 'node:child_process';
-import { RendezvousServer } from '@ringwire/rendezvous';
 import { init } from 'ringwire';
-if (process.env.RINGWIRE_RANK === undefined) {
-  const s = new RendezvousServer({ log: () => {} }); const { url } = await s.listen();
-  const ps = [0, 1].map((r) => spawn(process.execPath, [new URL(import.meta.url).pathname], { stdio: 'inherit', env: { ...process.env, RINGWIRE_RANK: r, RINGWIRE_SIZE: 2, RINGWIRE_RENDEZVOUS: url, RINGWIRE_JOB_ID: 'q' } }));
-  await Promise.all(ps.map((p) => new Promise((r) => p.on('exit', r))));
-  await s.close();
-} else {
+import { launchedRanks } from './local-ranks.mjs';
+
+if (!(await launchedRanks(new URL(import.meta.url).pathname, 2, 'lat'))) {
   const comm = await init();
   const x = comm.allocate('float32', 1024).fill(1);
   for (const [name, f] of [['barrier', () => comm.barrier()], ['ar4k', () => comm.allreduce(x)], ['ar4k-sync', () => comm.allreduceSync(x)]]) {

@@ -1,18 +1,11 @@
 // During 256 MiB all-reduces at NP ranks: the caller's event-loop delay (max and p99, ms) and
 // the extra resident memory beyond the array itself, for zero-copy (SharedArrayBuffer) arrays
 // and for ordinary arrays (staged through shared buffers). Usage: node bench/loop-delay.mjs [NP]
-import { spawn } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { RendezvousServer } from '@ringwire/rendezvous';
 import { init } from 'ringwire';
-if (process.env.RINGWIRE_RANK === undefined) {
-  const np = Number(process.argv[2] ?? 2);
-  const s = new RendezvousServer({ log: () => {} });
-  const { url } = await s.listen();
-  const ps = Array.from({ length: np }, (_, r) => spawn(process.execPath, [new URL(import.meta.url).pathname], { stdio: 'inherit', env: { ...process.env, RINGWIRE_RANK: r, RINGWIRE_SIZE: np, RINGWIRE_RENDEZVOUS: url, RINGWIRE_JOB_ID: 'loop' } }));
-  await Promise.all(ps.map((p) => new Promise((r) => p.on('exit', r))));
-  await s.close();
-} else {
+import { launchedRanks } from './local-ranks.mjs';
+
+if (!(await launchedRanks(new URL(import.meta.url).pathname, Number(process.argv[2] ?? 2), 'loop'))) {
   const comm = await init();
   const n = 64 * 1024 * 1024; // 256 MiB of float32
   for (const mode of ['zero-copy', 'staged']) {
