@@ -7,7 +7,7 @@ afterAll(stopRendezvous);
 afterEach(() => killAll());
 
 // Per rank: 6 dtypes; all-reduce over ops x lengths x 2 algorithms; then per length a broadcast
-// per algorithm, an all-gather and a reduce-scatter; then 4 grouped, shared, sync, 6 concurrent, barrier.
+// per algorithm, an all-gather and a reduce-scatter; then 4 grouped, shared, all-gather into out, sync, 6 concurrent, barrier.
 function expectedChecks(lengths: number) {
   const ops = 4 * 5 + 2 * 4; // float types have mean
   return ops * lengths * 2 + 6 * lengths * 4 + 4 + 1 + 1 + 1 + 6 + 1;

@@ -167,7 +167,11 @@ export class Communicator {
     return x;
   }
 
-  /** Every rank's `x`, by rank (lengths may differ between ranks); new arrays, `x` is unchanged. */
+  /**
+   * Every rank's `x`, by rank (lengths may differ between ranks); `x` is unchanged. The arrays
+   * share one new buffer, or are views into `out` (from comm.allocate, at least the sum of the
+   * lengths; a rank whose `out` is too small fails the collective on every rank).
+   */
   async allgather<T extends RingwireArray>(x: T, options: TypeOptions & { out?: T } = {}): Promise<T[]> {
     const dtype = this.dtypeOf(x, options.dtype, 'allgather');
     const { out } = options;

@@ -85,7 +85,7 @@ export async function recvRange(
 /**
  * How far the receiving side of a pipelined algorithm has got: (step, bytes of that step's
  * range consumed), advancing in order. A sender forwarding what arrives waits on it per chunk,
- * so a step's chunks leave while the rest of the previous step is still arriving.
+ * so a step's chunks leave while the rest of the previous step is still arriving. One waiter.
  */
 export class Landing {
   private step = -1;
