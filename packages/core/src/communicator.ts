@@ -189,11 +189,11 @@ export class Communicator {
   async reduceScatter<T extends RingwireArray>(x: T, options: ReduceOptions = {}): Promise<T> {
     const { dtype, op } = this.reduceArgs(x, options, 'reduceScatter');
     let result!: T;
-    await this.run('reducescatter', [x], dtype, op, 0, options.algo, 0, false, (sab, done) => {
+    await this.run('reducescatter', [x], dtype, op, 0, options.algo, 0, false, async (sab, done) => {
       const [off, len] = done.range!;
       const Ctor = x.constructor as new (n: number) => T;
       result = new Ctor(len / DTYPES[dtype].bytes);
-      new Uint8Array(result.buffer).set(new Uint8Array(sab, off, len));
+      await copyOut(sab, [result], off);
     });
     return result;
   }
@@ -297,7 +297,7 @@ export class Communicator {
    * the order they were called in even though staging copies yield to the event loop.
    */
   private async run(kind: Kind, xs: RingwireArray[], dtype: DType, op: ReduceOp, root: number, algo: Algo | undefined, layout: number, writeBack: boolean,
-    read?: (sab: SharedArrayBuffer, done: Done) => void, out?: OpRequest['out']): Promise<Done> {
+    read?: (sab: SharedArrayBuffer, done: Done) => Promise<void>, out?: OpRequest['out']): Promise<Done> {
     this.usable();
     const elem = DTYPES[dtype].bytes;
     const count = kind === 'allgather' ? 0 : xs.reduce((n, x) => n + x.byteLength, 0) / elem;
@@ -313,7 +313,7 @@ export class Communicator {
       this.post({ t: 'op', id, seq, desc, buf: sab, byteOffset: offset, byteLength: bytes, algo: algo ?? this.cfg.algo, out });
       const result = await done;
       if (staged && writeBack) await copyOut(sab, xs);
-      read?.(sab, result);
+      await read?.(sab, result);
       return result;
     } finally {
       if (staged) this.release(sab);
@@ -330,8 +330,8 @@ async function copyIn(xs: RingwireArray[], sab: SharedArrayBuffer): Promise<void
   }
 }
 
-async function copyOut(sab: SharedArrayBuffer, xs: RingwireArray[]): Promise<void> {
-  let at = 0;
+async function copyOut(sab: SharedArrayBuffer, xs: RingwireArray[], from = 0): Promise<void> {
+  let at = from;
   for (const x of xs) {
     await sliced(x.byteLength, (o, n) => new Uint8Array(x.buffer, x.byteOffset + o, n).set(new Uint8Array(sab, at + o, n)));
     at += x.byteLength;
