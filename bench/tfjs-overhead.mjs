@@ -8,8 +8,10 @@
 // Per measured step, interleaved so that load from elsewhere hits both alike:
 //   wrapper  barrier; opt.minimize (gradients + fusion); barrier (absorbs compute skew between
 //            ranks); await opt.synchronize() (read into the fusion buffer, all-reduce, upload, split,
-//            apply). added = fuse + synchronize - apply: what the wrapper costs beyond the plain
-//            optimizer's own work, all-reduce included.
+//            apply). added = fuse + download + allreduce + upload (opt.lastTimings): what the wrapper
+//            costs beyond the plain optimizer's own work, all-reduce included. (synchronize - apply
+//            measures the same, but apply takes ~0.9 s on the cpu backend at this size and its noise
+//            swamped the difference.)
 //   raw      barrier; comm.allreduce(x, { op: 'mean' }) on a SharedArrayBuffer array of the model's
 //            parameter count (float32, or float16/bfloat16 for the compressed modes; zero-copy),
 //            right after the same minimize as the wrapper's synchronize, before or after it in
@@ -64,7 +66,7 @@ for (const [mi, mode] of o.modes.split(',').entries()) {
   const inner = tf.train.sgd(1e-6);
   const opt = new DistributedOptimizer(inner, { compression: mode, pipelineBytes: o['pipeline-bytes'] === undefined ? undefined : Number(o['pipeline-bytes']) });
   const plain = tf.train.sgd(1e-6);
-  const rows = { raw: [], idle: [], staged: [], added: [], fuse: [], download: [], allreduce: [], upload: [], apply: [], compute: [], local: [], dist: [] };
+  const rows = { raw: [], idle: [], staged: [], added: [], fuse: [], download: [], allreduce: [], upload: [], apply: [], compute: [], moved: [], local: [], dist: [] };
   const wire = { op: 'mean', dtype: dtype === 'float32' ? undefined : dtype };
   for (let i = 0; i < warmup + iters; i++) {
     await comm.barrier();
@@ -108,8 +110,8 @@ for (const [mi, mode] of o.modes.split(',').entries()) {
     rows.raw.push(rawMs);
     rows.idle.push(idleMs);
     rows.staged.push(stagedMs);
-    rows.added.push(tm.fuse + syncMs - tm.apply);
-    for (const k of ['fuse', 'download', 'allreduce', 'upload', 'apply', 'compute']) rows[k].push(tm[k]);
+    rows.added.push(tm.fuse + tm.download + tm.allreduce + tm.upload);
+    for (const k of ['fuse', 'download', 'allreduce', 'upload', 'apply', 'compute', 'moved']) rows[k].push(tm[k]);
     rows.local.push(localMs);
     rows.dist.push(minimizeMs + syncMs);
   }

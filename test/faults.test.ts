@@ -142,6 +142,7 @@ describe('bad input gets a clear error', () => {
     await bad(comm.allreduce(new Float32Array(4), { op: 'avg' as 'sum' }), /op must be one of sum, mean, min, max, prod/);
     await bad(comm.broadcast(new Float32Array(4), 1), /root must be an integer in 0..0, got 1/);
     await bad(comm.allreduce(new Float32Array(4), { algo: 'fast' as 'ring' }), /algo must be auto, ring or tree/);
+    await bad(comm.allreduce(new Float32Array(4), { transfer: 1 as unknown as boolean }), /transfer must be a boolean, got number/);
     expect(() => comm.allocate('float32', -1)).toThrow(/count must be a non-negative integer/);
     await bad(comm.allgather(new Float32Array(4), { out: new Float32Array(4) }), /out must be a Float32Array from comm.allocate\(\), got Float32Array/);
     await bad(comm.allgather(new Float32Array(4), { out: comm.allocate('int32', 4) as unknown as Float32Array }), /out must be a Float32Array from comm.allocate\(\), got Int32Array/);
@@ -152,6 +153,12 @@ describe('bad input gets a clear error', () => {
     const [only] = await comm.allgather(new Int32Array([4, 5]));
     await comm.allreduce(new Int32Array([9, 9])); // reuses the staging buffer the input went through
     expect(Array.from(only)).toEqual([4, 5]);
+    // transfer moves an ordinary array's buffer (the input is detached) and leaves shared ones alone.
+    const plain = new Float32Array([1, 2, 3]);
+    const moved = await comm.allreduce(plain, { transfer: true });
+    expect([plain.length, Array.from(moved)]).toEqual([0, [1, 2, 3]]);
+    const shared = comm.allocate('float32', 2);
+    expect(await comm.allreduce(shared, { transfer: true })).toBe(shared);
   });
 
   it('bad options and environment', async () => {

@@ -53,7 +53,7 @@ describe('@ringwire/tfjs DistributedOptimizer', () => {
 
   it('2 ranks: missing callback, backwardPassesPerStep, compression, broadcast, callbacks, leaks, model.save', async () => {
     const res = await finish(startJob(2, 'features'));
-    expectAllPassed(res, 35);
+    expectAllPassed(res, 37);
     const names = res.checks[0].map((c) => c.name);
     for (const n of [
       'fit without the callback throws', 'bpps=2 avg=false: equals the union step', 'bpps=2 in fit: one averaged update',

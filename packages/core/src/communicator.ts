@@ -16,6 +16,16 @@ export interface ReduceOptions {
   algo?: Algo;
 }
 
+export interface AllreduceOptions extends ReduceOptions {
+  /**
+   * For an array on an ordinary ArrayBuffer: move its whole buffer to the engine thread and back
+   * (as postMessage's transfer list does) instead of copying it through staging buffers. `x`
+   * is detached meanwhile, and the result is a new array of the same type over that buffer.
+   * Arrays from comm.allocate are never copied, with or without it.
+   */
+  transfer?: boolean;
+}
+
 export interface TypeOptions {
   dtype?: DType;
 }
@@ -110,11 +120,18 @@ export class Communicator {
 
   // ---- the collectives -------------------------------------------------------------------
 
-  /** Reduces `x` across all ranks, in place. */
-  async allreduce<T extends RingwireArray>(x: T, options: ReduceOptions = {}): Promise<T> {
+  /** Reduces `x` across all ranks, in place (resolves with `x`; with `transfer`, see AllreduceOptions). */
+  async allreduce<T extends RingwireArray>(x: T, options: AllreduceOptions = {}): Promise<T> {
     const { dtype, op } = this.reduceArgs(x, options, 'allreduce');
-    await this.run('allreduce', [x], dtype, op, 0, options.algo, 0, true);
-    return x;
+    if (options.transfer !== undefined && typeof options.transfer !== 'boolean') throw new InvalidArgumentError(`allreduce: transfer must be a boolean, got ${describeValue(options.transfer)}`);
+    if (!options.transfer || x.buffer instanceof SharedArrayBuffer) {
+      await this.run('allreduce', [x], dtype, op, 0, options.algo, 0, true);
+      return x;
+    }
+    const Ctor = x.constructor as new (b: ArrayBufferLike, o: number, n: number) => T;
+    const { byteOffset, length } = x;
+    const done = await this.run('allreduce', [x], dtype, op, 0, options.algo, 0, true, undefined, undefined, true);
+    return new Ctor(done.out!, byteOffset, length);
   }
 
   /**
@@ -126,10 +143,10 @@ export class Communicator {
     this.usable();
     if (this.pending.size) throw new InvalidArgumentError('allreduceSync: await the pending collectives of this communicator first');
     const desc: Descriptor = { kind: 'allreduce', dtype, op, root: 0, count: x.length, layout: 0 };
-    const { sab, offset, staged } = this.place([x], false);
+    const { buf: sab, offset, staged } = this.place([x], false);
     if (staged) copyInSync(x, sab);
     const id = this.nextId++;
-    this.post({ t: 'op', id, seq: ++this.seq, desc, buf: sab, byteOffset: offset, byteLength: x.byteLength, algo: options.algo ?? this.cfg.algo });
+    this.port.postMessage({ t: 'op', id, seq: ++this.seq, desc, buf: sab, byteOffset: offset, byteLength: x.byteLength, algo: options.algo ?? this.cfg.algo } satisfies OpRequest);
     let result: Done | Error | undefined;
     this.pending.set(id, { resolve: (d) => (result = d), reject: (e) => (result = e) });
     const deadline = Date.now() + this.cfg.timeoutMs + 10_000;
@@ -142,7 +159,7 @@ export class Communicator {
       Atomics.wait(this.signal, 0, seen, 1000);
     }
     if (result instanceof Error) throw result;
-    if (staged) (new Uint8Array(x.buffer, x.byteOffset, x.byteLength).set(new Uint8Array(sab, 0, x.byteLength)), this.release(sab));
+    if (staged) (new Uint8Array(x.buffer, x.byteOffset, x.byteLength).set(new Uint8Array(sab, 0, x.byteLength)), this.release(sab as SharedArrayBuffer));
     return x;
   }
 
@@ -267,12 +284,12 @@ export class Communicator {
     return { dtype, op };
   }
 
-  /** Where the op's bytes live: the array's own SharedArrayBuffer, or a staging buffer. */
-  private place(xs: RingwireArray[], mustStage: boolean): { sab: SharedArrayBuffer; offset: number; staged: boolean } {
+  /** Where the op's bytes live: the array's own SharedArrayBuffer, a staging buffer, or (transfer) its own ArrayBuffer. */
+  private place(xs: RingwireArray[], mustStage: boolean, transfer = false): { buf: SharedArrayBuffer | ArrayBuffer; offset: number; staged: boolean } {
     const total = xs.reduce((n, x) => n + x.byteLength, 0);
-    if (xs.length === 0) return { sab: EMPTY, offset: 0, staged: false };
-    if (xs.length === 1 && !mustStage && xs[0].buffer instanceof SharedArrayBuffer) return { sab: xs[0].buffer, offset: xs[0].byteOffset, staged: false };
-    return { sab: this.take(total), offset: 0, staged: true };
+    if (xs.length === 0) return { buf: EMPTY, offset: 0, staged: false };
+    if (xs.length === 1 && !mustStage && (transfer || xs[0].buffer instanceof SharedArrayBuffer)) return { buf: xs[0].buffer, offset: xs[0].byteOffset, staged: false };
+    return { buf: this.take(total), offset: 0, staged: true };
   }
 
   private take(bytes: number): SharedArrayBuffer {
@@ -288,41 +305,38 @@ export class Communicator {
     if (this.staging.length > 4) this.staging.sort((a, b) => b.byteLength - a.byteLength).pop();
   }
 
-  private post(op: OpRequest): void {
-    this.port.postMessage(op);
-  }
-
   /**
    * Runs one collective over `xs` fused in order: the sequence number is taken now, so ops keep
    * the order they were called in even though staging copies yield to the event loop.
    */
   private async run(kind: Kind, xs: RingwireArray[], dtype: DType, op: ReduceOp, root: number, algo: Algo | undefined, layout: number, writeBack: boolean,
-    read?: (sab: SharedArrayBuffer, done: Done) => Promise<void>, out?: OpRequest['out']): Promise<Done> {
+    read?: (buf: ArrayBufferLike, done: Done) => Promise<void>, out?: OpRequest['out'], transfer = false): Promise<Done> {
     this.usable();
     const elem = DTYPES[dtype].bytes;
     const count = kind === 'allgather' ? 0 : xs.reduce((n, x) => n + x.byteLength, 0) / elem;
     const desc: Descriptor = { kind, dtype, op, root, count, layout };
     const id = this.nextId++;
     const seq = ++this.seq;
-    const { sab, offset, staged } = this.place(xs, kind === 'reducescatter');
+    const { buf, offset, staged } = this.place(xs, kind === 'reducescatter', transfer);
     const bytes = xs.reduce((n, x) => n + x.byteLength, 0);
     const done = new Promise<Done>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     this.idle();
     try {
-      if (staged) await copyIn(xs, sab);
-      this.post({ t: 'op', id, seq, desc, buf: sab, byteOffset: offset, byteLength: bytes, algo: algo ?? this.cfg.algo, out });
+      if (staged) await copyIn(xs, buf);
+      const request: OpRequest = { t: 'op', id, seq, desc, buf, byteOffset: offset, byteLength: bytes, algo: algo ?? this.cfg.algo, out };
+      this.port.postMessage(request, transfer ? [buf as ArrayBuffer] : []);
       const result = await done;
-      if (staged && writeBack) await copyOut(sab, xs);
-      await read?.(sab, result);
+      if (staged && writeBack) await copyOut(buf, xs);
+      await read?.(buf, result);
       return result;
     } finally {
-      if (staged) this.release(sab);
+      if (staged) this.release(buf as SharedArrayBuffer);
     }
   }
 }
 
 /** Copies arrays into a staging buffer back to back, in slices, yielding between slices. */
-async function copyIn(xs: RingwireArray[], sab: SharedArrayBuffer): Promise<void> {
+async function copyIn(xs: RingwireArray[], sab: ArrayBufferLike): Promise<void> {
   let at = 0;
   for (const x of xs) {
     await sliced(x.byteLength, (o, n) => new Uint8Array(sab, at + o, n).set(new Uint8Array(x.buffer, x.byteOffset + o, n)));
@@ -330,7 +344,7 @@ async function copyIn(xs: RingwireArray[], sab: SharedArrayBuffer): Promise<void
   }
 }
 
-async function copyOut(sab: SharedArrayBuffer, xs: RingwireArray[], from = 0): Promise<void> {
+async function copyOut(sab: ArrayBufferLike, xs: RingwireArray[], from = 0): Promise<void> {
   let at = from;
   for (const x of xs) {
     await sliced(x.byteLength, (o, n) => new Uint8Array(x.buffer, x.byteOffset + o, n).set(new Uint8Array(sab, at + o, n)));
@@ -338,7 +352,7 @@ async function copyOut(sab: SharedArrayBuffer, xs: RingwireArray[], from = 0): P
   }
 }
 
-function copyInSync(x: RingwireArray, sab: SharedArrayBuffer): void {
+function copyInSync(x: RingwireArray, sab: ArrayBufferLike): void {
   new Uint8Array(sab, 0, x.byteLength).set(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
 }
 

@@ -102,6 +102,8 @@ export class Engine {
       this.running = op;
       try {
         const result = await this.watch(op, () => this.execute(op));
+        // A transferred (ordinary) buffer goes back the way it came.
+        if (!(op.buf instanceof SharedArrayBuffer)) result.out = op.buf;
         this.post({ t: 'done', id: op.id, ...result });
       } catch (err) {
         const e = err instanceof RingwireError ? err : new AbortedError(`op #${op.seq} failed: ${(err as Error).stack ?? err}`);

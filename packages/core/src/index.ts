@@ -1,4 +1,4 @@
-export { init, Communicator, type ReduceOptions, type TypeOptions } from './communicator.js';
+export { init, Communicator, type AllreduceOptions, type ReduceOptions, type TypeOptions } from './communicator.js';
 export type { InitOptions } from './options.js';
 export type { Algo } from './messages.js';
 export { DTYPES, DTYPE_NAMES, REDUCE_OPS, type DType, type ReduceOp, type RingwireArray } from './dtypes.js';

@@ -24,13 +24,16 @@ export interface EngineConfig {
 
 export type Algo = 'auto' | 'ring' | 'tree';
 
-/** One collective, posted to the engine; `buf` is shared, so no tensor bytes are copied. */
+/**
+ * One collective, posted to the engine. `buf` is shared (no tensor bytes are copied), or an
+ * ordinary buffer in the transfer list (moved here, and moved back in the reply's `out`).
+ */
 export interface OpRequest {
   t: 'op';
   id: number;
   seq: number;
   desc: Descriptor;
-  buf: SharedArrayBuffer;
+  buf: SharedArrayBuffer | ArrayBuffer;
   byteOffset: number;
   byteLength: number;
   algo: Algo;
@@ -43,6 +46,7 @@ export type ErrorJSON = { code: ErrorCode; message: string; rank?: number; ranks
 export type EngineReply =
   | { t: 'ready'; rank: number; size: number; localRank: number; localSize: number; generation: number; host: string; port: number; kernels: string }
   | { t: 'init-failed'; error: ErrorJSON }
+  /** `out`: a buffer moved to the caller: all-gather's new result, or a transferred op's own buffer. */
   | { t: 'done'; id: number; algo?: string; range?: [number, number]; out?: ArrayBuffer; segs?: [number, number][] }
   | { t: 'op-failed'; id: number; error: ErrorJSON }
   | { t: 'failed'; error: ErrorJSON }

@@ -61,6 +61,8 @@ export interface StepTimings {
   apply: number;
   /** Elements all-reduced. */
   count: number;
+  /** Of those, the elements whose buffer was moved to the engine thread instead of copied. */
+  moved: number;
   /** Where fusion ran. */
   fusion: 'device' | 'host';
   backend: string;
@@ -373,13 +375,6 @@ export class DistributedOptimizer extends tf.Optimizer {
     else k.bf16ToF32(src, dst);
   }
 
-  private plain: Float32Array | null = null;
-  private unshared(f32: Float32Array): Float32Array {
-    if (!this.plain || this.plain.length !== f32.length) this.plain = new Float32Array(f32.length);
-    this.plain.set(f32);
-    return this.plain;
-  }
-
   private buffers(comm: Communicator, total: number): { f32: Float32Array; u16: Uint16Array | null } {
     if (this.bufComm !== comm) (this.f32 = null), (this.u16 = null), (this.bufComm = comm);
     if (!this.f32 || this.f32.length < total) this.f32 = comm.allocate('float32', total) as Float32Array;
@@ -398,7 +393,7 @@ export class DistributedOptimizer extends tf.Optimizer {
       await checkLayout(comm, 'DistributedOptimizer', entries, extra);
       this.checkedKey = key;
     }
-    const timings: StepTimings = { ...this.partial, download: 0, allreduce: 0, upload: 0, apply: 0, count: p.total, fusion: p.fusion, backend: tf.getBackend() };
+    const timings: StepTimings = { ...this.partial, download: 0, allreduce: 0, upload: 0, apply: 0, count: p.total, moved: 0, fusion: p.fusion, backend: tf.getBackend() };
     this.partial = { compute: 0, fuse: 0 };
     if (this.profile) {
       const t = now();
@@ -409,36 +404,52 @@ export class DistributedOptimizer extends tf.Optimizer {
       timings.compute += now() - t;
     }
 
-    // Copy (or narrow) the gradients into the fusion buffer slice by slice on a fixed grid, the same
-    // on every rank, and start each slice's all-reduce as soon as it is filled.
+    // Gradients of at least pipelineBytes are all-reduced alone, and moved to the engine thread
+    // instead of copied when their buffer belongs to them alone (uncompressed only). The rest are
+    // copied (or narrowed) into the fusion buffer slice by slice, each slice all-reduced as soon as
+    // it is filled. Which gradient goes which way depends only on the layout, the same on every rank.
     let t = now();
     const { f32, u16 } = this.buffers(comm, p.total);
-    const chunk = Math.max(1, Math.min(p.total, Math.floor(this.pipelineBytes / 4)));
-    const scale = this.averageAggregatedGradients && p.passes > 1 ? 1 / p.passes : 1;
-    const inflight: Promise<void>[] = [];
-    const reduce = async (start: number, end: number): Promise<void> => {
+    const chunk = Math.max(1, Math.floor(this.pipelineBytes / 4));
+    const results: Float32Array[] = [];
+    const inflight: Promise<unknown>[] = [];
+    const reduceSlice = async (start: number, end: number): Promise<void> => {
       if (half) {
         await comm.allreduce(u16!.subarray(start, end), { op: this.op, dtype: half });
         this.convert(half, 'widen', bytes(u16!.subarray(start, end)), bytes(f32.subarray(start, end)));
       } else {
         await comm.allreduce(f32.subarray(start, end), { op: this.op });
       }
-      if (scale !== 1) for (let i = start; i < end; i++) f32[i] *= scale;
+    };
+    let start = 0; // the first element of the fused layout not yet handed to an all-reduce
+    let at = 0; // the elements read so far
+    const flush = (): void => {
+      if (at > start) inflight.push(reduceSlice(start, at));
+      start = at;
     };
     try {
-      let filled = 0;
-      for (const piece of p.pieces) {
+      for (const [i, piece] of p.pieces.entries()) {
         const data = (await piece.data()) as Float32Array;
+        if (!half && data.length >= chunk) {
+          flush();
+          const moved = movable(piece, data);
+          const own = moved ? data : f32.subarray(at, at + data.length);
+          if (moved) timings.moved += data.length;
+          else own.set(data);
+          at = start = at + data.length; // before the transfer detaches data
+          inflight.push(comm.allreduce(own, { op: this.op, transfer: moved }).then((r) => (results[i] = r)));
+          continue;
+        }
         for (let o = 0; o < data.length; ) {
-          const boundary = Math.min(p.total, (Math.floor(filled / chunk) + 1) * chunk);
-          const n = Math.min(data.length - o, boundary - filled);
-          if (half) this.convert(half, 'narrow', bytes(data.subarray(o, o + n)), bytes(u16!.subarray(filled, filled + n)));
-          else f32.set(data.subarray(o, o + n), filled);
+          const n = Math.min(data.length - o, start + chunk - at);
+          if (half) this.convert(half, 'narrow', bytes(data.subarray(o, o + n)), bytes(u16!.subarray(at, at + n)));
+          else f32.set(data.subarray(o, o + n), at);
           o += n;
-          filled += n;
-          if (filled === boundary) inflight.push(reduce(Math.floor((boundary - 1) / chunk) * chunk, boundary));
+          at += n;
+          if (at - start === chunk) flush();
         }
       }
+      flush();
       tf.dispose(p.pieces);
       timings.download = now() - t;
       t = now();
@@ -450,12 +461,24 @@ export class DistributedOptimizer extends tf.Optimizer {
     timings.allreduce = now() - t;
 
     t = now();
-    // On the cpu backend tf.tensor keeps a reference to f32 and split makes views of it: no copy.
-    // The views live only until applyGradients returns; the next step overwrites f32. Other
-    // backends copy into device memory; they get an ordinary (non-shared) reused array, since
-    // native bindings (Dawn's writeBuffer, TensorFlow's C API) need not accept shared memory.
-    const flat = tf.tensor1d(timings.backend === 'cpu' ? f32 : this.unshared(f32), 'float32');
-    const parts = tf.tidy(() => (p.names.length === 1 ? [tf.reshape(flat, p.shapes[0])] : tf.split(flat, p.sizes).map((s, i) => tf.reshape(s, p.shapes[i]))));
+    // Each piece's reduced values: its moved buffer, or its range of the fusion buffer.
+    const scale = this.averageAggregatedGradients && p.passes > 1 ? 1 / p.passes : 1;
+    let offset = 0;
+    for (const [i, piece] of p.pieces.entries()) {
+      results[i] ??= f32.subarray(offset, offset + piece.size);
+      if (scale !== 1) (this.kernels ??= loadKernels()).scale('float32', bytes(results[i]), scale);
+      offset += piece.size;
+    }
+    // On the cpu backend tf.tensor keeps a reference to its array and split makes views of it: no
+    // copy. Views of the fusion buffer live only until applyGradients returns (the next step
+    // overwrites it). Other backends copy into device memory anyway; they get ordinary arrays,
+    // since native bindings (Dawn's writeBuffer, TensorFlow's C API) need not accept shared memory.
+    const plain = (a: Float32Array) => (timings.backend === 'cpu' || !(a.buffer instanceof SharedArrayBuffer) ? a : a.slice());
+    const parts = tf.tidy(() => {
+      if (p.fusion === 'host') return results.map((r, i) => tf.tensor(plain(r), p.shapes[i], 'float32'));
+      const flat = tf.tensor1d(plain(results[0]), 'float32');
+      return p.names.length === 1 ? [tf.reshape(flat, p.shapes[0])] : tf.split(flat, p.sizes).map((s, i) => tf.reshape(s, p.shapes[i]));
+    });
     timings.upload = now() - t;
 
     t = now();
@@ -463,11 +486,19 @@ export class DistributedOptimizer extends tf.Optimizer {
       this.optimizer.applyGradients(p.names.map((name, i) => ({ name, tensor: parts[i] })));
     } finally {
       tf.dispose(parts);
-      flat.dispose();
     }
     timings.apply = now() - t;
     this.lastTimings = timings;
   }
+}
+
+/**
+ * Whether `data` (a piece's `await data()`) is a whole ArrayBuffer that no other tensor holds, so
+ * the all-reduce may move it instead of copying it. The piece is disposed right after.
+ */
+function movable(piece: tf.Tensor, data: Float32Array): boolean {
+  const backend = tf.backend() as unknown as { refCount?: (dataId: object) => number };
+  return data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && backend.refCount?.(piece.dataId) === 1;
 }
 
 /** Reads a tf.Optimizer's learning rate (a DistributedOptimizer's is its wrapped optimizer's). */
