@@ -1,7 +1,7 @@
 // What @ringwire/tfjs's DistributedOptimizer adds to a training step beyond a raw all-reduce of
 // the same number of elements, for a 10M-parameter model.
 //
-//   ringrun -np 2 node bench/tfjs-overhead.mjs [--iters 10] [--warmup 2] [--batch 8]
+//   ringrun -np 2 node bench/tfjs-overhead.mjs [--iters 20] [--warmup 2] [--batch 8]
 //                                              [--hidden 3200] [--modes none,fp16,bf16] [--pipeline-bytes N] [--json FILE]
 //   node bench/tfjs-overhead.mjs                (launches itself at -np 2)
 //
@@ -29,7 +29,7 @@ import { fmt, median, mlp, mlpParams, selfLaunch } from './tfjs-common.mjs';
 
 const { values: o } = parseArgs({
   options: {
-    iters: { type: 'string', default: '10' },
+    iters: { type: 'string', default: '20' },
     warmup: { type: 'string', default: '2' },
     batch: { type: 'string', default: '8' },
     input: { type: 'string', default: '3200' },
