@@ -20,8 +20,9 @@ export interface AllreduceOptions extends ReduceOptions {
   /**
    * For an array on an ordinary ArrayBuffer: move its whole buffer to the engine thread and back
    * (as postMessage's transfer list does) instead of copying it through staging buffers. `x`
-   * is detached meanwhile, and the result is a new array of the same type over that buffer.
-   * Arrays from comm.allocate are never copied, with or without it.
+   * is detached, and the result is a new array of the same type over that buffer (if the
+   * collective fails, the buffer is lost with it). Arrays from comm.allocate are never copied,
+   * with or without it.
    */
   transfer?: boolean;
 }
