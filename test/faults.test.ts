@@ -58,6 +58,16 @@ describe('mismatched collectives fail on every rank with both descriptors', () =
   }
 });
 
+describe('an all-gather output too small on one rank', () => {
+  it('fails the collective on every rank, naming that rank', async () => {
+    const { procs } = startJob(3, ['mismatch'], { MISMATCH: 'out' });
+    const { codes, errors, output } = await finish(procs);
+    expect(codes, output).toEqual([1, 1, 1]);
+    for (const [e] of errors) expect(e, output).toMatchObject({ code: 'RINGWIRE_ERR_INVALID_ARG', rank: 2, message: "allgather: rank 2's out holds 100 bytes, the result needs 120" });
+    for (const p of procs) expect((await waitForJson<ErrorEvent>(p, 'after')).code).toBe('RINGWIRE_ERR_ABORTED');
+  });
+});
+
 describe('a program that forgets close()', () => {
   it('exits by itself once idle, and no rank sees a failure', async () => {
     const { procs } = startJob(3, ['loop'], { ITERS: '20', NO_CLOSE: '1' });

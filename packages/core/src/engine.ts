@@ -1,6 +1,6 @@
 import type { MessagePort } from 'node:worker_threads';
 import {
-  AbortedError, DEFAULTS, ErrorCode, InvalidArgumentError, PeerLostError, RendezvousClient, RingwireError, TimeoutError, createLogger,
+  AbortedError, DEFAULTS, ErrorCode, PeerLostError, RendezvousClient, RingwireError, TimeoutError, createLogger,
   type AbortEvent, type Logger,
 } from '@ringwire/rendezvous';
 import { mismatch, segments, type OpContext } from './algorithms/context.js';
@@ -151,11 +151,7 @@ export class Engine {
         // there alone, it is freed like any array (a SharedArrayBuffer per call was freed so
         // late that 20 calls of 128 MiB reached 1.9 GiB RSS).
         const into = op.out;
-        const { out, segs } = await allgather(ctx, buf, (bytes) => {
-          if (!into) return new Uint8Array(bytes);
-          if (bytes > into.byteLength) throw new InvalidArgumentError(`allgather: rank ${this.rank}'s out holds ${into.byteLength} bytes, the result needs ${bytes}`, { rank: this.rank });
-          return new Uint8Array(into.buf, into.byteOffset, bytes);
-        });
+        const { out, segs } = await allgather(ctx, buf, into ? into.byteLength : -1, (bytes) => (into ? new Uint8Array(into.buf, into.byteOffset, bytes) : new Uint8Array(bytes)));
         return { out: into ? undefined : (out.buffer as ArrayBuffer), segs: segs.map(([o, l]) => [o, l]) };
       }
       default:

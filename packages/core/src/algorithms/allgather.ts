@@ -1,26 +1,44 @@
-import { ProtocolError } from '@ringwire/rendezvous';
+import { InvalidArgumentError, ProtocolError } from '@ringwire/rendezvous';
 import { ringAllgather } from './ring.js';
 import type { OpContext, Range } from './context.js';
 
+/** A rank's data up to this many bytes rides with its length, so small all-gathers take one ring pass. */
+const INLINE = 4096;
+
 /**
- * All-gather with per-rank lengths: a ring all-gather of the lengths (8 bytes per rank), then a
- * ring all-gather of the data into a buffer laid out rank by rank. Returns the layout.
+ * All-gather with per-rank lengths. First a ring all-gather of fixed records, one per rank: the
+ * length, the room in the caller's output (-1: a new buffer) and, when the length is at most
+ * INLINE bytes, the data itself. Every rank then checks every rank's room, so an output that is
+ * too small fails the collective on every rank alike. When every rank's data fitted in its
+ * record, that was all; otherwise a ring all-gather of the data follows, into a buffer laid out
+ * rank by rank. Returns the buffer and the layout.
  */
-export async function allgather(ctx: OpContext, input: Uint8Array, alloc: (bytes: number) => Uint8Array): Promise<{ out: Uint8Array; segs: Range[] }> {
+export async function allgather(ctx: OpContext, input: Uint8Array, room: number, alloc: (bytes: number) => Uint8Array): Promise<{ out: Uint8Array; segs: Range[] }> {
   const { rank: r, size: n } = ctx;
-  const counts = new Float64Array(n);
-  counts[r] = input.length;
-  const countBytes = new Uint8Array(counts.buffer);
-  const countSegs = Array.from({ length: n }, (_, i) => [i * 8, 8] as const);
-  await ringAllgather({ ...ctx, elem: 8 }, countBytes, countSegs);
+  const rec = 16 + INLINE;
+  const records = new Uint8Array(n * rec);
+  const fields = new DataView(records.buffer);
+  fields.setFloat64(r * rec, input.length, true);
+  fields.setFloat64(r * rec + 8, room, true);
+  if (input.length <= INLINE) records.set(input, r * rec + 16);
+  await ringAllgather({ ...ctx, elem: 1 }, records, Array.from({ length: n }, (_, i) => [i * rec, rec] as const));
   const segs: Range[] = [];
-  let off = 0;
+  let total = 0;
   for (let i = 0; i < n; i++) {
-    if (!Number.isSafeInteger(counts[i]) || counts[i] < 0 || counts[i] % ctx.elem) throw new ProtocolError(`rank ${i} announced ${counts[i]} bytes for all-gather`, { rank: i });
-    segs.push([off, counts[i]]);
-    off += counts[i];
+    const len = fields.getFloat64(i * rec, true);
+    if (!Number.isSafeInteger(len) || len < 0 || len % ctx.elem) throw new ProtocolError(`rank ${i} announced ${len} bytes for all-gather`, { rank: i });
+    segs.push([total, len]);
+    total += len;
   }
-  const out = alloc(off);
+  for (let i = 0; i < n; i++) {
+    const has = fields.getFloat64(i * rec + 8, true);
+    if (has >= 0 && has < total) throw new InvalidArgumentError(`allgather: rank ${i}'s out holds ${has} bytes, the result needs ${total}`, { rank: i });
+  }
+  const out = alloc(total);
+  if (segs.every(([, len]) => len <= INLINE)) {
+    segs.forEach(([o, len], i) => out.set(records.subarray(i * rec + 16, i * rec + 16 + len), o));
+    return { out, segs };
+  }
   out.set(input, segs[r][0]);
   await ringAllgather(ctx, out, segs, n - 1);
   return { out, segs };
