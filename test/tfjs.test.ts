@@ -44,6 +44,7 @@ describe('@ringwire/tfjs DistributedOptimizer', () => {
     const res = await finish(startJob(2, 'equivalence'));
     expectAllPassed(res, 16);
     expect(res.checks[0].map((c) => c.name)).toContain('adam fit: equals one process on the union batch');
+    expect(res.checks[0].map((c) => c.name)).toContain('adam fit: kernels moved');
   });
 
   it('3 ranks: identical weights equal to the union-batch step', async () => {
