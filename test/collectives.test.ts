@@ -10,7 +10,7 @@ afterEach(() => killAll());
 // per algorithm, an all-gather and a reduce-scatter; then 4 grouped, shared, all-gather into out, sync, 6 concurrent, barrier.
 function expectedChecks(lengths: number) {
   const ops = 4 * 5 + 2 * 4; // float types have mean
-  return ops * lengths * 2 + 6 * lengths * 4 + 4 + 1 + 1 + 1 + 1 + 1 + 6 + 1;
+  return ops * lengths * 2 + 6 * lengths * 4 + 2 * lengths + 4 + 1 + 1 + 1 + 1 + 1 + 1 + 6 + 1;
 }
 
 describe('every collective, type and op against exact expected values', () => {

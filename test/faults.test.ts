@@ -153,6 +153,8 @@ describe('bad input gets a clear error', () => {
     await bad(comm.broadcast(new Float32Array(4), 1), /root must be an integer in 0..0, got 1/);
     await bad(comm.allreduce(new Float32Array(4), { algo: 'fast' as 'ring' }), /algo must be auto, ring or tree/);
     await bad(comm.allreduce(new Float32Array(4), { transfer: 1 as unknown as boolean }), /transfer must be a boolean, got number/);
+    await bad(comm.allreduce(new Float64Array(4), { wire: 'float16' }), /wire must be 'float16' or 'bfloat16', for a Float32Array \(got "float16" for float64\)/);
+    await bad(comm.allreduce(new Float32Array(4), { wire: 'int8' as 'float16' }), /wire must be 'float16' or 'bfloat16'/);
     expect(() => comm.allocate('float32', -1)).toThrow(/count must be a non-negative integer/);
     await bad(comm.allgather(new Float32Array(4), { out: new Float32Array(4) }), /out must be a Float32Array from comm.allocate\(\), got Float32Array/);
     await bad(comm.allgather(new Float32Array(4), { out: comm.allocate('int32', 4) as unknown as Float32Array }), /out must be a Float32Array from comm.allocate\(\), got Int32Array/);

@@ -25,6 +25,12 @@ export interface AllreduceOptions extends ReduceOptions {
    * with or without it.
    */
   transfer?: boolean;
+  /**
+   * For a Float32Array: reduce it as float16 or bfloat16, half the bytes on the wire. The engine
+   * thread converts into a buffer it keeps for the next op (half the array's bytes), so this
+   * thread does no work; the result is rounded to that type.
+   */
+  wire?: 'float16' | 'bfloat16';
 }
 
 export interface TypeOptions {
@@ -124,14 +130,19 @@ export class Communicator {
   /** Reduces `x` across all ranks, in place (resolves with `x`; with `transfer`, see AllreduceOptions). */
   async allreduce<T extends RingwireArray>(x: T, options: AllreduceOptions = {}): Promise<T> {
     const { dtype, op } = this.reduceArgs(x, options, 'allreduce');
-    if (options.transfer !== undefined && typeof options.transfer !== 'boolean') throw new InvalidArgumentError(`allreduce: transfer must be a boolean, got ${describeValue(options.transfer)}`);
-    if (!options.transfer || x.buffer instanceof SharedArrayBuffer) {
-      await this.run('allreduce', [x], dtype, op, 0, options.algo, 0, true);
+    const { transfer, wire } = options;
+    if (transfer !== undefined && typeof transfer !== 'boolean') throw new InvalidArgumentError(`allreduce: transfer must be a boolean, got ${describeValue(transfer)}`);
+    if (wire !== undefined && (dtype !== 'float32' || (wire !== 'float16' && wire !== 'bfloat16'))) {
+      throw new InvalidArgumentError(`allreduce: wire must be 'float16' or 'bfloat16', for a Float32Array (got ${JSON.stringify(wire)} for ${dtype})`);
+    }
+    const narrow = wire !== undefined;
+    if (!transfer || x.buffer instanceof SharedArrayBuffer) {
+      await this.run('allreduce', [x], wire ?? dtype, op, 0, options.algo, 0, true, { narrow });
       return x;
     }
     const Ctor = x.constructor as new (b: ArrayBufferLike, o: number, n: number) => T;
     const { byteOffset, length } = x;
-    const done = await this.run('allreduce', [x], dtype, op, 0, options.algo, 0, true, undefined, undefined, true);
+    const done = await this.run('allreduce', [x], wire ?? dtype, op, 0, options.algo, 0, true, { transfer: true, narrow });
     return new Ctor(done.out!, byteOffset, length);
   }
 
@@ -197,7 +208,7 @@ export class Communicator {
       throw new InvalidArgumentError(`allgather: out must be a ${x.constructor.name} from comm.allocate(), got ${describeValue(out)}`);
     }
     const into = out && { buf: out.buffer as SharedArrayBuffer, byteOffset: out.byteOffset, byteLength: out.byteLength };
-    const done = await this.run('allgather', [x], dtype, 'sum', 0, undefined, 0, false, undefined, into);
+    const done = await this.run('allgather', [x], dtype, 'sum', 0, undefined, 0, false, { out: into });
     const Ctor = x.constructor as new (b: ArrayBufferLike, o: number, n: number) => T;
     const elem = DTYPES[dtype].bytes;
     return done.segs!.map(([off, len]) => new Ctor(out ? out.buffer : done.out!, (out?.byteOffset ?? 0) + off, len / elem));
@@ -207,11 +218,13 @@ export class Communicator {
   async reduceScatter<T extends RingwireArray>(x: T, options: ReduceOptions = {}): Promise<T> {
     const { dtype, op } = this.reduceArgs(x, options, 'reduceScatter');
     let result!: T;
-    await this.run('reducescatter', [x], dtype, op, 0, options.algo, 0, false, async (sab, done) => {
-      const [off, len] = done.range!;
-      const Ctor = x.constructor as new (n: number) => T;
-      result = new Ctor(len / DTYPES[dtype].bytes);
-      await copyOut(sab, [result], off);
+    await this.run('reducescatter', [x], dtype, op, 0, options.algo, 0, false, {
+      read: async (sab, done) => {
+        const [off, len] = done.range!;
+        const Ctor = x.constructor as new (n: number) => T;
+        result = new Ctor(len / DTYPES[dtype].bytes);
+        await copyOut(sab, [result], off);
+      },
     });
     return result;
   }
@@ -308,12 +321,14 @@ export class Communicator {
 
   /**
    * Runs one collective over `xs` fused in order: the sequence number is taken now, so ops keep
-   * the order they were called in even though staging copies yield to the event loop.
+   * the order they were called in even though staging copies yield to the event loop. `dtype` is
+   * what is reduced: with `narrow`, the arrays hold float32 and the engine converts.
    */
   private async run(kind: Kind, xs: RingwireArray[], dtype: DType, op: ReduceOp, root: number, algo: Algo | undefined, layout: number, writeBack: boolean,
-    read?: (buf: ArrayBufferLike, done: Done) => Promise<void>, out?: OpRequest['out'], transfer = false): Promise<Done> {
+    extra: { read?: (buf: ArrayBufferLike, done: Done) => Promise<void>; out?: OpRequest['out']; transfer?: boolean; narrow?: boolean } = {}): Promise<Done> {
+    const { read, out, transfer = false, narrow = false } = extra;
     this.usable();
-    const elem = DTYPES[dtype].bytes;
+    const elem = narrow ? 4 : DTYPES[dtype].bytes;
     const count = kind === 'allgather' ? 0 : xs.reduce((n, x) => n + x.byteLength, 0) / elem;
     const desc: Descriptor = { kind, dtype, op, root, count, layout };
     const id = this.nextId++;
@@ -324,7 +339,7 @@ export class Communicator {
     this.idle();
     try {
       if (staged) await copyIn(xs, buf);
-      const request: OpRequest = { t: 'op', id, seq, desc, buf, byteOffset: offset, byteLength: bytes, algo: algo ?? this.cfg.algo, out };
+      const request: OpRequest = { t: 'op', id, seq, desc, buf, byteOffset: offset, byteLength: bytes, algo: algo ?? this.cfg.algo, out, narrow };
       this.port.postMessage(request, transfer ? [buf as ArrayBuffer] : []);
       const result = await done;
       if (staged && writeBack) await copyOut(buf, xs);

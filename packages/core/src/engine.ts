@@ -43,6 +43,7 @@ export class Engine {
   private told = false;
   private closing = false;
   private scratch = new Uint8Array(0);
+  private half = new Uint8Array(0);
   private statusId = 0;
   private readonly statusWaiters = new Map<number, Map<number, PeerStatus>>();
 
@@ -119,20 +120,19 @@ export class Engine {
   private async execute(op: OpRequest): Promise<Omit<Extract<EngineReply, { t: 'done' }>, 't' | 'id'>> {
     const desc = op.desc;
     const ctx: OpContext = { t: this.t, k: this.k, rank: this.rank, size: this.size, seq: op.seq, desc, hash: descriptorHash(desc), elem: DTYPES[desc.dtype].bytes, chunkBytes: this.cfg.chunkBytes };
-    const buf = new Uint8Array(op.buf, op.byteOffset, op.byteLength);
+    const mine = new Uint8Array(op.buf, op.byteOffset, op.byteLength);
+    // A narrowed op reduces a float16/bfloat16 copy of the caller's float32, then widens it back.
+    const buf = op.narrow ? this.narrowed(mine, desc.dtype) : mine;
     const n = this.size;
     const small = buf.length < this.cfg.crossoverBytes;
     const algo = op.algo === 'auto' ? (small ? 'tree' : 'ring') : op.algo;
     switch (desc.kind) {
       case 'allreduce':
-        if (n === 1) {
-          return {};
-        } else if (algo === 'tree') {
-          await treeAllreduce(ctx, buf, this.scratchOf(buf.length));
-        } else {
-          await ringAllreduce(ctx, buf);
-        }
-        return { algo };
+        if (n > 1 && algo === 'tree') await treeAllreduce(ctx, buf, this.scratchOf(buf.length));
+        else if (n > 1) await ringAllreduce(ctx, buf);
+        if (op.narrow && desc.dtype === 'float16') this.k.f16ToF32(buf, mine);
+        else if (op.narrow) this.k.bf16ToF32(buf, mine);
+        return n > 1 ? { algo } : {};
       case 'barrier':
         if (n > 1) await treeAllreduce(ctx, buf, this.scratchOf(0));
         return {};
@@ -157,6 +157,16 @@ export class Engine {
       default:
         throw new AbortedError(`unknown collective ${desc.kind}`);
     }
+  }
+
+  /** `src` (float32) narrowed to `dtype` in a buffer reused across ops. */
+  private narrowed(src: Uint8Array, dtype: string): Uint8Array {
+    const bytes = src.length / 2;
+    if (this.half.length < bytes) this.half = new Uint8Array(bytes);
+    const dst = this.half.subarray(0, bytes);
+    if (dtype === 'float16') this.k.f32ToF16(src, dst);
+    else this.k.f32ToBf16(src, dst);
+    return dst;
   }
 
   private scratchOf(bytes: number): Uint8Array {

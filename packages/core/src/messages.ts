@@ -37,6 +37,8 @@ export interface OpRequest {
   byteOffset: number;
   byteLength: number;
   algo: Algo;
+  /** All-reduce only: `buf` holds float32, reduced as desc.dtype (float16/bfloat16) by a narrowed copy. */
+  narrow?: boolean;
   /** All-gather only: where the result goes (else a new buffer, transferred back). */
   out?: { buf: SharedArrayBuffer; byteOffset: number; byteLength: number };
 }

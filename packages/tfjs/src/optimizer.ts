@@ -404,10 +404,11 @@ export class DistributedOptimizer extends tf.Optimizer {
       timings.compute += now() - t;
     }
 
-    // Gradients of at least pipelineBytes are all-reduced alone, and moved to the engine thread
-    // instead of copied when their buffer belongs to them alone (uncompressed only). The rest are
-    // copied (or narrowed) into the fusion buffer slice by slice, each slice all-reduced as soon as
-    // it is filled. Which gradient goes which way depends only on the layout, the same on every rank.
+    // Gradients of at least pipelineBytes are all-reduced alone, moved to the engine thread instead
+    // of copied when their buffer belongs to them alone; with compression the engine thread narrows
+    // and widens them. The rest are copied (or narrowed) into the fusion buffer slice by slice, each
+    // slice all-reduced as soon as it is filled. Which gradient goes which way depends only on the
+    // layout, the same on every rank.
     let t = now();
     const { f32, u16 } = this.buffers(comm, p.total);
     const chunk = Math.max(1, Math.floor(this.pipelineBytes / 4));
@@ -430,14 +431,14 @@ export class DistributedOptimizer extends tf.Optimizer {
     try {
       for (const [i, piece] of p.pieces.entries()) {
         const data = (await piece.data()) as Float32Array;
-        if (!half && data.length >= chunk) {
+        if (data.length >= chunk) {
           flush();
           const moved = movable(piece, data);
           const own = moved ? data : f32.subarray(at, at + data.length);
           if (moved) timings.moved += data.length;
           else own.set(data);
           at = start = at + data.length; // before the transfer detaches data
-          inflight.push(comm.allreduce(own, { op: this.op, transfer: moved }).then((r) => (results[i] = r)));
+          inflight.push(comm.allreduce(own, { op: this.op, transfer: moved, wire: half ?? undefined }).then((r) => (results[i] = r)));
           continue;
         }
         for (let o = 0; o < data.length; ) {
