@@ -278,7 +278,7 @@ export class Transport extends EventEmitter {
     writeHeader(head.subarray(2 + ext), h);
     this.lastProgress = Date.now();
     const written = new Promise<void>((resolve, reject) => {
-      const done = (err?: Error | null) => (err ? reject(new PeerLostError(`sending to rank ${peer} failed: ${err.message}`, { rank: peer })) : resolve());
+      const done = (err?: Error | null) => (err ? reject(new PeerLostError(`rank ${peer} lost: a send to it failed (${err.message})`, { rank: peer })) : resolve());
       const { socket } = box;
       socket.cork();
       if (payload.length === 0) socket.write(head, done);
