@@ -8,7 +8,7 @@ import { ringAllreduce, ringReduceScatter } from './algorithms/ring.js';
 import { treeAllreduce } from './algorithms/tree.js';
 import { chainBroadcast, treeBroadcast } from './algorithms/broadcast.js';
 import { allgather } from './algorithms/allgather.js';
-import { DTYPES } from './dtypes.js';
+import { DTYPES, type DType } from './dtypes.js';
 import { loadKernels } from './kernels/index.js';
 import type { Kernels } from './kernels/types.js';
 import type { EngineConfig, EngineReply, OpRequest } from './messages.js';
@@ -160,7 +160,7 @@ export class Engine {
   }
 
   /** `src` (float32) narrowed to `dtype` in a buffer reused across ops. */
-  private narrowed(src: Uint8Array, dtype: string): Uint8Array {
+  private narrowed(src: Uint8Array, dtype: DType): Uint8Array {
     const bytes = src.length / 2;
     if (this.half.length < bytes) this.half = new Uint8Array(bytes);
     const dst = this.half.subarray(0, bytes);
