@@ -135,15 +135,10 @@ export class Communicator {
     if (wire !== undefined && (dtype !== 'float32' || (wire !== 'float16' && wire !== 'bfloat16'))) {
       throw new InvalidArgumentError(`allreduce: wire must be 'float16' or 'bfloat16', for a Float32Array (got ${JSON.stringify(wire)} for ${dtype})`);
     }
-    const narrow = wire !== undefined;
-    if (!transfer || x.buffer instanceof SharedArrayBuffer) {
-      await this.run('allreduce', [x], wire ?? dtype, op, 0, options.algo, 0, true, { narrow });
-      return x;
-    }
-    const Ctor = x.constructor as new (b: ArrayBufferLike, o: number, n: number) => T;
-    const { byteOffset, length } = x;
-    const done = await this.run('allreduce', [x], wire ?? dtype, op, 0, options.algo, 0, true, { transfer: true, narrow });
-    return new Ctor(done.out!, byteOffset, length);
+    const moved = transfer === true && !(x.buffer instanceof SharedArrayBuffer);
+    const { byteOffset, length } = x; // read before the transfer detaches x
+    const done = await this.run('allreduce', [x], wire ?? dtype, op, 0, options.algo, 0, true, { transfer: moved, narrow: wire !== undefined });
+    return moved ? new (x.constructor as new (b: ArrayBufferLike, o: number, n: number) => T)(done.out!, byteOffset, length) : x;
   }
 
   /**

@@ -365,9 +365,14 @@ export class DistributedOptimizer extends tf.Optimizer {
     };
   }
 
-  /** float32 <-> float16/bfloat16 with ringwire's kernels (native SIMD when the addon loads). */
+  /** ringwire's kernels (native SIMD when the addon loads), loaded on first use. */
+  private get k(): Kernels {
+    return (this.kernels ??= loadKernels());
+  }
+
+  /** float32 <-> float16/bfloat16 with ringwire's kernels. */
   private convert(half: 'float16' | 'bfloat16', way: 'narrow' | 'widen', src: Uint8Array, dst: Uint8Array): void {
-    const k = (this.kernels ??= loadKernels());
+    const k = this.k;
     if (way === 'narrow') {
       if (half === 'float16') k.f32ToF16(src, dst);
       else k.f32ToBf16(src, dst);
@@ -467,7 +472,7 @@ export class DistributedOptimizer extends tf.Optimizer {
     let offset = 0;
     for (const [i, piece] of p.pieces.entries()) {
       results[i] ??= f32.subarray(offset, offset + piece.size);
-      if (scale !== 1) (this.kernels ??= loadKernels()).scale('float32', bytes(results[i]), scale);
+      if (scale !== 1) this.k.scale('float32', bytes(results[i]), scale);
       offset += piece.size;
     }
     // On the cpu backend tf.tensor keeps a reference to its array and split makes views of it: no
