@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "ringwire_native",
-      "sources": ["src/addon.cc", "src/portable.cc", "src/avx2.cc"],
+      "sources": ["src/addon.cc", "src/portable.cc", "src/avx2.cc", "src/shm.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       # -O3 for the vectorizer; no -ffast-math and no FP contraction (FMA), so every path rounds

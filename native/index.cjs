@@ -25,6 +25,7 @@ function wrap(t) {
     scale(dtype, dst, factor) {
       t.scale(dtypeCode(dtype), dst, factor);
     },
+    copy: t.copy,
     f32ToF16: t.f32ToF16,
     f16ToF32: t.f16ToF32,
     f32ToBf16: t.f32ToBf16,
@@ -40,3 +41,5 @@ exports.simd = addon.best;
 exports.kernels = variants[addon.best];
 /** Every table compiled in and usable on this CPU, by name; tests compare them with each other. */
 exports.variants = Object.freeze(variants);
+/** Maps a /dev/shm file shared with other processes (Linux only; undefined elsewhere). */
+exports.mapShared = addon.mapShared;

@@ -5,6 +5,7 @@ export interface NativeKernels {
   readonly simd: string;
   reduceInto(dtype: string, op: string, dst: Uint8Array, src: Uint8Array): void;
   scale(dtype: string, dst: Uint8Array, factor: number): void;
+  copy(dst: Uint8Array, src: Uint8Array): void;
   f32ToF16(src: Uint8Array, dst: Uint8Array): void;
   f32ToBf16(src: Uint8Array, dst: Uint8Array): void;
   f16ToF32(src: Uint8Array, dst: Uint8Array): void;
@@ -17,3 +18,9 @@ export declare const simd: string;
 export declare const kernels: NativeKernels;
 /** Every compiled table usable on this CPU, by name ('portable' always, 'avx2+f16c' on x86-64 with AVX2 and F16C). */
 export declare const variants: Readonly<Record<string, NativeKernels>>;
+/**
+ * Maps a file (under /dev/shm) into memory shared with other processes: `create` makes a new file
+ * of `bytes` and reserves its pages; otherwise the file must exist with exactly `bytes` and belong
+ * to this user. Unmapped when the ArrayBuffer is collected. Linux only: undefined elsewhere.
+ */
+export declare const mapShared: ((path: string, bytes: number, create: boolean) => ArrayBuffer) | undefined;

@@ -1,6 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { killAll } from './helpers/procs.js';
+import { readdirSync } from 'node:fs';
+import { jsonEvents, killAll, type Proc } from './helpers/procs.js';
 import { finish, startJob, startRendezvous, stopRendezvous } from './helpers/job.js';
+
+/** Shared-memory files (packages/core/src/shared.ts) that these processes created and left. */
+const leftoverRegions = (procs: Proc[]) => readdirSync('/dev/shm').filter((f) => procs.some((p) => f.startsWith(`ringwire-${p.child.pid}-`)));
 
 beforeAll(startRendezvous);
 afterAll(stopRendezvous);
@@ -19,6 +23,9 @@ describe('every collective, type and op against exact expected values', () => {
       const { procs } = startJob(size, ['all']);
       const { codes, checks, output } = await finish(procs);
       expect(codes, output).toEqual(Array(size).fill(0));
+      // Same host: every peer's payloads come through shared memory, and no file is left behind.
+      expect(procs.map((p) => jsonEvents<{ sharedMemoryPeers: number[] }>(p, 'ready')[0].sharedMemoryPeers)).toEqual(procs.map((_, r) => [...Array(size).keys()].filter((i) => i !== r)));
+      expect(leftoverRegions(procs)).toEqual([]);
       for (const c of checks) {
         expect(c.filter((x) => !x.ok), output).toEqual([]);
         expect(c).toHaveLength(expectedChecks(5));
@@ -36,11 +43,12 @@ describe('every collective, type and op against exact expected values', () => {
     }
   }, 180_000);
 
-  for (const size of [2, 3, 4]) {
-    it(`16 MiB all-reduce and broadcast at ${size} ranks`, async () => {
-      const { procs } = startJob(size, ['big']);
+  for (const [size, shm] of [[2, '1'], [3, '1'], [4, '1'], [3, '0']] as const) {
+    it(`16 MiB all-reduce and broadcast at ${size} ranks ${shm === '1' ? 'through shared memory' : 'over TCP (RINGWIRE_SHM=0)'}`, async () => {
+      const { procs } = startJob(size, ['big'], { RINGWIRE_SHM: shm });
       const { codes, checks, output } = await finish(procs);
       expect(codes, output).toEqual(Array(size).fill(0));
+      expect(procs.map((p) => jsonEvents<{ sharedMemoryPeers: number[] }>(p, 'ready')[0].sharedMemoryPeers.length)).toEqual(Array(size).fill(shm === '1' ? size - 1 : 0));
       for (const c of checks) expect(c.map((x) => [x.name, x.ok, x.n])).toEqual([
         ['allreduce float32 16MiB', true, 4194304], ['allreduce float32 16MiB as float16 mean', true, 4194304],
         ['allreduce float32 16MiB as float16: same bits on every rank', true, 4194304], ['broadcast float32 16MiB', true, 4194304],
@@ -53,6 +61,8 @@ describe('every collective, type and op against exact expected values', () => {
     const { codes, checks, output } = await finish(procs);
     expect(codes, output).toEqual([0, 0, 0]);
     expect(procs[0].lines.some((l) => l.includes('"kernels":"js"'))).toBe(true);
+    // Shared memory needs the addon: everything goes over TCP.
+    expect(procs.map((p) => jsonEvents<{ sharedMemoryPeers: number[] }>(p, 'ready')[0].sharedMemoryPeers)).toEqual([[], [], []]);
     for (const c of checks) {
       expect(c.filter((x) => !x.ok), output).toEqual([]);
       expect(c).toHaveLength(expectedChecks(2));

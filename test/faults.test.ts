@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -13,8 +14,8 @@ afterAll(stopRendezvous);
 afterEach(() => killAll());
 
 describe('a dead peer', () => {
-  it('SIGKILL of one rank during a 64 MiB all-reduce fails every other rank within 3 s, naming it', async () => {
-    const { procs } = startJob(4, ['hold']);
+  for (const shm of ['1', '0']) it(`SIGKILL of one rank during a 64 MiB all-reduce fails every other rank within 3 s, naming it (${shm === '1' ? 'shared memory' : 'TCP'})`, async () => {
+    const { procs } = startJob(4, ['hold'], { RINGWIRE_SHM: shm });
     await Promise.all(procs.map((p) => waitForJson(p, 'looping', 30_000)));
     await new Promise((r) => setTimeout(r, 300));
     const t0 = Date.now();
@@ -28,6 +29,8 @@ describe('a dead peer', () => {
     }
     for (const r of [0, 1, 3]) expect((await waitForJson<ErrorEvent>(procs[r], 'after')).code).toBe('RINGWIRE_ERR_ABORTED');
     expect((await Promise.all([0, 1, 3].map((r) => procs[r].exited)))).toEqual([1, 1, 1]);
+    // Shared-memory files are unlinked once mapped, so even a killed rank leaves none.
+    expect(readdirSync('/dev/shm').filter((f) => procs.some((p) => f.startsWith(`ringwire-${p.child.pid}-`)))).toEqual([]);
   });
 });
 
@@ -178,6 +181,13 @@ describe('bad input gets a clear error', () => {
     await expect(init({ size: 2, rank: 2 })).rejects.toMatchObject({ message: 'rank 2 is out of range for size 2' });
     await expect(init({ size: 2 })).rejects.toMatchObject({ message: expect.stringMatching(/no rendezvous: set RINGWIRE_RENDEZVOUS/) });
     await expect(init({ algo: 'x' as 'ring' })).rejects.toMatchObject({ message: expect.stringMatching(/algo must be one of auto, ring, tree/) });
+    await expect(init({ sharedMemory: 1 as unknown as boolean })).rejects.toMatchObject({ code: 'RINGWIRE_ERR_INVALID_ARG', message: 'sharedMemory must be a boolean, got 1' });
+    process.env.RINGWIRE_SHM = 'yes';
+    try {
+      await expect(init()).rejects.toMatchObject({ code: 'RINGWIRE_ERR_INVALID_ARG', message: 'RINGWIRE_SHM must be 0 or 1, got "yes"' });
+    } finally {
+      delete process.env.RINGWIRE_SHM;
+    }
     process.env.RINGWIRE_TIMEOUT_MS = 'abc';
     try {
       await expect(init()).rejects.toMatchObject({ code: 'RINGWIRE_ERR_INVALID_ARG', message: 'RINGWIRE_TIMEOUT_MS must be a positive integer, got "abc"' });

@@ -23,6 +23,8 @@ function dataFrame(len: number, fill = 7): Buffer {
   writeHeader(b, { type: FrameType.DATA, desc, hash: 1, step: 0, generation: 1, seq: 1, offset: 0, length: len });
   return b;
 }
+/** A header whose `len` payload bytes wait in the receiver's next shared slot. */
+const sharedFrame = (len: number) => writeHeader(Buffer.alloc(HEADER_BYTES), { type: FrameType.DATA, desc, hash: 1, step: 0, generation: 1, seq: 1, offset: 0, length: len, shared: true });
 
 describe('DataSocket (the receiving end of a peer connection)', () => {
   it('delivers data frames into its slots and control messages whole, across tiny reads', async () => {
@@ -41,6 +43,24 @@ describe('DataSocket (the receiving end of a peer connection)', () => {
     expect(controls.map(String)).toEqual(['a control message, not a frame']);
   });
 
+  it('reads shared-memory frames from slot (frame number % slots), or copies them into place', async () => {
+    const { ds, peer } = await pair(2, 1024);
+    // Real shared memory needs two processes (collectives.test.ts); here the slots are plain buffers.
+    ds.shared = [Buffer.alloc(1024, 1), Buffer.alloc(1024, 2)];
+    const placed = new Uint8Array(8);
+    ds.placer = (h) => (h.length === 8 ? placed : undefined);
+    const frames: [boolean, number[]][] = [];
+    ds.on('frame', (h, p: Uint8Array) => (frames.push([p.buffer === placed.buffer, [...p.subarray(0, 3)]]), ds.release()));
+    ds.start();
+    peer.send(sharedFrame(5)); // slot 0
+    peer.send(dataFrame(3, 9)); // slot 1 on the wire
+    peer.send(sharedFrame(8)); // slot 0 again, placed
+    peer.send(sharedFrame(0)); // slot 1, empty
+    await new Promise((r) => setTimeout(r, 200));
+    expect(frames).toEqual([[false, [1, 1, 1]], [false, [9, 9, 9]], [true, [1, 1, 1]], [false, []]]);
+    expect([...placed]).toEqual(Array(8).fill(1));
+  });
+
   const hostile: [string, (peer: WebSocket, raw: import('node:net').Socket) => void, RegExp][] = [
     ['an oversized frame', (p) => p.send(dataFrame(2000)), /exceeds the bound/],
     ['more frames than its credit', (p) => (p.send(dataFrame(10)), p.send(dataFrame(10)), p.send(dataFrame(10))), /more frames than its credit/],
@@ -51,6 +71,13 @@ describe('DataSocket (the receiving end of a peer connection)', () => {
       f.writeUInt32LE(999, 40);
       raw.write(Buffer.concat([Buffer.from([0x82, f.length]), f]));
     }, /says 999 payload bytes but carries 10/],
+    ['a shared-memory frame on a connection without shared memory', (p) => p.send(sharedFrame(10)), /shared-memory frame on a connection without shared memory/],
+    ['a shared-memory frame with bytes on the wire', (p) => p.send(Buffer.concat([sharedFrame(10), Buffer.alloc(10)])), /says 10 payload bytes in shared memory but carries 10/],
+    ['unknown frame flags', (p) => {
+      const f = dataFrame(4);
+      f[9] = 2;
+      p.send(f);
+    }, /frame flags 2 are not valid/],
   ];
   for (const [what, send, re] of hostile) {
     it(`closes the connection with a protocol error on ${what}`, async () => {

@@ -3,6 +3,7 @@ import {
   AbortedError, ClosedError, DEFAULTS, ErrorCode, InvalidArgumentError, RendezvousServer, RingwireError, TimeoutError,
 } from '@ringwire/rendezvous';
 import { DTYPES, REDUCE_OPS, type DType, type ReduceOp, type RingwireArray } from './dtypes.js';
+import { copyBytes } from './kernels/index.js';
 import type { Algo, EngineConfig, EngineReply, ErrorJSON, OpRequest } from './messages.js';
 import { resolveConfig, type InitOptions } from './options.js';
 import type { Descriptor, Kind } from './wire.js';
@@ -59,6 +60,8 @@ export class Communicator {
   readonly generation: number;
   /** 'native' or 'js': which reduction kernels the engine uses. */
   readonly kernels: string;
+  /** Ranks this rank sends payloads to through shared memory (same host; see `sharedMemory`), the rest go over TCP. */
+  readonly sharedMemoryPeers: readonly number[];
 
   private seq = 0;
   private nextId = 1;
@@ -85,6 +88,7 @@ export class Communicator {
     this.localSize = ready.localSize;
     this.generation = ready.generation;
     this.kernels = ready.kernels;
+    this.sharedMemoryPeers = Object.freeze(ready.sharedMemoryPeers);
     port.on('message', (m: EngineReply) => this.onReply(m));
     worker.on('error', (err) => this.abort(new AbortedError(`engine thread crashed: ${err.stack ?? err}`)));
     worker.on('exit', () => this.abort(new ClosedError('engine thread exited')));
@@ -166,7 +170,7 @@ export class Communicator {
       Atomics.wait(this.signal, 0, seen, 1000);
     }
     if (result instanceof Error) throw result;
-    if (staged) (new Uint8Array(x.buffer, x.byteOffset, x.byteLength).set(new Uint8Array(sab, 0, x.byteLength)), this.release(sab as SharedArrayBuffer));
+    if (staged) (copyBytes(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), new Uint8Array(sab, 0, x.byteLength)), this.release(sab as SharedArrayBuffer));
     return x;
   }
 
@@ -350,7 +354,7 @@ export class Communicator {
 async function copyIn(xs: RingwireArray[], sab: ArrayBufferLike): Promise<void> {
   let at = 0;
   for (const x of xs) {
-    await sliced(x.byteLength, (o, n) => new Uint8Array(sab, at + o, n).set(new Uint8Array(x.buffer, x.byteOffset + o, n)));
+    await sliced(x.byteLength, (o, n) => copyBytes(new Uint8Array(sab, at + o, n), new Uint8Array(x.buffer, x.byteOffset + o, n)));
     at += x.byteLength;
   }
 }
@@ -358,13 +362,13 @@ async function copyIn(xs: RingwireArray[], sab: ArrayBufferLike): Promise<void> 
 async function copyOut(sab: ArrayBufferLike, xs: RingwireArray[], from = 0): Promise<void> {
   let at = from;
   for (const x of xs) {
-    await sliced(x.byteLength, (o, n) => new Uint8Array(x.buffer, x.byteOffset + o, n).set(new Uint8Array(sab, at + o, n)));
+    await sliced(x.byteLength, (o, n) => copyBytes(new Uint8Array(x.buffer, x.byteOffset + o, n), new Uint8Array(sab, at + o, n)));
     at += x.byteLength;
   }
 }
 
 function copyInSync(x: RingwireArray, sab: ArrayBufferLike): void {
-  new Uint8Array(sab, 0, x.byteLength).set(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+  copyBytes(new Uint8Array(sab, 0, x.byteLength), new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
 }
 
 async function sliced(bytes: number, copy: (offset: number, n: number) => void): Promise<void> {

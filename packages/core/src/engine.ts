@@ -13,6 +13,7 @@ import { loadKernels } from './kernels/index.js';
 import type { Kernels } from './kernels/types.js';
 import type { EngineConfig, EngineReply, OpRequest } from './messages.js';
 import { Transport } from './transport.js';
+import { sharedMemoryAvailable } from './shared.js';
 import { describe, descriptorHash, type Descriptor } from './wire.js';
 
 /** What a peer's engine says about itself when asked: the last op submitted, and the one running. */
@@ -67,6 +68,7 @@ export class Engine {
       const { transport, port } = await Transport.listen(host, {
         job: cfg.jobId, token: cfg.token, chunkBytes: cfg.chunkBytes, credits: cfg.credits,
         connectTimeoutMs: cfg.connectTimeoutMs, authTimeoutMs: DEFAULTS.authTimeoutMs, closeTimeoutMs: DEFAULTS.closeTimeoutMs, log: this.log,
+        sharedMemory: cfg.sharedMemory && sharedMemoryAvailable(),
       });
       this.t = transport;
       this.rdzv.on('abort', (a: AbortEvent) => this.fail(RingwireError.fromJSON({ code: a.code, message: a.reason, rank: a.rank }), false));
@@ -79,7 +81,7 @@ export class Engine {
       transport.on('protocol', (_from: number, err: RingwireError) => this.fail(err, true));
       await transport.connect(table);
       const me = table.peers[table.rank];
-      this.post({ t: 'ready', rank: table.rank, size: table.size, localRank: me.localRank, localSize: me.localSize, generation: table.generation, host, port, kernels: this.k.name });
+      this.post({ t: 'ready', rank: table.rank, size: table.size, localRank: me.localRank, localSize: me.localSize, generation: table.generation, host, port, kernels: this.k.name, sharedMemoryPeers: transport.sharedPeers() });
     } catch (err) {
       const e = err instanceof RingwireError ? err : new AbortedError(`init failed: ${(err as Error).message}`, { cause: err });
       this.post({ t: 'init-failed', error: e.toJSON() });

@@ -19,6 +19,8 @@ export interface EngineConfig {
   crossoverBytes: number;
   /** The default algorithm of each op (RINGWIRE_ALGO). */
   algo: Algo;
+  /** Same-host peers exchange payloads through shared memory (RINGWIRE_SHM; shared.ts). */
+  sharedMemory: boolean;
   logLevel?: string;
 }
 
@@ -46,7 +48,7 @@ export interface OpRequest {
 export type ErrorJSON = { code: ErrorCode; message: string; rank?: number; ranks?: number[] };
 
 export type EngineReply =
-  | { t: 'ready'; rank: number; size: number; localRank: number; localSize: number; generation: number; host: string; port: number; kernels: string }
+  | { t: 'ready'; rank: number; size: number; localRank: number; localSize: number; generation: number; host: string; port: number; kernels: string; sharedMemoryPeers: number[] }
   | { t: 'init-failed'; error: ErrorJSON }
   /** `out`: a buffer moved to the caller: all-gather's new result, or a transferred op's own buffer. */
   | { t: 'done'; id: number; algo?: string; range?: [number, number]; out?: ArrayBuffer; segs?: [number, number][] }

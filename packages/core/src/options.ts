@@ -32,6 +32,11 @@ export interface InitOptions {
   chunkBytes?: number;
   credits?: number;
   crossoverBytes?: number;
+  /**
+   * Peers on the same host put chunk payloads in shared memory and send only frame headers over
+   * their WebSocket (RINGWIRE_SHM=0|1, default on; needs the native addon, else TCP carries all).
+   */
+  sharedMemory?: boolean;
   /** error | warn | info | debug (RINGWIRE_LOG_LEVEL). */
   logLevel?: string;
 }
@@ -50,6 +55,18 @@ function envInt(name: string, env: NodeJS.ProcessEnv, min: number): number | und
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
   return n;
+}
+
+function bool(name: string, v: unknown): boolean | undefined {
+  if (v !== undefined && typeof v !== 'boolean') throw new InvalidArgumentError(`${name} must be a boolean, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function envBool(name: string, env: NodeJS.ProcessEnv): boolean | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (raw !== '0' && raw !== '1') throw new InvalidArgumentError(`${name} must be 0 or 1, got ${JSON.stringify(raw)}`);
+  return raw === '1';
 }
 
 /** Resolves options + environment into the engine's configuration, rejecting anything malformed. */
@@ -84,5 +101,6 @@ export function resolveConfig(o: InitOptions, env: NodeJS.ProcessEnv = process.e
     crossoverBytes: int('crossoverBytes', o.crossoverBytes, 0) ?? DEFAULTS.crossoverBytes,
     logLevel: str('logLevel', o.logLevel) ?? env.RINGWIRE_LOG_LEVEL,
     algo,
+    sharedMemory: bool('sharedMemory', o.sharedMemory) ?? envBool('RINGWIRE_SHM', env) ?? true,
   };
 }

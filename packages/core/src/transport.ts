@@ -4,6 +4,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { AuthError, PeerLostError, ProtocolError, RingwireError, decode, encode, proof, proofMatches, type Logger, type PeerTable } from '@ringwire/rendezvous';
+import { copyBytes } from './kernels/index.js';
+import { createRegion, openRegion, unlinkRegion, type SharedRegion } from './shared.js';
 import { DataSocket } from './websocket.js';
 import { FrameType, HEADER_BYTES, isFrame, readHeader, writeHeader, type FrameHeader } from './wire.js';
 
@@ -18,6 +20,8 @@ export interface TransportOptions {
   authTimeoutMs: number;
   /** How long a graceful close waits for queued data and the peer's close handshake. */
   closeTimeoutMs: number;
+  /** Offer and accept shared memory with peers on this host (shared.ts). */
+  sharedMemory: boolean;
   log: Logger;
 }
 
@@ -37,6 +41,9 @@ interface Outbox {
   socket: Socket;
   credits: number;
   waiters: { resolve: () => void; reject: (e: Error) => void }[];
+  /** The peer maps these slots: payloads go there (frame number % credits), headers on `socket`. */
+  shared?: Buffer[];
+  sent: number;
 }
 
 /** Socket reads land in one reused buffer of this size per receiving connection. */
@@ -75,7 +82,7 @@ export class Transport extends EventEmitter {
     super();
     this.wss = wss;
     this.maxMessage = opts.chunkBytes + HEADER_BYTES + 64 * 1024;
-    wss.on('connection', (ws, req) => this.onInbound(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`));
+    wss.on('connection', (ws, req) => this.onInbound(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`, req.socket.localAddress === req.socket.remoteAddress));
   }
 
   /** Opens this rank's peer listener; the port goes into the rendezvous join. */
@@ -115,7 +122,7 @@ export class Transport extends EventEmitter {
   }
 
   /** A peer connects to receive our data: authenticate it, then it becomes our outbox to that rank. */
-  private onInbound(ws: WebSocket, remote: string): void {
+  private onInbound(ws: WebSocket, remote: string, sameHost: boolean): void {
     const nonce = randomBytes(32);
     let authed = false;
     const reject = (why: string, code = 1008) => {
@@ -140,14 +147,41 @@ export class Transport extends EventEmitter {
       if (hello.generation !== table.generation) return reject(`stale generation ${hello.generation}, this job is at ${table.generation}`);
       if (typeof r !== 'number' || !Number.isInteger(r) || r < 0 || r >= table.size || r === table.rank || this.outbox[r]) return reject(`bad or duplicate rank ${r}`);
       authed = true;
-      clearTimeout(timer);
-      ws.send(encode({ t: 'welcome', proof: proof(this.opts.token, hello.nonce, this.opts.job) }));
-      this.outbox[r] = { ws, socket: (ws as unknown as { _socket: Socket })._socket, credits: this.opts.credits, waiters: [] };
-      ws.on('message', (msg: Buffer) => this.onMessage(r, msg, true));
-      ws.on('close', () => this.onClose(r, 'send'));
-      this.checkInbound();
+      const region = sameHost && this.opts.sharedMemory ? this.tryRegion() : undefined;
+      ws.send(encode({ t: 'welcome', proof: proof(this.opts.token, hello.nonce, this.opts.job), shm: region?.offer }));
+      const ready = (shared?: Buffer[]) => {
+        clearTimeout(timer);
+        this.outbox[r] = { ws, socket: (ws as unknown as { _socket: Socket })._socket, credits: this.opts.credits, waiters: [], shared, sent: 0 };
+        ws.on('message', (msg: Buffer) => this.onMessage(r, msg, true));
+        ws.on('close', () => this.onClose(r, 'send'));
+        this.checkInbound();
+      };
+      if (!region) return ready();
+      // The peer answers the offer first (before any credit); the file goes once it has.
+      ws.once('close', () => unlinkRegion(region));
+      ws.once('message', (data: Buffer) => {
+        unlinkRegion(region);
+        let ok = false;
+        try {
+          const reply = decode(data);
+          ok = reply.t === 'shm' && reply.ok === true;
+        } catch {
+          return reject('malformed shared-memory answer');
+        }
+        ready(ok ? region.slots : undefined);
+      });
     });
     ws.send(encode({ t: 'challenge', nonce }));
+  }
+
+  /** A shared-memory region for one receiving peer, or undefined (logged) when /dev/shm cannot hold it. */
+  private tryRegion(): SharedRegion | undefined {
+    try {
+      return createRegion(this.opts.credits, this.opts.chunkBytes);
+    } catch (err) {
+      this.opts.log('warn', `shared memory unavailable, using TCP: ${(err as Error).message}`);
+      return undefined;
+    }
   }
 
   /** Connects to peer `rank`'s listener to receive its data, retrying while it is not up yet. */
@@ -185,6 +219,14 @@ export class Transport extends EventEmitter {
           ds.send(encode({ t: 'hello', job: this.opts.job, generation: this.generation, rank: this.rank, proof: proof(this.opts.token, msg.nonce, this.opts.job), nonce: myNonce }));
         } else if (msg.t === 'welcome' && proofMatches(this.opts.token, myNonce, this.opts.job, msg.proof)) {
           clearTimeout(timer);
+          if (msg.shm !== undefined) {
+            try {
+              if (this.opts.sharedMemory && ds.sameHost) ds.shared = openRegion(msg.shm, this.opts.credits, this.opts.chunkBytes);
+            } catch (err) {
+              this.opts.log('warn', `cannot map rank ${rank}'s shared memory, using TCP: ${(err as Error).message}`);
+            }
+            ds.send(encode({ t: 'shm', ok: ds.shared !== undefined }));
+          }
           ds.removeAllListeners();
           ds.on('control', (d: Buffer) => this.onMessage(rank, d, false));
           ds.on('frame', (h: FrameHeader, payload: Buffer) => this.onData(rank, h, payload));
@@ -268,6 +310,12 @@ export class Transport extends EventEmitter {
     if (box.ws.readyState !== WebSocket.OPEN) throw this.gone(peer);
     // One unmasked WebSocket frame (server to client), written without copying the payload:
     // the frame header and our header in one small buffer, then the payload where it lies.
+    if (box.shared) {
+      // Same host: the payload goes into the peer's next slot, only the header on the wire.
+      copyBytes(box.shared[box.sent++ % box.shared.length].subarray(0, payload.length), payload);
+      payload = payload.subarray(0, 0);
+      h = { ...h, shared: true };
+    }
     const total = HEADER_BYTES + payload.length;
     const ext = total < 126 ? 0 : total < 65536 ? 2 : 8;
     const head = Buffer.allocUnsafe(2 + ext + HEADER_BYTES);
@@ -291,6 +339,11 @@ export class Transport extends EventEmitter {
 
   private gone(peer: number): PeerLostError {
     return new PeerLostError(`rank ${peer} is gone (${this.byes.has(peer) ? 'it closed its communicator' : 'connection closed'})`, { rank: peer });
+  }
+
+  /** Ranks whose payloads from us go through shared memory. */
+  sharedPeers(): number[] {
+    return this.outbox.flatMap((b, r) => (b?.shared ? [r] : []));
   }
 
   /** The next frame from `peer`. Call `release(peer)` once its payload has been consumed. */

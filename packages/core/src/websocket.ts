@@ -2,6 +2,7 @@ import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { ProtocolError } from '@ringwire/rendezvous';
+import { copyBytes } from './kernels/index.js';
 import { HEADER_BYTES, MAGIC, readHeader, type FrameHeader } from './wire.js';
 
 /**
@@ -42,6 +43,9 @@ export class DataSocket extends EventEmitter {
    * undefined for a slot. Placed frames still take a credit; they skip the copy out of the slot.
    */
   placer?: (h: FrameHeader) => Uint8Array | undefined;
+
+  /** The sender's shared-memory slots (shared.ts), when it puts payloads there. */
+  shared?: Buffer[];
 
   private constructor(socket: net.Socket, private readonly readBuf: Buffer, private readonly opts: DataSocketOptions) {
     super();
@@ -100,6 +104,11 @@ export class DataSocket extends EventEmitter {
     this.pending = undefined;
     if (rest?.length) this.onData(rest, rest.length);
     this.socket.resume();
+  }
+
+  /** Both ends of the TCP connection have the same address: same host and network namespace. */
+  get sameHost(): boolean {
+    return this.socket.localAddress !== undefined && this.socket.localAddress === this.socket.remoteAddress;
   }
 
   get open(): boolean {
@@ -225,13 +234,22 @@ export class DataSocket extends EventEmitter {
     } catch (err) {
       return this.fail((err as Error).message);
     }
-    const slot = this.slots[this.head++ % this.slots.length];
-    const placed = this.placer?.(this.current);
-    this.slot = placed?.length === this.remaining ? placed : slot;
-    this.slotAt = 0;
-    this.state = 2;
+    const i = this.head++ % this.slots.length;
+    const h = this.current;
+    const placed = this.placer?.(h);
     this.have = 0;
     this.need = 2;
+    if (h.shared) {
+      // The payload waits in the sender's slot i: read it there, or copy it into place.
+      if (!this.shared) return this.fail('shared-memory frame on a connection without shared memory');
+      const src = this.shared[i].subarray(0, h.length);
+      this.slot = placed?.length === h.length ? (copyBytes(placed, src), placed) : src;
+      this.slotAt = h.length;
+      return this.deliver();
+    }
+    this.slot = placed?.length === this.remaining ? placed : this.slots[i];
+    this.slotAt = 0;
+    this.state = 2;
     if (this.remaining === 0) this.deliver();
   }
 

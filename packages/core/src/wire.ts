@@ -8,16 +8,19 @@ import { DTYPE_NAMES, REDUCE_OPS } from './dtypes.js';
  *
  *  - frames: a fixed 48-byte little-endian header, then `length` payload bytes.
  *      0 u32 magic 'RWF1'   4 u8 version   5 u8 type (DATA | CREDIT)   6 u8 kind   7 u8 dtype
- *      8 u8 op   9 u8 -   10 u16 step   12 u32 generation   16 u32 seq   20 u32 root
+ *      8 u8 op   9 u8 flags   10 u16 step   12 u32 generation   16 u32 seq   20 u32 root
  *      24 f64 count   32 f64 byte offset   40 u32 length (payload bytes, or credits granted)
  *      44 u32 descriptor hash (kind, dtype, op, root, count and the grouped layout)
  *    The full descriptor rides in every frame so a mismatch can name both sides exactly.
+ *    Flag 1 (SHARED): the payload is not on the wire but in the connection's next shared-memory
+ *    slot (shared.ts); `length` still gives its size.
  *  - control messages: msgpack maps (handshake, abort, status query), never tensors.
  */
 export const MAGIC = 0x31465752; // 'RWF1' read little-endian
 export const VERSION = 1;
 export const HEADER_BYTES = 48;
 export const FrameType = { DATA: 1, CREDIT: 2 } as const;
+const SHARED = 1;
 
 export const KINDS = ['allreduce', 'broadcast', 'allgather', 'reducescatter', 'barrier', 'counts'] as const;
 export type Kind = (typeof KINDS)[number];
@@ -43,6 +46,8 @@ export interface FrameHeader {
   seq: number;
   offset: number;
   length: number;
+  /** The payload is in shared memory (flag SHARED), not behind the header. */
+  shared?: boolean;
 }
 
 export function describe(d: Descriptor): string {
@@ -79,7 +84,7 @@ export function writeHeader(into: Buffer, h: FrameHeader): Buffer {
   into[6] = KINDS.indexOf(h.desc.kind);
   into[7] = DTYPE_NAMES.indexOf(h.desc.dtype);
   into[8] = REDUCE_OPS.indexOf(h.desc.op);
-  into[9] = 0;
+  into[9] = h.shared ? SHARED : 0;
   into.writeUInt16LE(h.step, 10);
   into.writeUInt32LE(h.generation, 12);
   into.writeUInt32LE(h.seq, 16);
@@ -105,9 +110,12 @@ export function readHeader(data: Buffer, maxPayload: number, payloadBytes = data
   const op = REDUCE_OPS[data[8]];
   if (type !== FrameType.DATA && type !== FrameType.CREDIT) throw new ProtocolError(`unknown frame type ${type}`);
   if (!kind || !dtype || !op) throw new ProtocolError('frame descriptor has unknown kind, dtype or op');
+  const flags = data[9];
+  const shared = flags === SHARED;
+  if (flags !== 0 && !(shared && type === FrameType.DATA)) throw new ProtocolError(`frame flags ${flags} are not valid on a frame of type ${type}`);
   const length = data.readUInt32LE(40);
-  if (type === FrameType.DATA && (length !== payloadBytes || length > maxPayload)) {
-    throw new ProtocolError(`frame says ${length} payload bytes but carries ${payloadBytes} (limit ${maxPayload})`);
+  if (type === FrameType.DATA && ((shared ? payloadBytes !== 0 : length !== payloadBytes) || length > maxPayload)) {
+    throw new ProtocolError(`frame says ${length} payload bytes${shared ? ' in shared memory' : ''} but carries ${payloadBytes} (limit ${maxPayload})`);
   }
   const count = data.readDoubleLE(24);
   const offset = data.readDoubleLE(32);
@@ -121,5 +129,6 @@ export function readHeader(data: Buffer, maxPayload: number, payloadBytes = data
     seq: data.readUInt32LE(16),
     offset,
     length,
+    shared,
   };
 }

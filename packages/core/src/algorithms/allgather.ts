@@ -1,4 +1,5 @@
 import { InvalidArgumentError, ProtocolError } from '@ringwire/rendezvous';
+import { copyBytes } from '../kernels/index.js';
 import { ringAllgather } from './ring.js';
 import type { OpContext, Range } from './context.js';
 
@@ -36,10 +37,10 @@ export async function allgather(ctx: OpContext, input: Uint8Array, room: number,
   }
   const out = alloc(total);
   if (segs.every(([, len]) => len <= INLINE)) {
-    segs.forEach(([o, len], i) => out.set(records.subarray(i * rec + 16, i * rec + 16 + len), o));
+    segs.forEach(([o, len], i) => copyBytes(out.subarray(o, o + len), records.subarray(i * rec + 16, i * rec + 16 + len)));
     return { out, segs };
   }
-  out.set(input, segs[r][0]);
+  copyBytes(out.subarray(segs[r][0], segs[r][0] + input.length), input);
   await ringAllgather(ctx, out, segs, n - 1);
   return { out, segs };
 }

@@ -1,4 +1,5 @@
 import { MismatchError, ProtocolError } from '@ringwire/rendezvous';
+import { copyBytes } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
 import type { Transport } from '../transport.js';
 import { describe, FrameType, type Descriptor, type FrameHeader } from '../wire.js';
@@ -106,7 +107,7 @@ export class Landing {
 
 /** Stores a chunk; nothing to do when it was placed there already (see placeSteps). */
 export const copyInto = (dst: Uint8Array, src: Uint8Array) => {
-  if (src.buffer !== dst.buffer || src.byteOffset !== dst.byteOffset) dst.set(src);
+  if (src.buffer !== dst.buffer || src.byteOffset !== dst.byteOffset) copyBytes(dst, src);
 };
 
 /**

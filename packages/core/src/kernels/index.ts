@@ -24,6 +24,7 @@ export type NativeKernels = Kernels & { readonly simd: string };
 
 interface NativeModule {
   simd: string;
+  mapShared?: (path: string, bytes: number, create: boolean) => ArrayBuffer;
   kernels: NativeKernels;
   variants: Readonly<Record<string, NativeKernels>>;
 }
@@ -60,10 +61,24 @@ export function nativeKernelVariants(): Readonly<Record<string, NativeKernels>> 
   return 'mod' in r ? r.mod.variants : {};
 }
 
+/** The addon's shared-memory mapping (see shared.ts), or null without the addon or with RINGWIRE_NO_NATIVE=1. */
+export function nativeMapShared(): NonNullable<NativeModule['mapShared']> | null {
+  if (disabled()) return null;
+  const r = loadNative();
+  return ('mod' in r && r.mod.mapShared) || null;
+}
+
 /** The kernels the engine should use. Never throws. */
 export function loadKernels(): Kernels {
   if (disabled()) return jsKernels;
   return nativeKernels() ?? jsKernels;
+}
+
+let copier: Kernels | undefined;
+
+/** dst.set(src) through this thread's kernels: a memmove natively (see Kernels.copy). */
+export function copyBytes(dst: Uint8Array, src: Uint8Array): void {
+  (copier ??= loadKernels()).copy(dst, src);
 }
 
 export function kernelsInfo(): KernelsInfo {

@@ -441,6 +441,10 @@ export const jsKernels: Kernels = Object.freeze({
     }
     fn(dst, factor);
   },
+  copy(dst: Uint8Array, src: Uint8Array): void {
+    if (dst.byteLength !== src.byteLength) throw new RangeError(`copy: dst (${dst.byteLength} bytes) and src (${src.byteLength} bytes) differ`);
+    dst.set(src);
+  },
   f32ToF16(src: Uint8Array, dst: Uint8Array): void {
     checkConvert(src, dst, 4, 2);
     runConvert(I32, U16, convF32ToF16, src, dst);
