@@ -636,6 +636,23 @@ if (NO_NATIVE) {
         }
       });
 
+      it('copy agrees with the JS copy: shared and ordinary buffers, unaligned, overlapping, empty', () => {
+        const next = xorshift(7);
+        for (const [len, from, to] of [[0, 0, 0], [1, 3, 0], [1000, 1, 7], [65537, 5, 2], [4096, 0, 100], [4096, 100, 0]]) {
+          const a = new Uint8Array(new SharedArrayBuffer(len + 200)).map(() => next() & 0xff);
+          const b = new Uint8Array(a); // ordinary copy of the same bytes
+          // overlapping (memmove semantics) within one shared buffer, and shared -> ordinary
+          native.copy(a.subarray(to, to + len), a.subarray(from, from + len));
+          jsKernels.copy(b.subarray(to, to + len), b.subarray(from, from + len));
+          expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true);
+          const c = new Uint8Array(len + 3);
+          native.copy(c.subarray(3), a.subarray(0, len));
+          expect(Buffer.from(c.subarray(3)).equals(Buffer.from(a.subarray(0, len)))).toBe(true);
+        }
+        expect(() => native.copy(new Uint8Array(4), new Uint8Array(3))).toThrow(RangeError);
+        expect(() => jsKernels.copy(new Uint8Array(4), new Uint8Array(3))).toThrow(RangeError);
+      });
+
       it('rejects bad arguments like the JS kernels', () => {
         expect(() => native.reduceInto('float32', 'sum', new Uint8Array(8), new Uint8Array(4))).toThrow(RangeError);
         expect(() => native.reduceInto('float32', 'sum', new Uint8Array(6), new Uint8Array(6))).toThrow(RangeError);

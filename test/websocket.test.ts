@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { existsSync } from 'node:fs';
+import { createRegion, openRegion, sharedMemoryAvailable, unlinkRegion } from '../packages/core/src/shared.js';
 import { DataSocket } from '../packages/core/src/websocket.js';
 import { FrameType, HEADER_BYTES, writeHeader } from '../packages/core/src/wire.js';
 
@@ -94,4 +96,27 @@ describe('DataSocket (the receiving end of a peer connection)', () => {
       expect(ds.open).toBe(false);
     });
   }
+});
+
+describe('shared-memory regions (the same-host payload slots)', () => {
+  it('map the same memory on both ends, check the nonce and path, and leave no file once unlinked', () => {
+    if (!sharedMemoryAvailable()) return void expect(process.env.RINGWIRE_NO_NATIVE).toBe('1');
+    const region = createRegion(3, 4096);
+    try {
+      const slots = openRegion(region.offer, 3, 4096);
+      region.slots[2].fill(42, 0, 10);
+      expect([...slots[2].subarray(0, 11)]).toEqual([...Array(10).fill(42), 0]);
+      slots[0][5] = 9; // and back
+      expect(region.slots[0][5]).toBe(9);
+      expect(() => openRegion({ ...region.offer, nonce: new Uint8Array(32) }, 3, 4096)).toThrow(/does not hold the offered nonce/);
+      expect(() => openRegion(region.offer, 4, 4096)).toThrow(/is not a 20480-byte file of this user/);
+      expect(() => openRegion({ ...region.offer, path: '/etc/passwd' }, 3, 4096)).toThrow(/malformed shared-memory offer/);
+      expect(() => openRegion({ path: region.offer.path }, 3, 4096)).toThrow(/malformed shared-memory offer/);
+    } finally {
+      unlinkRegion(region);
+    }
+    expect(existsSync(region.offer.path)).toBe(false);
+    expect(region.slots[2][0]).toBe(42); // the mapping outlives the file
+    unlinkRegion(region); // twice is fine
+  });
 });
