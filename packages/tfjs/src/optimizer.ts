@@ -441,7 +441,7 @@ export class DistributedOptimizer extends tf.Optimizer {
           const moved = movable(piece, data);
           const own = moved ? data : f32.subarray(at, at + data.length);
           if (moved) timings.moved += data.length;
-          else own.set(data);
+          else this.k.copy(bytes(own), bytes(data)); // a memmove: TypedArray#set into shared memory is 2.4x slower
           at = start = at + data.length; // before the transfer detaches data
           inflight.push(comm.allreduce(own, { op: this.op, transfer: moved, wire: half ?? undefined }).then((r) => (results[i] = r)));
           continue;
@@ -449,7 +449,7 @@ export class DistributedOptimizer extends tf.Optimizer {
         for (let o = 0; o < data.length; ) {
           const n = Math.min(data.length - o, start + chunk - at);
           if (half) this.convert(half, 'narrow', bytes(data.subarray(o, o + n)), bytes(u16!.subarray(at, at + n)));
-          else f32.set(data.subarray(o, o + n), at);
+          else this.k.copy(bytes(f32.subarray(at, at + n)), bytes(data.subarray(o, o + n)));
           o += n;
           at += n;
           if (at - start === chunk) flush();
