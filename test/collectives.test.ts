@@ -56,6 +56,17 @@ describe('every collective, type and op against exact expected values', () => {
     }, 120_000);
   }
 
+  it('one rank without shared memory (RINGWIRE_SHM=0): its peers fall back to TCP with it only', async () => {
+    const { procs } = startJob(3, ['all'], { LENGTHS: '7,3001' }, (r) => (r === 1 ? { RINGWIRE_SHM: '0' } : {}));
+    const { codes, checks, output } = await finish(procs);
+    expect(codes, output).toEqual([0, 0, 0]);
+    expect(procs.map((p) => jsonEvents<{ sharedMemoryPeers: number[] }>(p, 'ready')[0].sharedMemoryPeers)).toEqual([[2], [], [0]]);
+    for (const c of checks) {
+      expect(c.filter((x) => !x.ok), output).toEqual([]);
+      expect(c).toHaveLength(expectedChecks(2));
+    }
+  }, 120_000);
+
   it('the JS kernels give the same results (RINGWIRE_NO_NATIVE=1)', async () => {
     const { procs } = startJob(3, ['all'], { RINGWIRE_NO_NATIVE: '1', LENGTHS: '7,3001' });
     const { codes, checks, output } = await finish(procs);

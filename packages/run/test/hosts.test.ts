@@ -14,7 +14,7 @@ const noNetem = noCluster ?? qdiscUnavailable(NETEM);
 if (!noCluster && noTbf) console.warn(`ringrun bandwidth-limited link test skipped: ${noTbf}`);
 if (!noCluster && noNetem) console.warn(`ringrun high-latency link test skipped: ${noNetem}`);
 
-type Reduced = { size: number; localRank: number; localSize: number; wrong: number; first: number; ms: number; addrs: string[] };
+type Reduced = { size: number; localRank: number; localSize: number; wrong: number; first: number; ms: number; addrs: string[]; shm: number[] };
 
 describe.skipIf(noCluster !== undefined)('across hosts (network namespaces + sshd)', () => {
   let c: Cluster;
@@ -47,6 +47,8 @@ describe.skipIf(noCluster !== undefined)('across hosts (network namespaces + ssh
       [3, 4, 1, 2, 0, 10],
     ]);
     expect(got.map((e) => e.addrs)).toEqual([[c.addr[1]], [c.addr[1]], [c.addr[2]], [c.addr[2]]]);
+    // Ranks on one host share memory; across hosts their data goes over TCP.
+    expect(got.map((e) => e.shm)).toEqual([[1], [0], [3], [2]]);
     // Without --bind, the rendezvous took the address the hosts are routed through.
     expect(p.stderr.join('\n')).toMatch(new RegExp(`rendezvous ws://${c.addr[0].replaceAll('.', '\\.')}:\\d+`));
     await remoteQuiet(3000);
