@@ -12,8 +12,10 @@ import { nativeMapShared } from './kernels/index.js';
  * is most of the CPU time of a ring when ranks outnumber cores; here it costs one memcpy.
  *
  * Used only when both ends see the same address on their socket (same host and network
- * namespace), the native addon is loaded and the `sharedMemory` option (RINGWIRE_SHM) is on. The file is unlinked as
- * soon as the receiver has answered, so nothing is left behind when a process dies later.
+ * namespace), the native addon is loaded and the `sharedMemory` option (RINGWIRE_SHM) is on. The
+ * file is unlinked as soon as the receiver has answered, so nothing is left behind when a process
+ * dies later. Its pages are reserved up front (credits x chunkBytes per ordered pair, so n(n-1) x
+ * 4 MiB per host by default); a pair that does not fit in /dev/shm uses TCP, with a warning.
  */
 export interface SharedRegion {
   /** What the receiver needs to map it: sent in the handshake's welcome. */

@@ -12,7 +12,8 @@ import { HEADER_BYTES, MAGIC, readHeader, type FrameHeader } from './wire.js';
  * buffer, 1.0 with a buffer per read, `ws` 0.55). Here the socket reads frame headers into one
  * reused buffer (`onread`), and the kernel reads each data frame's payload straight into one of
  * `slots` preallocated slots (credit-based flow control guarantees a free one for every frame the
- * peer may send) or into its final place when the algorithm says where (`placer`).
+ * peer may send) or into its final place when the algorithm says where (`placer`). A same-host
+ * sender puts payloads in shared memory instead (`shared`, see shared.ts) and sends only headers.
  *
  * Events: 'frame' (header, payload view into a slot or its placed destination; call release() when consumed),
  * 'control' (Buffer: a whole non-data message), 'close'.
