@@ -1,7 +1,18 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { jsonEvents, killAll, type Proc } from './helpers/procs.js';
 import { finish, startJob, startRendezvous, stopRendezvous } from './helpers/job.js';
+
+/** Whether this user may give a process a /dev/shm of its own (root, or CAP_SYS_ADMIN). */
+const privateMounts = (() => {
+  try {
+    execFileSync('unshare', ['-m', '--propagation', 'private', 'mount', '-t', 'tmpfs', 'tmpfs', '/dev/shm'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 /** Shared-memory files (packages/core/src/shared.ts) that these processes created and left. */
 const leftoverRegions = (procs: Proc[]) => readdirSync('/dev/shm').filter((f) => procs.some((p) => f.startsWith(`ringwire-${p.child.pid}-`)));
@@ -66,6 +77,27 @@ describe('every collective, type and op against exact expected values', () => {
       expect(c).toHaveLength(expectedChecks(2));
     }
   }, 120_000);
+
+  // Like containers that share a network but not /dev/shm: each rank gets a tmpfs of its own there,
+  // too small for a region (the sender cannot offer) or not the one its peers see (offers fail).
+  const warnings: [string, RegExp][] = [
+    ['1m', /shared memory unavailable, using TCP: reserve \d+ bytes in \/dev\/shm\/ringwire-.*: No space left on device/],
+    ['64m', /cannot map rank \d's shared memory, using TCP: open \/dev\/shm\/ringwire-.*: No such file or directory/],
+  ];
+  for (const [size, warning] of warnings) {
+    it.skipIf(!privateMounts)(`ranks that cannot share /dev/shm fall back to TCP with a warning (private ${size} tmpfs)`, async () => {
+      const prefix = ['unshare', '-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=${size} tmpfs /dev/shm && exec "$@"`, 'sh'];
+      const { procs } = startJob(3, ['all'], { LENGTHS: '7,3001' }, () => ({}), prefix);
+      const { codes, checks, output } = await finish(procs);
+      expect(codes, output).toEqual([0, 0, 0]);
+      expect(procs.map((p) => jsonEvents<{ sharedMemoryPeers: number[] }>(p, 'ready')[0].sharedMemoryPeers)).toEqual([[], [], []]);
+      for (const p of procs) expect(p.stderr.join('\n')).toMatch(warning);
+      for (const c of checks) {
+        expect(c.filter((x) => !x.ok), output).toEqual([]);
+        expect(c).toHaveLength(expectedChecks(2));
+      }
+    }, 120_000);
+  }
 
   it('the JS kernels give the same results (RINGWIRE_NO_NATIVE=1)', async () => {
     const { procs } = startJob(3, ['all'], { RINGWIRE_NO_NATIVE: '1', LENGTHS: '7,3001' });

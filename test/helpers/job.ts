@@ -18,13 +18,13 @@ export async function startRendezvous(): Promise<RendezvousServer> {
 export const stopRendezvous = () => server?.close();
 
 /** Starts `size` real worker processes of one job with the environment ringrun would give them. */
-export function startJob(size: number, args: string[], env: Record<string, string> = {}, perRank: (r: number) => Record<string, string> = () => ({})): { procs: Proc[]; job: string } {
+export function startJob(size: number, args: string[], env: Record<string, string> = {}, perRank: (r: number) => Record<string, string> = () => ({}), prefix: string[] = []): { procs: Proc[]; job: string } {
   const job = `job-${process.pid}-${++jobs}`;
   const procs = Array.from({ length: size }, (_, r) =>
     spawnNode(COLLECTIVES, args, {
       RINGWIRE_RANK: String(r), RINGWIRE_SIZE: String(size), RINGWIRE_LOCAL_RANK: String(r), RINGWIRE_LOCAL_SIZE: String(size),
       RINGWIRE_RENDEZVOUS: url, RINGWIRE_JOB_ID: job, RINGWIRE_TOKEN: TOKEN, ...env, ...perRank(r),
-    }),
+    }, prefix),
   );
   return { procs, job };
 }

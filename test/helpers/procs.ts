@@ -18,8 +18,10 @@ export interface Proc {
 const live = new Set<ChildProcess>();
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
-export function spawnNode(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs `node script args`, or `prefix... node script args` (e.g. under unshare). */
+export function spawnNode(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, prefix: string[] = []): Proc {
+  const cmd = [...prefix, process.execPath, script, ...args];
+  const child = spawn(cmd[0], cmd.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   const lines: string[] = [];
   const stderr: string[] = [];
