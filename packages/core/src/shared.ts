@@ -15,7 +15,8 @@ import { nativeMapShared } from './kernels/index.js';
  * namespace), the native addon is loaded and the `sharedMemory` option (RINGWIRE_SHM) is on. The
  * file is unlinked as soon as the receiver has answered, so nothing is left behind when a process
  * dies later. Its pages are reserved up front (credits x chunkBytes per ordered pair, so n(n-1) x
- * 4 MiB per host by default); a pair that does not fit in /dev/shm uses TCP, with a warning.
+ * 4 MiB per host by default); once one does not fit in /dev/shm, this rank's later pairs use TCP
+ * too, with one warning.
  */
 export interface SharedRegion {
   /** What the receiver needs to map it: sent in the handshake's welcome. */

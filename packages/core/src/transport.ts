@@ -77,6 +77,10 @@ export class Transport extends EventEmitter {
   private readonly table = new Promise<PeerTable & { rank: number }>((r) => (this.tableReady = r));
   private readonly maxMessage: number;
   private inboundDone?: () => void;
+  /** Creating a shared-memory region failed once: offer no more (see tryRegion). */
+  private noRegions = false;
+  /** Peers whose shared memory could not be mapped (warned about once, then at debug level). */
+  private unmapped = 0;
 
   private constructor(private readonly opts: TransportOptions, private readonly http: Server, wss: WebSocketServer) {
     super();
@@ -174,11 +178,16 @@ export class Transport extends EventEmitter {
     ws.send(encode({ t: 'challenge', nonce }));
   }
 
-  /** A shared-memory region for one receiving peer, or undefined (logged) when /dev/shm cannot hold it. */
+  /**
+   * A shared-memory region for one receiving peer, or undefined when /dev/shm cannot hold it:
+   * then this rank stops offering (later pairs would fail alike) and says so once.
+   */
   private tryRegion(): SharedRegion | undefined {
+    if (this.noRegions) return undefined;
     try {
       return createRegion(this.opts.credits, this.opts.chunkBytes);
     } catch (err) {
+      this.noRegions = true;
       this.opts.log('warn', `shared memory unavailable, using TCP: ${(err as Error).message}`);
       return undefined;
     }
@@ -223,7 +232,7 @@ export class Transport extends EventEmitter {
             try {
               if (this.opts.sharedMemory && ds.sameHost) ds.shared = openRegion(msg.shm, this.opts.credits, this.opts.chunkBytes);
             } catch (err) {
-              this.opts.log('warn', `cannot map rank ${rank}'s shared memory, using TCP: ${(err as Error).message}`);
+              this.opts.log(this.unmapped++ ? 'debug' : 'warn', `cannot map rank ${rank}'s shared memory, using TCP: ${(err as Error).message}`);
             }
             ds.send(encode({ t: 'shm', ok: ds.shared !== undefined }));
           }
