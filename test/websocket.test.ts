@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { existsSync } from 'node:fs';
-import { createRegion, openRegion, sharedMemoryAvailable, unlinkRegion } from '../packages/core/src/shared.js';
+import { createRegion, openRegion, sharedMemoryInfo, unlinkRegion } from '../packages/core/src/shared.js';
 import { DataSocket } from '../packages/core/src/websocket.js';
 import { FrameType, HEADER_BYTES, writeHeader } from '../packages/core/src/wire.js';
 
@@ -100,7 +100,7 @@ describe('DataSocket (the receiving end of a peer connection)', () => {
 
 describe('shared-memory regions (the same-host payload slots)', () => {
   it('map the same memory on both ends, check the nonce and path, and leave no file once unlinked', () => {
-    if (!sharedMemoryAvailable()) return void expect(process.env.RINGWIRE_NO_NATIVE).toBe('1');
+    if (!sharedMemoryInfo().available) return void expect(process.env.RINGWIRE_NO_NATIVE).toBe('1');
     const region = createRegion(3, 4096);
     try {
       const slots = openRegion(region.offer, 3, 4096);

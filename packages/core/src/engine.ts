@@ -13,7 +13,7 @@ import { loadKernels } from './kernels/index.js';
 import type { Kernels } from './kernels/types.js';
 import type { EngineConfig, EngineReply, OpRequest } from './messages.js';
 import { Transport } from './transport.js';
-import { sharedMemoryAvailable } from './shared.js';
+import { sharedMemoryInfo } from './shared.js';
 import { describe, descriptorHash, type Descriptor } from './wire.js';
 
 /** What a peer's engine says about itself when asked: the last op submitted, and the one running. */
@@ -68,7 +68,7 @@ export class Engine {
       const { transport, port } = await Transport.listen(host, {
         job: cfg.jobId, token: cfg.token, chunkBytes: cfg.chunkBytes, credits: cfg.credits,
         connectTimeoutMs: cfg.connectTimeoutMs, authTimeoutMs: DEFAULTS.authTimeoutMs, closeTimeoutMs: DEFAULTS.closeTimeoutMs, log: this.log,
-        sharedMemory: cfg.sharedMemory && sharedMemoryAvailable(),
+        sharedMemory: cfg.sharedMemory && sharedMemoryInfo().available,
       });
       this.t = transport;
       this.rdzv.on('abort', (a: AbortEvent) => this.fail(RingwireError.fromJSON({ code: a.code, message: a.reason, rank: a.rank }), false));

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { unlinkSync } from 'node:fs';
+import { statfsSync, unlinkSync } from 'node:fs';
 import { nativeMapShared } from './kernels/index.js';
 
 /**
@@ -28,9 +28,24 @@ export interface SharedRegion {
 const SLOTS_AT = 4096;
 const PATH = /^\/dev\/shm\/ringwire-[0-9]+-[0-9a-f]{16}$/;
 
-/** Whether this process can share memory with peers (Linux, native addon loaded). */
-export function sharedMemoryAvailable(): boolean {
-  return process.platform === 'linux' && nativeMapShared() !== null;
+export interface SharedMemoryInfo {
+  available: boolean;
+  /** Why not (set only when available is false). */
+  reason?: string;
+  /** Free bytes in /dev/shm (set only when available is true). */
+  freeBytes?: number;
+}
+
+/** Whether this process can share memory with same-host peers: Linux, the native addon, /dev/shm. */
+export function sharedMemoryInfo(): SharedMemoryInfo {
+  if (process.platform !== 'linux') return { available: false, reason: 'Linux only' };
+  if (nativeMapShared() === null) return { available: false, reason: process.env.RINGWIRE_NO_NATIVE === '1' ? 'RINGWIRE_NO_NATIVE=1' : 'needs the @ringwire/native addon' };
+  try {
+    const fs = statfsSync('/dev/shm');
+    return { available: true, freeBytes: fs.bavail * fs.bsize };
+  } catch (err) {
+    return { available: false, reason: (err as Error).message };
+  }
 }
 
 function slotsOf(buf: ArrayBuffer, slots: number, slotBytes: number): Buffer[] {

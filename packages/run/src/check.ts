@@ -10,6 +10,8 @@ export interface CheckReport {
   node: string;
   platform: string;
   kernels: { native: boolean; name?: string; simd?: string; reason?: string; source: 'ringwire' | '@ringwire/native' };
+  /** Whether same-host workers can exchange payloads through /dev/shm (RINGWIRE_SHM=0 turns it off). */
+  sharedMemory: { available: boolean; reason?: string; freeBytes?: number; off?: boolean };
   tfjs: { name: string; installed: boolean; version?: string }[];
 }
 
@@ -40,35 +42,52 @@ function packageVersion(entry: string, name: string): string | undefined {
   return undefined;
 }
 
-async function kernels(cwd: string): Promise<CheckReport['kernels']> {
+interface CoreModule {
+  kernelsInfo?: () => { name: string; native: boolean; reason?: string; simd?: string };
+  sharedMemoryInfo?: () => { available: boolean; reason?: string; freeBytes?: number };
+}
+
+/** The user's ringwire (the core), or why it cannot be loaded. */
+async function loadCore(cwd: string): Promise<{ mod?: CoreModule; error: string }> {
   const core = resolveFrom('ringwire', cwd);
-  let coreError = 'ringwire is not installed (or not built)';
-  if (core) {
-    try {
-      const mod = (await import(pathToFileURL(core).href)) as { kernelsInfo?: () => { name: string; native: boolean; reason?: string; simd?: string } };
-      if (typeof mod.kernelsInfo === 'function') return { ...mod.kernelsInfo(), source: 'ringwire' };
-      coreError = 'ringwire does not export kernelsInfo()';
-    } catch (err) {
-      coreError = `ringwire did not load: ${(err as Error).message.split('\n')[0]}`;
-    }
+  if (!core) return { error: 'ringwire is not installed (or not built)' };
+  try {
+    return { mod: (await import(pathToFileURL(core).href)) as CoreModule, error: '' };
+  } catch (err) {
+    return { error: `ringwire did not load: ${(err as Error).message.split('\n')[0]}` };
+  }
+}
+
+function kernels({ mod, error }: { mod?: CoreModule; error: string }, cwd: string): CheckReport['kernels'] {
+  let coreError = error;
+  if (mod) {
+    if (typeof mod.kernelsInfo === 'function') return { ...mod.kernelsInfo(), source: 'ringwire' };
+    coreError = 'ringwire does not export kernelsInfo()';
   }
   // Without the core, ask the addon directly.
   try {
     const nativePath = resolveFrom('@ringwire/native', cwd);
     if (!nativePath) throw new Error('@ringwire/native is not installed');
-    const mod = createRequire(import.meta.url)(nativePath) as { simd?: string };
-    return { native: true, name: 'native', simd: mod.simd, source: '@ringwire/native', reason: `checked without the core (${coreError})` };
+    const addon = createRequire(import.meta.url)(nativePath) as { simd?: string };
+    return { native: true, name: 'native', simd: addon.simd, source: '@ringwire/native', reason: `checked without the core (${coreError})` };
   } catch (err) {
     return { native: false, name: 'js', source: '@ringwire/native', reason: `${(err as Error).message.split('\n')[0]} (${coreError})` };
   }
 }
 
+function sharedMemory({ mod, error }: { mod?: CoreModule; error: string }): CheckReport['sharedMemory'] {
+  if (typeof mod?.sharedMemoryInfo !== 'function') return { available: false, reason: error || 'ringwire does not export sharedMemoryInfo()' };
+  return { ...mod.sharedMemoryInfo(), ...(process.env.RINGWIRE_SHM === '0' && { off: true }) };
+}
+
 export async function check(cwd = process.cwd()): Promise<CheckReport> {
+  const core = await loadCore(cwd);
   return {
     version: ownVersion(),
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
-    kernels: await kernels(cwd),
+    kernels: kernels(core, cwd),
+    sharedMemory: sharedMemory(core),
     tfjs: TFJS_PACKAGES.map((name) => {
       const entry = resolveFrom(name, cwd);
       return entry ? { name, installed: true, version: packageVersion(entry, name) } : { name, installed: false };
@@ -78,9 +97,13 @@ export async function check(cwd = process.cwd()): Promise<CheckReport> {
 
 export function formatCheck(r: CheckReport): string {
   const k = r.kernels;
+  const m = r.sharedMemory;
   const lines = [
     `ringrun ${r.version} (node ${r.node}, ${r.platform})`,
     k.native ? `native kernels: yes${k.simd ? ` (${k.simd})` : ''}${k.reason ? `; ${k.reason}` : ''}` : `native kernels: no, using JS kernels: ${k.reason ?? 'unknown reason'}`,
+    m.off ? 'shared memory between same-host workers: off (RINGWIRE_SHM=0)'
+      : m.available ? `shared memory between same-host workers: yes (/dev/shm, ${((m.freeBytes ?? 0) / 2 ** 30).toFixed(1)} GiB free)`
+      : `shared memory between same-host workers: no, using TCP: ${m.reason ?? 'unknown reason'}`,
     'TensorFlow.js backends:',
     ...r.tfjs.map((t) => `  ${t.name}: ${t.installed ? `installed${t.version ? ` ${t.version}` : ''}` : 'not installed'}`),
   ];

@@ -265,7 +265,8 @@ describe('--check, --help', () => {
     expect(await p.exited).toBe(0);
     expect(p.lines[0]).toMatch(/^ringrun \d+\.\d+\.\d+ \(node v\d+/);
     expect(p.lines[1]).toMatch(/^native kernels: (yes|no, using JS kernels: .+)/);
-    expect(p.lines.slice(2)).toEqual([
+    expect(p.lines[2]).toMatch(/^shared memory between same-host workers: yes \(\/dev\/shm, \d+\.\d GiB free\)$/);
+    expect(p.lines.slice(3)).toEqual([
       'TensorFlow.js backends:',
       ...['@tensorflow/tfjs', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-webgpu'].map((n) => expect.stringMatching(new RegExp(`^  ${n}: (installed|not installed)`))),
     ]);
@@ -275,6 +276,10 @@ describe('--check, --help', () => {
     const p = ringrun(['--check'], { RINGWIRE_NO_NATIVE: '1' });
     expect(await p.exited).toBe(0);
     expect(p.lines[1]).toMatch(/^native kernels: no, using JS kernels: /);
+    expect(p.lines[2]).toBe('shared memory between same-host workers: no, using TCP: RINGWIRE_NO_NATIVE=1');
+    const off = ringrun(['--check'], { RINGWIRE_SHM: '0' });
+    expect(await off.exited).toBe(0);
+    expect(off.lines[2]).toBe('shared memory between same-host workers: off (RINGWIRE_SHM=0)');
   });
 
   it('--help documents the ssh option, the environment and the exit codes', async () => {
