@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { statfsSync, unlinkSync } from 'node:fs';
-import { nativeMapShared } from './kernels/index.js';
+import { kernelsInfo, nativeMapShared } from './kernels/index.js';
 
 /**
  * Shared memory for peers on the same host, as NCCL's and Open MPI's shared-memory transports do.
@@ -39,13 +39,18 @@ export interface SharedMemoryInfo {
 /** Whether this process can share memory with same-host peers: Linux, the native addon, /dev/shm. */
 export function sharedMemoryInfo(): SharedMemoryInfo {
   if (process.platform !== 'linux') return { available: false, reason: 'Linux only' };
-  if (nativeMapShared() === null) return { available: false, reason: process.env.RINGWIRE_NO_NATIVE === '1' ? 'RINGWIRE_NO_NATIVE=1' : 'needs the @ringwire/native addon' };
+  if (nativeMapShared() === null) return { available: false, reason: kernelsInfo().reason ?? 'this @ringwire/native build has no mapShared' };
   try {
     const fs = statfsSync('/dev/shm');
     return { available: true, freeBytes: fs.bavail * fs.bsize };
   } catch (err) {
     return { available: false, reason: (err as Error).message };
   }
+}
+
+/** Both ends of a connection see the same address: same host and network namespace. */
+export function sameHost(socket: { localAddress?: string; remoteAddress?: string }): boolean {
+  return socket.localAddress !== undefined && socket.localAddress === socket.remoteAddress;
 }
 
 function slotsOf(buf: ArrayBuffer, slots: number, slotBytes: number): Buffer[] {

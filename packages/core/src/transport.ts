@@ -5,7 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { AuthError, PeerLostError, ProtocolError, RingwireError, decode, encode, proof, proofMatches, type Logger, type PeerTable } from '@ringwire/rendezvous';
 import { copyBytes } from './kernels/index.js';
-import { createRegion, openRegion, unlinkRegion, type SharedRegion } from './shared.js';
+import { createRegion, openRegion, sameHost, unlinkRegion, type SharedRegion } from './shared.js';
 import { DataSocket } from './websocket.js';
 import { FrameType, HEADER_BYTES, isFrame, readHeader, writeHeader, type FrameHeader } from './wire.js';
 
@@ -86,7 +86,7 @@ export class Transport extends EventEmitter {
     super();
     this.wss = wss;
     this.maxMessage = opts.chunkBytes + HEADER_BYTES + 64 * 1024;
-    wss.on('connection', (ws, req) => this.onInbound(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`, req.socket.localAddress === req.socket.remoteAddress));
+    wss.on('connection', (ws, req) => this.onInbound(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`, sameHost(req.socket)));
   }
 
   /** Opens this rank's peer listener; the port goes into the rendezvous join. */

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { ProtocolError } from '@ringwire/rendezvous';
 import { copyBytes } from './kernels/index.js';
+import { sameHost } from './shared.js';
 import { HEADER_BYTES, MAGIC, readHeader, type FrameHeader } from './wire.js';
 
 /**
@@ -107,9 +108,9 @@ export class DataSocket extends EventEmitter {
     this.socket.resume();
   }
 
-  /** Both ends of the TCP connection have the same address: same host and network namespace. */
+  /** Both ends of the TCP connection have the same address (see shared.ts). */
   get sameHost(): boolean {
-    return this.socket.localAddress !== undefined && this.socket.localAddress === this.socket.remoteAddress;
+    return sameHost(this.socket);
   }
 
   get open(): boolean {
