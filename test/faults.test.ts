@@ -34,6 +34,23 @@ describe('a dead peer', () => {
   });
 });
 
+describe('a frozen peer that then dies', () => {
+  it('fails the others with PEER_LOST, and they close at once, not at the op timeout', async () => {
+    // A stopped rank answers no status query, so the others' stall checks each wait their full
+    // second: the failure lands in the middle of one, which must not keep the engine alive.
+    const { procs } = startJob(3, ['skip'], { RINGWIRE_TIMEOUT_MS: '30000' });
+    await waitForJson(procs[2], 'skipping');
+    procs[2].child.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, 3500));
+    const t0 = Date.now();
+    procs[2].child.kill('SIGKILL');
+    const errs = await Promise.all([0, 1].map((r) => waitForJson<ErrorEvent>(procs[r], 'error', 3000)));
+    for (const e of errs) expect(e).toMatchObject({ code: 'RINGWIRE_ERR_PEER_LOST', rank: 2 });
+    expect(await Promise.all([procs[0].exited, procs[1].exited])).toEqual([1, 1]);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+});
+
 describe('mismatched collectives fail on every rank with both descriptors', () => {
   const cases: [string, RegExp, string?][] = [
     ['count', /allreduce\(float32, count=1000, op=sum\).*allreduce\(float32, count=999, op=sum\)|count=999.*count=1000/],

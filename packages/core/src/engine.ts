@@ -186,6 +186,7 @@ export class Engine {
     const started = Date.now();
     const hash = descriptorHash(op.desc);
     let warned = false;
+    let settled = false;
     let timer: NodeJS.Timeout | undefined;
     const every = Math.min(500, this.cfg.timeoutMs / 4, this.cfg.stallWarningMs / 2);
     const stalled = new Promise<never>((_, reject) => {
@@ -193,6 +194,8 @@ export class Engine {
         const idle = Date.now() - Math.max(started, this.t.lastProgress);
         if (idle >= Math.min(1000, this.cfg.stallWarningMs)) {
           const peers = await this.peerStatus();
+          // The op may have ended while we asked: a timer set now would keep the thread alive.
+          if (settled) return;
           for (const [r, { running: o }] of peers) if (o?.seq === op.seq && o.hash !== hash) return reject(mismatch(this.rank, op.seq, op.desc, r, o.seq, o.desc));
           const late = this.late(op.seq, peers);
           if (idle >= this.cfg.timeoutMs) {
@@ -210,6 +213,7 @@ export class Engine {
     try {
       return await Promise.race([run(), stalled]);
     } finally {
+      settled = true;
       clearTimeout(timer);
     }
   }
@@ -221,7 +225,7 @@ export class Engine {
     this.statusWaiters.set(id, replies);
     for (let r = 0; r < this.size; r++) if (r !== this.rank) this.t.control(r, { t: 'status?', id });
     const deadline = Date.now() + 1000;
-    while (replies.size < this.size - 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (replies.size < this.size - 1 && Date.now() < deadline && !this.failure) await new Promise((r) => setTimeout(r, 20));
     this.statusWaiters.delete(id);
     return replies;
   }
