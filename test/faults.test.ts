@@ -47,7 +47,7 @@ describe('a frozen peer that then dies', () => {
     const errs = await Promise.all([0, 1].map((r) => waitForJson<ErrorEvent>(procs[r], 'error', 3000)));
     for (const e of errs) expect(e).toMatchObject({ code: 'RINGWIRE_ERR_PEER_LOST', rank: 2 });
     expect(await Promise.all([procs[0].exited, procs[1].exited])).toEqual([1, 1]);
-    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(Date.now() - t0).toBeLessThan(10_000);
   });
 });
 
