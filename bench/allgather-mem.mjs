@@ -16,12 +16,16 @@ if (!(await launchedRanks(new URL(import.meta.url).pathname, Number(process.argv
     const t0 = process.hrtime.bigint();
     const parts = await comm.allgather(x, { out });
     ts.push(Number(process.hrtime.bigint() - t0) / 1e3);
-    for (const [r, p] of parts.entries()) if (p[p.length - 1] !== r + 1) throw new Error(`rank ${r}'s part is wrong`);
+    for (const [r, p] of parts.entries())
+      if (p[p.length - 1] !== r + 1) throw new Error(`rank ${r}'s part is wrong`);
     peak = Math.max(peak, process.memoryUsage().rss);
   }
   ts.sort((a, b) => a - b);
   const med = ts[ts.length >> 1];
-  const busbw = (bytes * comm.size) / med / 1e3 * (comm.size - 1) / comm.size;
-  if (comm.rank === 0) console.log(`allgather ${bytes} B/rank x ${comm.size}: median ${(med / 1e3).toFixed(1)} ms, busbw ${busbw.toFixed(2)} GB/s, peak extra RSS ${((peak - base) / 2 ** 20).toFixed(0)} MiB (output ${(bytes * comm.size / 2 ** 20).toFixed(0)} MiB per call${out ? ', reused' : ''})`);
+  const busbw = (((bytes * comm.size) / med / 1e3) * (comm.size - 1)) / comm.size;
+  if (comm.rank === 0)
+    console.log(
+      `allgather ${bytes} B/rank x ${comm.size}: median ${(med / 1e3).toFixed(1)} ms, busbw ${busbw.toFixed(2)} GB/s, peak extra RSS ${((peak - base) / 2 ** 20).toFixed(0)} MiB (output ${((bytes * comm.size) / 2 ** 20).toFixed(0)} MiB per call${out ? ', reused' : ''})`,
+    );
   await comm.close();
 }

@@ -11,17 +11,33 @@
 // addon must be built (npm install, or `npx node-gyp rebuild` in native/).
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const outDir = `${root}bench/results/tmp/kernels`;
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-execFileSync(process.execPath, [
-  tsc, '--outDir', outDir, '--rootDir', `${root}packages/core/src`, '--module', 'NodeNext',
-  '--moduleResolution', 'NodeNext', '--target', 'ES2022', '--types', 'node', '--skipLibCheck',
-  `${root}packages/core/src/kernels/index.ts`,
-], { stdio: 'inherit' });
+execFileSync(
+  process.execPath,
+  [
+    tsc,
+    '--outDir',
+    outDir,
+    '--rootDir',
+    `${root}packages/core/src`,
+    '--module',
+    'NodeNext',
+    '--moduleResolution',
+    'NodeNext',
+    '--target',
+    'ES2022',
+    '--types',
+    'node',
+    '--skipLibCheck',
+    `${root}packages/core/src/kernels/index.ts`,
+  ],
+  { stdio: 'inherit' },
+);
 const { jsKernels, nativeKernelVariants, kernelsInfo } = await import(`${outDir}/kernels/index.js`);
 
 function arg(name, def) {
@@ -71,7 +87,10 @@ function plainLoop(dst, src) {
   for (let i = 0; i < d.length; i++) d[i] += s[i];
 }
 
-const impls = [['js', jsKernels], ...Object.entries(nativeKernelVariants()).map(([n, k]) => [`native ${n}`, k])];
+const impls = [
+  ['js', jsKernels],
+  ...Object.entries(nativeKernelVariants()).map(([n, k]) => [`native ${n}`, k]),
+];
 const rows = [];
 
 {
@@ -94,12 +113,15 @@ const rows = [];
 {
   const src = sharedBytes(BYTES, f32Data);
   const dst = sharedBytes(BYTES / 2, () => {});
-  for (const [name, k] of impls) rows.push(['f32 -> f16 convert', name, measure(() => k.f32ToF16(src, dst), BYTES)]);
+  for (const [name, k] of impls)
+    rows.push(['f32 -> f16 convert', name, measure(() => k.f32ToF16(src, dst), BYTES)]);
 }
 
 const info = kernelsInfo();
 console.log(`# ringwire kernels: ${MIB} MiB per array, median of ${RUNS} runs`);
-console.log(`node ${process.version}, ${process.platform}/${process.arch}; loadKernels() -> ${info.name}${info.simd ? ` (${info.simd})` : ''}${info.reason ? ` (${info.reason})` : ''}`);
+console.log(
+  `node ${process.version}, ${process.platform}/${process.arch}; loadKernels() -> ${info.name}${info.simd ? ` (${info.simd})` : ''}${info.reason ? ` (${info.reason})` : ''}`,
+);
 console.log('');
 console.log('| kernel | implementation | GB/s | vs js |');
 console.log('|---|---|---:|---:|');

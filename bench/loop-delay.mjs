@@ -30,7 +30,16 @@ if (!(await launchedRanks(new URL(import.meta.url).pathname, Number(process.argv
     clearInterval(ticker);
     clearInterval(sampler);
     h.disable();
-    const row = { rank: comm.rank, mode, ms_per_allreduce: +ms.toFixed(1), loop_delay_max_ms: +(h.max / 1e6).toFixed(2), loop_delay_p99_ms: +(h.percentile(99) / 1e6).toFixed(2), timer_gap_max_ms: +maxGap.toFixed(2), extra_rss_MiB: +(peak / 2 ** 20).toFixed(1), ok: x[12345] === comm.size ** 3 };
+    const row = {
+      rank: comm.rank,
+      mode,
+      ms_per_allreduce: +ms.toFixed(1),
+      loop_delay_max_ms: +(h.max / 1e6).toFixed(2),
+      loop_delay_p99_ms: +(h.percentile(99) / 1e6).toFixed(2),
+      timer_gap_max_ms: +maxGap.toFixed(2),
+      extra_rss_MiB: +(peak / 2 ** 20).toFixed(1),
+      ok: x[12345] === comm.size ** 3,
+    };
     console.log(JSON.stringify(row));
   }
   await comm.close();

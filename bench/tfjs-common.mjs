@@ -9,7 +9,9 @@ export async function selfLaunch(script, np) {
   if (process.env.RINGWIRE_RANK !== undefined) return;
   const { launch } = await import('@ringwire/run');
   const file = fileURLToPath(script);
-  console.log(`# ringrun -np ${np} node ${file.slice(process.cwd().length + 1)} ${process.argv.slice(2).join(' ')}`.trimEnd());
+  console.log(
+    `# ringrun -np ${np} node ${file.slice(process.cwd().length + 1)} ${process.argv.slice(2).join(' ')}`.trimEnd(),
+  );
   const { code } = await launch({ command: process.execPath, args: [file, ...process.argv.slice(2)], np });
   process.exit(code);
 }
@@ -30,7 +32,11 @@ export function mlpParams({ input, hidden, classes }) {
 
 export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return s.length === 0
+    ? NaN
+    : s.length % 2
+      ? s[(s.length - 1) / 2]
+      : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
 export const fmt = (v, w = 9, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : '-').padStart(w);

@@ -49,7 +49,9 @@ const comm = await init();
 const { rank, size } = comm;
 const shape = { input: Number(o.input), hidden: Number(o.hidden), classes: 10 };
 const P = mlpParams(shape);
-const iters = Number(o.iters), warmup = Number(o.warmup), batch = Number(o.batch);
+const iters = Number(o.iters),
+  warmup = Number(o.warmup),
+  batch = Number(o.batch);
 
 const model = mlp(tf, shape);
 const vars = model.trainableWeights.map((w) => w.read());
@@ -64,9 +66,26 @@ for (const [mi, mode] of o.modes.split(',').entries()) {
   const dtype = mode === 'fp16' ? 'float16' : mode === 'bf16' ? 'bfloat16' : 'float32';
   const raw = comm.allocate(dtype === 'float32' ? 'float32' : 'float16', P);
   const inner = tf.train.sgd(1e-6);
-  const opt = new DistributedOptimizer(inner, { compression: mode, pipelineBytes: o['pipeline-bytes'] === undefined ? undefined : Number(o['pipeline-bytes']) });
+  const opt = new DistributedOptimizer(inner, {
+    compression: mode,
+    pipelineBytes: o['pipeline-bytes'] === undefined ? undefined : Number(o['pipeline-bytes']),
+  });
   const plain = tf.train.sgd(1e-6);
-  const rows = { raw: [], idle: [], staged: [], added: [], fuse: [], download: [], allreduce: [], upload: [], apply: [], compute: [], moved: [], local: [], dist: [] };
+  const rows = {
+    raw: [],
+    idle: [],
+    staged: [],
+    added: [],
+    fuse: [],
+    download: [],
+    allreduce: [],
+    upload: [],
+    apply: [],
+    compute: [],
+    moved: [],
+    local: [],
+    dist: [],
+  };
   const wire = { op: 'mean', dtype: dtype === 'float32' ? undefined : dtype };
   for (let i = 0; i < warmup + iters; i++) {
     await comm.barrier();
@@ -111,7 +130,8 @@ for (const [mi, mode] of o.modes.split(',').entries()) {
     rows.idle.push(idleMs);
     rows.staged.push(stagedMs);
     rows.added.push(tm.fuse + tm.download + tm.allreduce + tm.upload);
-    for (const k of ['fuse', 'download', 'allreduce', 'upload', 'apply', 'compute', 'moved']) rows[k].push(tm[k]);
+    for (const k of ['fuse', 'download', 'allreduce', 'upload', 'apply', 'compute', 'moved'])
+      rows[k].push(tm[k]);
     rows.local.push(localMs);
     rows.dist.push(minimizeMs + syncMs);
   }
@@ -119,22 +139,42 @@ for (const [mi, mode] of o.modes.split(',').entries()) {
   const mine = Float64Array.from(keys.map((k) => (rows[k].some(Number.isNaN) ? NaN : median(rows[k]))));
   const all = await comm.allgather(mine);
   const worst = Object.fromEntries(keys.map((k, j) => [k, Math.max(...all.map((a) => a[j]))]));
-  results.push({ mode, wire: dtype, ...worst, overhead: worst.added / worst.raw - 1, perRank: all.map((a) => Object.fromEntries(keys.map((k, j) => [k, a[j]]))) });
+  results.push({
+    mode,
+    wire: dtype,
+    ...worst,
+    overhead: worst.added / worst.raw - 1,
+    perRank: all.map((a) => Object.fromEntries(keys.map((k, j) => [k, a[j]]))),
+  });
   opt.dispose();
   plain.dispose();
 }
 
 if (rank === 0) {
   const mb = ((P * 4) / 1e6).toFixed(1);
-  console.log(`# @ringwire/tfjs overhead: MLP ${shape.input}-${shape.hidden}-${shape.classes}, ${P.toLocaleString('en-US')} parameters (${mb} MB float32), ${size} ranks, backend ${backend} (${source}), batch ${batch}, kernels ${comm.kernels}`);
-  console.log(`# median of ${iters} steps after ${warmup} warm-up, worst rank; times in ms; overhead = added / raw - 1`);
-  console.log(`# command: ringrun -np ${size} node bench/tfjs-overhead.mjs ${process.argv.slice(2).join(' ')}`.trimEnd());
+  console.log(
+    `# @ringwire/tfjs overhead: MLP ${shape.input}-${shape.hidden}-${shape.classes}, ${P.toLocaleString('en-US')} parameters (${mb} MB float32), ${size} ranks, backend ${backend} (${source}), batch ${batch}, kernels ${comm.kernels}`,
+  );
+  console.log(
+    `# median of ${iters} steps after ${warmup} warm-up, worst rank; times in ms; overhead = added / raw - 1`,
+  );
+  console.log(
+    `# command: ringrun -np ${size} node bench/tfjs-overhead.mjs ${process.argv.slice(2).join(' ')}`.trimEnd(),
+  );
   const pct = (v) => `${v >= 0 ? '+' : ''}${(v * 100).toFixed(1)}%`.padStart(9);
-  console.log('mode  wire           raw  wrapper added  overhead |  raw idle  f32 staged |     fuse  download  allreduce   upload |  local step  dist step');
+  console.log(
+    'mode  wire           raw  wrapper added  overhead |  raw idle  f32 staged |     fuse  download  allreduce   upload |  local step  dist step',
+  );
   for (const r of results) {
-    console.log(`${r.mode.padEnd(5)} ${r.wire.padEnd(9)} ${fmt(r.raw, 8)} ${fmt(r.added, 14)} ${pct(r.overhead)} | ${fmt(r.idle, 9)} ${fmt(r.staged, 11)} | ${fmt(r.fuse, 8, 2)} ${fmt(r.download, 9)} ${fmt(r.allreduce, 10)} ${fmt(r.upload, 8)} | ${fmt(r.local, 11)} ${fmt(r.dist, 10)}`);
+    console.log(
+      `${r.mode.padEnd(5)} ${r.wire.padEnd(9)} ${fmt(r.raw, 8)} ${fmt(r.added, 14)} ${pct(r.overhead)} | ${fmt(r.idle, 9)} ${fmt(r.staged, 11)} | ${fmt(r.fuse, 8, 2)} ${fmt(r.download, 9)} ${fmt(r.allreduce, 10)} ${fmt(r.upload, 8)} | ${fmt(r.local, 11)} ${fmt(r.dist, 10)}`,
+    );
   }
-  if (o.json) writeFileSync(o.json, JSON.stringify({ params: P, size, backend, batch, iters, warmup, results }, null, 2));
+  if (o.json)
+    writeFileSync(
+      o.json,
+      JSON.stringify({ params: P, size, backend, batch, iters, warmup, results }, null, 2),
+    );
 }
 tf.dispose([x, y]);
 await comm.close();

@@ -37,11 +37,19 @@ const comm = await init();
 const { rank, size } = comm;
 const shape = { input: Number(o.input), hidden: Number(o.hidden), classes: 10 };
 const P = mlpParams(shape);
-const iters = Number(o.iters), warmup = Number(o.warmup), batch = Number(o.batch);
+const iters = Number(o.iters),
+  warmup = Number(o.warmup),
+  batch = Number(o.batch);
 if (rank === 0) {
-  console.log(`# @ringwire/tfjs step: MLP ${shape.input}-${shape.hidden}-${shape.classes} (${P.toLocaleString('en-US')} parameters, ${((P * 4) / 1e6).toFixed(1)} MB), batch ${batch} per rank, ${size} ranks, ${o.optimizer}, compression ${o.compression}`);
-  console.log(`# backend ${backend} (${source})${skipped.length ? `; skipped: ${skipped.join('; ')}` : ''}; kernels ${comm.kernels}`);
-  console.log(`# command: ${process.env.RINGWIRE_TFJS_BACKEND ? `RINGWIRE_TFJS_BACKEND=${process.env.RINGWIRE_TFJS_BACKEND} ` : ''}ringrun -np ${size} node bench/tfjs-step.mjs ${process.argv.slice(2).join(' ')}`.trimEnd());
+  console.log(
+    `# @ringwire/tfjs step: MLP ${shape.input}-${shape.hidden}-${shape.classes} (${P.toLocaleString('en-US')} parameters, ${((P * 4) / 1e6).toFixed(1)} MB), batch ${batch} per rank, ${size} ranks, ${o.optimizer}, compression ${o.compression}`,
+  );
+  console.log(
+    `# backend ${backend} (${source})${skipped.length ? `; skipped: ${skipped.join('; ')}` : ''}; kernels ${comm.kernels}`,
+  );
+  console.log(
+    `# command: ${process.env.RINGWIRE_TFJS_BACKEND ? `RINGWIRE_TFJS_BACKEND=${process.env.RINGWIRE_TFJS_BACKEND} ` : ''}ringrun -np ${size} node bench/tfjs-step.mjs ${process.argv.slice(2).join(' ')}`.trimEnd(),
+  );
 }
 
 const model = mlp(tf, shape);
@@ -86,11 +94,24 @@ const m = Object.fromEntries(keys.map((k) => [k, median(rows[k])]));
 // One line per rank, in rank order.
 for (let r = 0; r < size; r++) {
   if (r === rank) {
-    if (r === 0) console.log('rank  backend      step |  compute     fuse  download  allreduce   upload    apply    other | local step  (ms, median)');
-    console.log(`${String(rank).padStart(4)}  ${backend.padEnd(9)} ${fmt(m.step, 7)} | ${fmt(m.compute, 8)} ${fmt(m.fuse, 8, 2)} ${fmt(m.download, 9)} ${fmt(m.allreduce, 10)} ${fmt(m.upload, 8)} ${fmt(m.apply, 8)} ${fmt(m.other, 8)} | ${fmt(m.local, 10)}`);
+    if (r === 0)
+      console.log(
+        'rank  backend      step |  compute     fuse  download  allreduce   upload    apply    other | local step  (ms, median)',
+      );
+    console.log(
+      `${String(rank).padStart(4)}  ${backend.padEnd(9)} ${fmt(m.step, 7)} | ${fmt(m.compute, 8)} ${fmt(m.fuse, 8, 2)} ${fmt(m.download, 9)} ${fmt(m.allreduce, 10)} ${fmt(m.upload, 8)} ${fmt(m.apply, 8)} ${fmt(m.other, 8)} | ${fmt(m.local, 10)}`,
+    );
   }
   await comm.barrier();
 }
-if (o.json) writeFileSync(o.json.replace(/(\.json)?$/, `.rank${rank}.json`), JSON.stringify({ rank, size, backend, params: P, batch, compression: o.compression, medians: m, samples: rows }, null, 2));
+if (o.json)
+  writeFileSync(
+    o.json.replace(/(\.json)?$/, `.rank${rank}.json`),
+    JSON.stringify(
+      { rank, size, backend, params: P, batch, compression: o.compression, medians: m, samples: rows },
+      null,
+      2,
+    ),
+  );
 tf.dispose([x, y]);
 await comm.close();

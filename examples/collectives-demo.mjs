@@ -25,8 +25,16 @@ await comm.barrier();
 
 if (rank === 0) {
   console.log(`${size} workers, ${local[1]} samples in all, kernels: ${comm.kernels}`);
-  console.log(`global mean ${(local[0] / local[1]).toFixed(4)} (expected about 5), max of the first 100k per rank ${max[0].toFixed(4)}`);
-  console.log(`all-gather of per-rank arrays of different lengths: ${JSON.stringify(counts.map((a) => Array.from(a)))}`);
-  console.log(`broadcast settings from rank 0: ${Array.from(settings).map((v) => v.toFixed(2)).join(', ')}`);
+  console.log(
+    `global mean ${(local[0] / local[1]).toFixed(4)} (expected about 5), max of the first 100k per rank ${max[0].toFixed(4)}`,
+  );
+  console.log(
+    `all-gather of per-rank arrays of different lengths: ${JSON.stringify(counts.map((a) => Array.from(a)))}`,
+  );
+  console.log(
+    `broadcast settings from rank 0: ${Array.from(settings)
+      .map((v) => v.toFixed(2))
+      .join(', ')}`,
+  );
 }
 await comm.close();

@@ -9,18 +9,90 @@ export const FEATURES = SIDE * SIDE;
 export const CLASSES = 10;
 
 // Strokes as polylines in a unit box, y downwards.
-const ring = (cx, cy, rx, ry, n = 14) => Array.from({ length: n + 1 }, (_, k) => [cx + rx * Math.cos((2 * Math.PI * k) / n), cy + ry * Math.sin((2 * Math.PI * k) / n)]);
+const ring = (cx, cy, rx, ry, n = 14) =>
+  Array.from({ length: n + 1 }, (_, k) => [
+    cx + rx * Math.cos((2 * Math.PI * k) / n),
+    cy + ry * Math.sin((2 * Math.PI * k) / n),
+  ]);
 const GLYPHS = [
   [ring(0.5, 0.5, 0.24, 0.38)],
-  [[[0.34, 0.26], [0.52, 0.1], [0.52, 0.9]]],
-  [[[0.25, 0.3], [0.36, 0.15], [0.58, 0.11], [0.72, 0.26], [0.66, 0.45], [0.26, 0.9], [0.78, 0.9]]],
-  [[[0.25, 0.14], [0.72, 0.14], [0.46, 0.44], [0.7, 0.58], [0.68, 0.8], [0.5, 0.9], [0.24, 0.82]]],
-  [[[0.62, 0.9], [0.62, 0.1], [0.2, 0.64], [0.8, 0.64]]],
-  [[[0.72, 0.12], [0.32, 0.12], [0.28, 0.46], [0.56, 0.42], [0.72, 0.58], [0.68, 0.82], [0.46, 0.9], [0.24, 0.82]]],
-  [[[0.68, 0.12], [0.42, 0.28], [0.28, 0.58], [0.34, 0.84], [0.54, 0.9], [0.7, 0.76], [0.64, 0.56], [0.42, 0.54], [0.29, 0.64]]],
-  [[[0.22, 0.12], [0.78, 0.12], [0.42, 0.9]]],
+  [
+    [
+      [0.34, 0.26],
+      [0.52, 0.1],
+      [0.52, 0.9],
+    ],
+  ],
+  [
+    [
+      [0.25, 0.3],
+      [0.36, 0.15],
+      [0.58, 0.11],
+      [0.72, 0.26],
+      [0.66, 0.45],
+      [0.26, 0.9],
+      [0.78, 0.9],
+    ],
+  ],
+  [
+    [
+      [0.25, 0.14],
+      [0.72, 0.14],
+      [0.46, 0.44],
+      [0.7, 0.58],
+      [0.68, 0.8],
+      [0.5, 0.9],
+      [0.24, 0.82],
+    ],
+  ],
+  [
+    [
+      [0.62, 0.9],
+      [0.62, 0.1],
+      [0.2, 0.64],
+      [0.8, 0.64],
+    ],
+  ],
+  [
+    [
+      [0.72, 0.12],
+      [0.32, 0.12],
+      [0.28, 0.46],
+      [0.56, 0.42],
+      [0.72, 0.58],
+      [0.68, 0.82],
+      [0.46, 0.9],
+      [0.24, 0.82],
+    ],
+  ],
+  [
+    [
+      [0.68, 0.12],
+      [0.42, 0.28],
+      [0.28, 0.58],
+      [0.34, 0.84],
+      [0.54, 0.9],
+      [0.7, 0.76],
+      [0.64, 0.56],
+      [0.42, 0.54],
+      [0.29, 0.64],
+    ],
+  ],
+  [
+    [
+      [0.22, 0.12],
+      [0.78, 0.12],
+      [0.42, 0.9],
+    ],
+  ],
   [ring(0.5, 0.3, 0.17, 0.18, 12), ring(0.5, 0.68, 0.21, 0.21, 12)],
-  [ring(0.5, 0.33, 0.2, 0.2, 12), [[0.7, 0.36], [0.62, 0.9]]],
+  [
+    ring(0.5, 0.33, 0.2, 0.2, 12),
+    [
+      [0.7, 0.36],
+      [0.62, 0.9],
+    ],
+  ],
 ];
 
 // mulberry32: small, fast, good enough for data augmentation.
@@ -41,11 +113,17 @@ export function renderDigit(split, index, out) {
   const r = rng(Math.imul(SPLIT_SEED[split] ?? 1, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b));
   const label = Math.floor(r() * CLASSES);
   const u = (a, b) => a + (b - a) * r();
-  const angle = u(-0.35, 0.35), scale = u(0.72, 1.1), shear = u(-0.35, 0.35);
-  const dx = u(-2, 2), dy = u(-2, 2), width = u(0.6, 1.8);
-  const c = Math.cos(angle) * scale, s = Math.sin(angle) * scale;
+  const angle = u(-0.35, 0.35),
+    scale = u(0.72, 1.1),
+    shear = u(-0.35, 0.35);
+  const dx = u(-2, 2),
+    dy = u(-2, 2),
+    width = u(0.6, 1.8);
+  const c = Math.cos(angle) * scale,
+    s = Math.sin(angle) * scale;
   const map = ([x, y]) => {
-    const px = x - 0.5 + u(-0.06, 0.06) + shear * (y - 0.5), py = y - 0.5 + u(-0.06, 0.06);
+    const px = x - 0.5 + u(-0.06, 0.06) + shear * (y - 0.5),
+      py = y - 0.5 + u(-0.06, 0.06);
     return [(c * px - s * py) * (SIDE - 2) + SIDE / 2 + dx, (s * px + c * py) * (SIDE - 2) + SIDE / 2 + dy];
   };
   const segs = [];
@@ -56,12 +134,15 @@ export function renderDigit(split, index, out) {
   const noise = u(0, 0.5);
   for (let py = 0; py < SIDE; py++) {
     for (let px = 0; px < SIDE; px++) {
-      const x = px + 0.5, y = py + 0.5;
+      const x = px + 0.5,
+        y = py + 0.5;
       let d2 = Infinity;
       for (const [x0, y0, x1, y1] of segs) {
-        const vx = x1 - x0, vy = y1 - y0;
+        const vx = x1 - x0,
+          vy = y1 - y0;
         const t = Math.max(0, Math.min(1, ((x - x0) * vx + (y - y0) * vy) / (vx * vx + vy * vy || 1)));
-        const ex = x0 + t * vx - x, ey = y0 + t * vy - y;
+        const ex = x0 + t * vx - x,
+          ey = y0 + t * vy - y;
         d2 = Math.min(d2, ex * ex + ey * ey);
       }
       let v = Math.max(0, Math.min(1, 1 - (Math.sqrt(d2) - width / 2) / 0.8));
@@ -80,7 +161,8 @@ export function renderDigit(split, index, out) {
 export function makeDigits(split, count, { start = 0, step = 1 } = {}) {
   const x = new Float32Array(count * FEATURES);
   const labels = new Int32Array(count);
-  for (let k = 0; k < count; k++) labels[k] = renderDigit(split, start + k * step, x.subarray(k * FEATURES, (k + 1) * FEATURES));
+  for (let k = 0; k < count; k++)
+    labels[k] = renderDigit(split, start + k * step, x.subarray(k * FEATURES, (k + 1) * FEATURES));
   return { x, labels };
 }
 
@@ -97,5 +179,6 @@ export function ascii(img) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { x, labels } = makeDigits('train', 4);
-  for (let k = 0; k < 4; k++) console.log(`label ${labels[k]}\n${ascii(x.subarray(k * FEATURES, (k + 1) * FEATURES))}`);
+  for (let k = 0; k < 4; k++)
+    console.log(`label ${labels[k]}\n${ascii(x.subarray(k * FEATURES, (k + 1) * FEATURES))}`);
 }

@@ -12,8 +12,14 @@
 // tfjs-node, then pure-JS cpu; or webgpu).
 import { parseArgs } from 'node:util';
 import {
-  init, loadTfjs, DistributedOptimizer, distributedFit, BroadcastGlobalVariablesCallback, MetricAverageCallback,
-  LearningRateWarmupCallback, fileHandler,
+  BroadcastGlobalVariablesCallback,
+  DistributedOptimizer,
+  distributedFit,
+  fileHandler,
+  init,
+  LearningRateWarmupCallback,
+  loadTfjs,
+  MetricAverageCallback,
 } from '@ringwire/tfjs';
 import { CLASSES, FEATURES, makeDigits } from './digits.mjs';
 
@@ -31,7 +37,8 @@ const { values: opts } = parseArgs({
     'fixed-order': { type: 'boolean', default: false },
   },
 });
-const epochs = Number(opts.epochs), batchSize = Number(opts['batch-size']);
+const epochs = Number(opts.epochs),
+  batchSize = Number(opts['batch-size']);
 
 const { tf, backend, source } = await loadTfjs();
 tf.enableProdMode();
@@ -47,10 +54,13 @@ const train = makeDigits('train', perRank, { start: rank, step: size });
 const test = makeDigits('test', testPerRank, { start: rank, step: size });
 const x = tf.tensor2d(train.x, [perRank, FEATURES]);
 const y = tf.oneHot(tf.tensor1d(train.labels, 'int32'), CLASSES);
-log(`backend ${backend} (${source}), ${size} rank(s), ${perRank} training images per rank, data made in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+log(
+  `backend ${backend} (${source}), ${size} rank(s), ${perRank} training images per rank, data made in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+);
 
 // Initial weights differ per rank unless --seed is given; BroadcastGlobalVariablesCallback aligns them.
-const init_ = (k) => (opts.seed === undefined ? 'glorotUniform' : tf.initializers.glorotUniform({ seed: Number(opts.seed) + k }));
+const init_ = (k) =>
+  opts.seed === undefined ? 'glorotUniform' : tf.initializers.glorotUniform({ seed: Number(opts.seed) + k });
 const model = tf.sequential({
   layers: [
     tf.layers.dense({ inputShape: [FEATURES], units: 128, activation: 'relu', kernelInitializer: init_(0) }),
@@ -63,7 +73,9 @@ const model = tf.sequential({
 const lr = Number(opts.lr) * size;
 const opt = new DistributedOptimizer(tf.train.adam(lr), { compression: opts.compression });
 model.compile({ optimizer: opt, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-log(`model: ${model.countParams()} parameters, lr ${lr}, global batch ${batchSize * size}, compression ${opts.compression}`);
+log(
+  `model: ${model.countParams()} parameters, lr ${lr}, global batch ${batchSize * size}, compression ${opts.compression}`,
+);
 
 let epochStart = performance.now();
 const warmupEpochs = Number(opts['warmup-epochs']);
@@ -80,7 +92,9 @@ await distributedFit(model, x, y, {
     new MetricAverageCallback(),
     {
       onEpochEnd: (epoch, logs) => {
-        log(`epoch ${epoch + 1}/${epochs}  loss ${logs.loss.toFixed(4)}  train acc ${(logs.acc * 100).toFixed(1)}%  (${((performance.now() - epochStart) / 1000).toFixed(1)} s)`);
+        log(
+          `epoch ${epoch + 1}/${epochs}  loss ${logs.loss.toFixed(4)}  train acc ${(logs.acc * 100).toFixed(1)}%  (${((performance.now() - epochStart) / 1000).toFixed(1)} s)`,
+        );
         epochStart = performance.now();
       },
     },

@@ -4,7 +4,14 @@
 const addon = require('node-gyp-build')(__dirname);
 
 // Null-prototype maps so names like 'toString' are rejected, not resolved to Object.prototype.
-const DTYPE = Object.assign(Object.create(null), { float32: 0, float64: 1, int32: 2, uint8: 3, float16: 4, bfloat16: 5 });
+const DTYPE = Object.assign(Object.create(null), {
+  float32: 0,
+  float64: 1,
+  int32: 2,
+  uint8: 3,
+  float16: 4,
+  bfloat16: 5,
+});
 const OP = Object.assign(Object.create(null), { sum: 0, prod: 1, min: 2, max: 3 });
 
 function dtypeCode(dtype) {

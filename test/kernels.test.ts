@@ -3,14 +3,14 @@
 // kernels bit for bit. Native tests fail when the addon is missing (CI builds it); set
 // RINGWIRE_NO_NATIVE=1 to run only the JS half.
 import { afterEach, describe, expect, it } from 'vitest';
-import { DTYPES, DTYPE_NAMES, type DType, type KernelOp } from '../packages/core/src/dtypes.js';
+import { DTYPE_NAMES, DTYPES, type DType, type KernelOp } from '../packages/core/src/dtypes.js';
 import {
   jsKernels,
+  type Kernels,
   kernelsInfo,
   loadKernels,
   nativeKernels,
   nativeKernelVariants,
-  type Kernels,
 } from '../packages/core/src/kernels/index.js';
 import { bf16BitsToF32, f16BitsToF32, f32BitsToBf16, f32BitsToF16 } from '../packages/core/src/kernels/js.js';
 
@@ -32,16 +32,44 @@ function xorshift(seed: number): () => number {
 }
 
 const F32_SPECIAL = [
-  0x7fc00000, 0xffc00000, 0x7f800001, 0x7fa00000, 0x7fc01234, 0xffbfffff, // NaNs: quiet, signalling, payloads
-  0x7f800000, 0xff800000, 0x00000000, 0x80000000, // +-Inf, +-0
-  0x00000001, 0x807fffff, 0x00400000, 0x7f7fffff, 0xff7fffff, 0x3f800000, 0xbf800000,
+  0x7fc00000,
+  0xffc00000,
+  0x7f800001,
+  0x7fa00000,
+  0x7fc01234,
+  0xffbfffff, // NaNs: quiet, signalling, payloads
+  0x7f800000,
+  0xff800000,
+  0x00000000,
+  0x80000000, // +-Inf, +-0
+  0x00000001,
+  0x807fffff,
+  0x00400000,
+  0x7f7fffff,
+  0xff7fffff,
+  0x3f800000,
+  0xbf800000,
 ];
 const F64_SPECIAL: Array<[number, number]> = [
-  [0x7ff80000, 0], [0xfff80000, 0], [0x7ff00000, 1], [0x7ff40000, 0x1234], [0x7ff00000, 0], [0xfff00000, 0],
-  [0, 0], [0x80000000, 0], [0, 1], [0x800fffff, 0xffffffff], [0x7fefffff, 0xffffffff], [0x3ff00000, 0],
+  [0x7ff80000, 0],
+  [0xfff80000, 0],
+  [0x7ff00000, 1],
+  [0x7ff40000, 0x1234],
+  [0x7ff00000, 0],
+  [0xfff00000, 0],
+  [0, 0],
+  [0x80000000, 0],
+  [0, 1],
+  [0x800fffff, 0xffffffff],
+  [0x7fefffff, 0xffffffff],
+  [0x3ff00000, 0],
 ];
-const H16_SPECIAL = [0x7e00, 0xfe00, 0x7c01, 0x7d55, 0x7c00, 0xfc00, 0, 0x8000, 1, 0x83ff, 0x7bff, 0xfbff, 0x3c00];
-const BF16_SPECIAL = [0x7fc0, 0xffc0, 0x7f81, 0x7faa, 0x7f80, 0xff80, 0, 0x8000, 1, 0x807f, 0x7f7f, 0xff7f, 0x3f80];
+const H16_SPECIAL = [
+  0x7e00, 0xfe00, 0x7c01, 0x7d55, 0x7c00, 0xfc00, 0, 0x8000, 1, 0x83ff, 0x7bff, 0xfbff, 0x3c00,
+];
+const BF16_SPECIAL = [
+  0x7fc0, 0xffc0, 0x7f81, 0x7faa, 0x7f80, 0xff80, 0, 0x8000, 1, 0x807f, 0x7f7f, 0xff7f, 0x3f80,
+];
 
 /** Fills n elements of dtype at v with a mix of specials, arbitrary bit patterns and moderate values. */
 function fill(dtype: DType, v: DataView, n: number, next: () => number): void {
@@ -52,7 +80,7 @@ function fill(dtype: DType, v: DataView, n: number, next: () => number): void {
       case 'float32':
         if (kind === 0) v.setUint32(4 * i, next(), true);
         else if (kind === 1) v.setUint32(4 * i, F32_SPECIAL[next() % F32_SPECIAL.length], true);
-        else v.setFloat32(4 * i, ((next() / 2 ** 32) - 0.5) * 2 ** ((next() % 41) - 20), true);
+        else v.setFloat32(4 * i, (next() / 2 ** 32 - 0.5) * 2 ** ((next() % 41) - 20), true);
         break;
       case 'float64':
         if (kind === 0) {
@@ -62,10 +90,14 @@ function fill(dtype: DType, v: DataView, n: number, next: () => number): void {
           const [hi, lo] = F64_SPECIAL[next() % F64_SPECIAL.length];
           v.setUint32(8 * i, lo, true);
           v.setUint32(8 * i + 4, hi, true);
-        } else v.setFloat64(8 * i, ((next() / 2 ** 32) - 0.5) * 2 ** ((next() % 81) - 40), true);
+        } else v.setFloat64(8 * i, (next() / 2 ** 32 - 0.5) * 2 ** ((next() % 81) - 40), true);
         break;
       case 'int32':
-        v.setInt32(4 * i, kind === 1 ? [0x7fffffff, -0x80000000, -1, 0, 1, 65536][next() % 6] : next() | 0, true);
+        v.setInt32(
+          4 * i,
+          kind === 1 ? [0x7fffffff, -0x80000000, -1, 0, 1, 65536][next() % 6] : next() | 0,
+          true,
+        );
         break;
       case 'uint8':
         v.setUint8(i, r >>> 24);
@@ -88,7 +120,7 @@ function fill(dtype: DType, v: DataView, n: number, next: () => number): void {
 
 // ---- helpers ---------------------------------------------------------------------------------
 
-const hex = (x: number, w: number) => '0x' + (x >>> 0).toString(16).padStart(w, '0');
+const hex = (x: number, w: number) => `0x${(x >>> 0).toString(16).padStart(w, '0')}`;
 
 /** Byte-equality with a readable first mismatch (expect().toEqual on 500 KiB is unreadable). */
 function expectSameBytes(actual: Uint8Array, expected: Uint8Array, bpe: number, what: string): void {
@@ -133,7 +165,7 @@ function u32(x: number): Uint8Array {
 
 // ---- independent per-element reference (DataView, no typed-array fast paths) ----------------
 
-const isNaNBits32 = (b: number) => (b & 0x7fffffff) > 0x7f800000;
+const _isNaNBits32 = (b: number) => (b & 0x7fffffff) > 0x7f800000;
 
 function refOp(op: KernelOp, a: number, b: number): number {
   switch (op) {
@@ -144,11 +176,11 @@ function refOp(op: KernelOp, a: number, b: number): number {
     case 'min':
       if (Number.isNaN(a) || Number.isNaN(b)) return NaN;
       if (a === b) return Object.is(a, -0) || Object.is(b, -0) ? -0 : a;
-      return a < b ? a : b;
+      return Math.min(a, b);
     case 'max':
       if (Number.isNaN(a) || Number.isNaN(b)) return NaN;
       if (a === b) return Object.is(a, 0) || Object.is(b, 0) ? 0 : a;
-      return a > b ? a : b;
+      return Math.max(a, b);
   }
 }
 
@@ -176,7 +208,12 @@ function reference(dtype: DType, op: KernelOp, dst: Uint8Array, src: Uint8Array)
       case 'int32': {
         const a = o.getInt32(4 * i, true);
         const b = s.getInt32(4 * i, true);
-        const r = op === 'sum' ? a + b : op === 'prod' ? Number((BigInt(a) * BigInt(b)) & 0xffffffffn) : refOp(op, a, b);
+        const r =
+          op === 'sum'
+            ? a + b
+            : op === 'prod'
+              ? Number((BigInt(a) * BigInt(b)) & 0xffffffffn)
+              : refOp(op, a, b);
         o.setInt32(4 * i, r | 0, true);
         break;
       }
@@ -188,7 +225,8 @@ function reference(dtype: DType, op: KernelOp, dst: Uint8Array, src: Uint8Array)
       }
       case 'float16':
       case 'bfloat16': {
-        const [widen, narrow] = dtype === 'float16' ? [f16BitsToF32, f32BitsToF16] : [bf16BitsToF32, f32BitsToBf16];
+        const [widen, narrow] =
+          dtype === 'float16' ? [f16BitsToF32, f32BitsToF16] : [bf16BitsToF32, f32BitsToBf16];
         const a = new DataView(u32(widen(o.getUint16(2 * i, true))).buffer).getFloat32(0, true);
         const b = new DataView(u32(widen(s.getUint16(2 * i, true))).buffer).getFloat32(0, true);
         const r = Math.fround(refOp(op, a, b));
@@ -212,7 +250,12 @@ describe('js kernels: reduceInto against a per-element reference', () => {
         const bpe = DTYPES[dtype].bytes;
         const next = xorshift(0x9e3779b9 ^ (DTYPE_NAMES.indexOf(dtype) * 31 + OPS.indexOf(op)));
         for (const n of [1, 7, 33, 1000]) {
-          for (const [dOff, sOff] of [[0, 0], [1, 3], [7, 5], [bpe, 2 * bpe]]) {
+          for (const [dOff, sOff] of [
+            [0, 0],
+            [1, 3],
+            [7, 5],
+            [bpe, 2 * bpe],
+          ]) {
             const a = new Uint8Array(n * bpe);
             const b = new Uint8Array(n * bpe);
             fill(dtype, new DataView(a.buffer), n, next);
@@ -306,7 +349,12 @@ describe('js kernels: edge semantics', () => {
     const d = new Float32Array([3, 1e30, -0, Infinity]);
     jsKernels.scale('float32', new Uint8Array(d.buffer), 1 / 3);
     const third = Math.fround(1 / 3);
-    expect(Array.from(d)).toEqual([Math.fround(3 * third), Math.fround(Math.fround(1e30) * third), -0, Infinity]);
+    expect(Array.from(d)).toEqual([
+      Math.fround(3 * third),
+      Math.fround(Math.fround(1e30) * third),
+      -0,
+      Infinity,
+    ]);
     const z = new Float32Array([Infinity]);
     jsKernels.scale('float32', new Uint8Array(z.buffer), 0);
     expect(new Uint32Array(z.buffer)[0]).toBe(0x7fc00000);
@@ -321,14 +369,18 @@ describe('js kernels: edge semantics', () => {
   });
 
   it('rejects bad arguments', () => {
-    expect(() => jsKernels.reduceInto('float32', 'sum', new Uint8Array(8), new Uint8Array(4))).toThrow(RangeError);
-    expect(() => jsKernels.reduceInto('float32', 'sum', new Uint8Array(6), new Uint8Array(6))).toThrow(RangeError);
-    expect(() => jsKernels.reduceInto('float32', 'mean' as KernelOp, new Uint8Array(4), new Uint8Array(4))).toThrow(
-      TypeError,
+    expect(() => jsKernels.reduceInto('float32', 'sum', new Uint8Array(8), new Uint8Array(4))).toThrow(
+      RangeError,
     );
-    expect(() => jsKernels.reduceInto('toString' as DType, 'sum', new Uint8Array(4), new Uint8Array(4))).toThrow(
-      TypeError,
+    expect(() => jsKernels.reduceInto('float32', 'sum', new Uint8Array(6), new Uint8Array(6))).toThrow(
+      RangeError,
     );
+    expect(() =>
+      jsKernels.reduceInto('float32', 'mean' as KernelOp, new Uint8Array(4), new Uint8Array(4)),
+    ).toThrow(TypeError);
+    expect(() =>
+      jsKernels.reduceInto('toString' as DType, 'sum', new Uint8Array(4), new Uint8Array(4)),
+    ).toThrow(TypeError);
     expect(() => jsKernels.f32ToF16(new Uint8Array(8), new Uint8Array(2))).toThrow(RangeError);
   });
 
@@ -438,7 +490,11 @@ function allHalfPatterns(): Uint8Array {
 }
 
 /** f16 -> f32 -> f16 (and bf16 likewise) is the identity except that NaNs come back quiet. */
-function checkRoundTrip(k: Kernels, toF32: 'f16ToF32' | 'bf16ToF32', fromF32: 'f32ToF16' | 'f32ToBf16'): void {
+function checkRoundTrip(
+  k: Kernels,
+  toF32: 'f16ToF32' | 'bf16ToF32',
+  fromF32: 'f32ToF16' | 'f32ToBf16',
+): void {
   const halves = allHalfPatterns();
   const wide = new Uint8Array(65536 * 4);
   const back = new Uint8Array(65536 * 2);
@@ -447,15 +503,18 @@ function checkRoundTrip(k: Kernels, toF32: 'f16ToF32' | 'bf16ToF32', fromF32: 'f
   const b = new Uint16Array(back.buffer);
   const [expMask, quiet] = toF32 === 'f16ToF32' ? [0x7c00, 0x0200] : [0x7f80, 0x0040];
   for (let h = 0; h < 65536; h++) {
-    const isNaN = (h & expMask) === expMask && (h & ~expMask & 0x7fff) !== 0;
-    if (b[h] !== (isNaN ? h | quiet : h)) expect.fail(`${k.name} ${toF32}/${fromF32}: ${hex(h, 4)} -> ${hex(b[h], 4)}`);
+    const nan = (h & expMask) === expMask && (h & ~expMask & 0x7fff) !== 0;
+    if (b[h] !== (nan ? h | quiet : h))
+      expect.fail(`${k.name} ${toF32}/${fromF32}: ${hex(h, 4)} -> ${hex(b[h], 4)}`);
   }
 }
 
 describe('js kernels: conversions', () => {
   it('match hand-computed values (aligned and unaligned)', () => checkHandValues(jsKernels));
-  it('f16 -> f32 -> f16 round-trips all 65536 patterns', () => checkRoundTrip(jsKernels, 'f16ToF32', 'f32ToF16'));
-  it('bf16 -> f32 -> bf16 round-trips all 65536 patterns', () => checkRoundTrip(jsKernels, 'bf16ToF32', 'f32ToBf16'));
+  it('f16 -> f32 -> f16 round-trips all 65536 patterns', () =>
+    checkRoundTrip(jsKernels, 'f16ToF32', 'f32ToF16'));
+  it('bf16 -> f32 -> bf16 round-trips all 65536 patterns', () =>
+    checkRoundTrip(jsKernels, 'bf16ToF32', 'f32ToBf16'));
   it('f16 -> f32 is exact: every finite half equals its float32 value', () => {
     const wide = new Float32Array(65536);
     jsKernels.f16ToF32(allHalfPatterns(), new Uint8Array(wide.buffer));
@@ -519,7 +578,20 @@ if (NO_NATIVE) {
           const next = xorshift(0x1234567 + DTYPE_NAMES.indexOf(dtype));
           for (const op of OPS) {
             for (const n of LENGTHS) {
-              const offsets = n > 1000 ? [[0, 0], [3, 5]] : [[0, 0], [1, 3], [7, 5], [2, 6], [bpe, 0], [4, 1]];
+              const offsets =
+                n > 1000
+                  ? [
+                      [0, 0],
+                      [3, 5],
+                    ]
+                  : [
+                      [0, 0],
+                      [1, 3],
+                      [7, 5],
+                      [2, 6],
+                      [bpe, 0],
+                      [4, 1],
+                    ];
               for (const [dOff, sOff] of offsets) {
                 const a = new Uint8Array(n * bpe);
                 const b = new Uint8Array(n * bpe);
@@ -550,9 +622,12 @@ if (NO_NATIVE) {
               v.setUint32(8 * i + 4, F64_SPECIAL[k][0], true);
             } else v.setUint16(2 * i, (dtype === 'float16' ? H16_SPECIAL : BF16_SPECIAL)[k], true);
           };
-          const count = { float32: F32_SPECIAL, float64: F64_SPECIAL, float16: H16_SPECIAL, bfloat16: BF16_SPECIAL }[
-            dtype as 'float32'
-          ].length;
+          const count = {
+            float32: F32_SPECIAL,
+            float64: F64_SPECIAL,
+            float16: H16_SPECIAL,
+            bfloat16: BF16_SPECIAL,
+          }[dtype as 'float32'].length;
           const n = count * count;
           const a = new Uint8Array(n * bpe);
           const b = new Uint8Array(n * bpe);
@@ -577,7 +652,12 @@ if (NO_NATIVE) {
           const bpe = DTYPES[dtype].bytes;
           const next = xorshift(4242 + bpe);
           for (const factor of [0.5, 1 / 3, -2, 1e-30, 1e30, 0, -0, NaN, Infinity, 1 / 7]) {
-            for (const [n, off] of [[1, 0], [33, 1], [1000, 3], [65537, 0]]) {
+            for (const [n, off] of [
+              [1, 0],
+              [33, 1],
+              [1000, 3],
+              [65537, 0],
+            ]) {
               const a = new Uint8Array(n * bpe);
               fill(dtype, new DataView(a.buffer), n, next);
               const dn = copyTo(a, off);
@@ -600,7 +680,10 @@ if (NO_NATIVE) {
 
       it('f16/bf16 -> f32 agree on all 65536 patterns', () => {
         for (const fn of ['f16ToF32', 'bf16ToF32'] as const) {
-          for (const [sOff, dOff] of [[0, 0], [1, 2]]) {
+          for (const [sOff, dOff] of [
+            [0, 0],
+            [1, 2],
+          ]) {
             const src = copyTo(allHalfPatterns(), sOff);
             const dn = sabView(65536 * 4, dOff);
             const dj = sabView(65536 * 4, dOff);
@@ -620,10 +703,14 @@ if (NO_NATIVE) {
           for (let d = -4096; d <= 4096; d++) bits.push((edge + d) >>> 0, ((edge + d) | 0x80000000) >>> 0);
         }
         // Exact ties for both formats at random magnitudes.
-        for (let i = 0; i < 4096; i++) bits.push(((next() & ~0x1fff) | 0x1000) >>> 0, ((next() & ~0xffff) | 0x8000) >>> 0);
+        for (let i = 0; i < 4096; i++)
+          bits.push(((next() & ~0x1fff) | 0x1000) >>> 0, ((next() & ~0xffff) | 0x8000) >>> 0);
         const n = bits.length;
         for (const fn of ['f32ToF16', 'f32ToBf16'] as const) {
-          for (const [sOff, dOff] of [[0, 0], [3, 1]]) {
+          for (const [sOff, dOff] of [
+            [0, 0],
+            [3, 1],
+          ]) {
             const src = sabView(n * 4, sOff);
             const sv = new DataView(src.buffer, src.byteOffset);
             bits.forEach((x, i) => sv.setUint32(4 * i, x, true));
@@ -638,7 +725,14 @@ if (NO_NATIVE) {
 
       it('copy agrees with the JS copy: shared and ordinary buffers, unaligned, overlapping, empty', () => {
         const next = xorshift(7);
-        for (const [len, from, to] of [[0, 0, 0], [1, 3, 0], [1000, 1, 7], [65537, 5, 2], [4096, 0, 100], [4096, 100, 0]]) {
+        for (const [len, from, to] of [
+          [0, 0, 0],
+          [1, 3, 0],
+          [1000, 1, 7],
+          [65537, 5, 2],
+          [4096, 0, 100],
+          [4096, 100, 0],
+        ]) {
           const a = new Uint8Array(new SharedArrayBuffer(len + 200)).map(() => next() & 0xff);
           const b = new Uint8Array(a); // ordinary copy of the same bytes
           // overlapping (memmove semantics) within one shared buffer, and shared -> ordinary
@@ -654,16 +748,22 @@ if (NO_NATIVE) {
       });
 
       it('rejects bad arguments like the JS kernels', () => {
-        expect(() => native.reduceInto('float32', 'sum', new Uint8Array(8), new Uint8Array(4))).toThrow(RangeError);
-        expect(() => native.reduceInto('float32', 'sum', new Uint8Array(6), new Uint8Array(6))).toThrow(RangeError);
-        expect(() => native.reduceInto('float32', 'mean' as KernelOp, new Uint8Array(4), new Uint8Array(4))).toThrow(
-          TypeError,
+        expect(() => native.reduceInto('float32', 'sum', new Uint8Array(8), new Uint8Array(4))).toThrow(
+          RangeError,
         );
-        expect(() => native.reduceInto('toString' as DType, 'sum', new Uint8Array(4), new Uint8Array(4))).toThrow(
-          TypeError,
+        expect(() => native.reduceInto('float32', 'sum', new Uint8Array(6), new Uint8Array(6))).toThrow(
+          RangeError,
         );
+        expect(() =>
+          native.reduceInto('float32', 'mean' as KernelOp, new Uint8Array(4), new Uint8Array(4)),
+        ).toThrow(TypeError);
+        expect(() =>
+          native.reduceInto('toString' as DType, 'sum', new Uint8Array(4), new Uint8Array(4)),
+        ).toThrow(TypeError);
         expect(() => native.f32ToF16(new Uint8Array(8), new Uint8Array(2))).toThrow(RangeError);
-        expect(() => native.reduceInto('float32', 'sum', {} as Uint8Array, new Uint8Array(4))).toThrow(TypeError);
+        expect(() => native.reduceInto('float32', 'sum', {} as Uint8Array, new Uint8Array(4))).toThrow(
+          TypeError,
+        );
       });
     });
   }

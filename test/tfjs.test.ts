@@ -2,10 +2,10 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RendezvousServer } from '@ringwire/rendezvous';
-import { finish, type Check, type ErrorEvent } from './helpers/job.js';
-import { killAll, spawnNode, type Proc } from './helpers/procs.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type Check, type ErrorEvent, finish } from './helpers/job.js';
+import { killAll, type Proc, spawnNode } from './helpers/procs.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/tfjs-worker.mjs', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -25,15 +25,25 @@ function startJob(size: number, scenario: string): Proc[] {
   const job = `tfjs-${process.pid}-${++jobs}`;
   return Array.from({ length: size }, (_, r) =>
     spawnNode(WORKER, [scenario], {
-      RINGWIRE_RANK: String(r), RINGWIRE_SIZE: String(size), RINGWIRE_LOCAL_RANK: String(r), RINGWIRE_LOCAL_SIZE: String(size),
-      RINGWIRE_RENDEZVOUS: url, RINGWIRE_JOB_ID: job, RINGWIRE_TOKEN: TOKEN,
+      RINGWIRE_RANK: String(r),
+      RINGWIRE_SIZE: String(size),
+      RINGWIRE_LOCAL_RANK: String(r),
+      RINGWIRE_LOCAL_SIZE: String(size),
+      RINGWIRE_RENDEZVOUS: url,
+      RINGWIRE_JOB_ID: job,
+      RINGWIRE_TOKEN: TOKEN,
     }),
   );
 }
 
 /** Every rank exits 0, reports no failed check, and (per rank) reports the same named checks. */
-function expectAllPassed(res: { codes: number[]; checks: Check[][]; output: string }, minChecks: number): void {
-  const failed = res.checks.flatMap((cs, r) => cs.filter((c) => !c.ok).map((c) => `rank ${r}: ${c.name}: ${c.detail ?? ''}`));
+function expectAllPassed(
+  res: { codes: number[]; checks: Check[][]; output: string },
+  minChecks: number,
+): void {
+  const failed = res.checks.flatMap((cs, r) =>
+    cs.filter((c) => !c.ok).map((c) => `rank ${r}: ${c.name}: ${c.detail ?? ''}`),
+  );
   expect(failed, res.output).toEqual([]);
   expect(res.codes, res.output).toEqual(res.codes.map(() => 0));
   for (const cs of res.checks) expect(cs.length, res.output).toBeGreaterThanOrEqual(minChecks);
@@ -57,12 +67,21 @@ describe('@ringwire/tfjs DistributedOptimizer', () => {
     expectAllPassed(res, 37);
     const names = res.checks[0].map((c) => c.name);
     for (const n of [
-      'fit without the callback throws', 'bpps=2 avg=false: equals the union step', 'bpps=2 in fit: one averaged update',
-      'fp16: update within 0.004 of uncompressed', 'bf16: update within 0.03 of uncompressed', "bf16: 30-step run's loss within 3% of uncompressed",
-      'broadcastVariables: identical weights', 'BroadcastGlobalVariablesCallback: identical optimizer state',
-      'MetricAverageCallback: epoch loss is the mean over ranks', 'no tensor leak across fit epochs', 'no tensor leak across custom-loop steps',
-      "LearningRateWarmupCallback: Horovod's ramp from lr/size", 'loaded model has the same weights and predictions',
-    ]) expect(names).toContain(n);
+      'fit without the callback throws',
+      'bpps=2 avg=false: equals the union step',
+      'bpps=2 in fit: one averaged update',
+      'fp16: update within 0.004 of uncompressed',
+      'bf16: update within 0.03 of uncompressed',
+      "bf16: 30-step run's loss within 3% of uncompressed",
+      'broadcastVariables: identical weights',
+      'BroadcastGlobalVariablesCallback: identical optimizer state',
+      'MetricAverageCallback: epoch loss is the mean over ranks',
+      'no tensor leak across fit epochs',
+      'no tensor leak across custom-loop steps',
+      "LearningRateWarmupCallback: Horovod's ramp from lr/size",
+      'loaded model has the same weights and predictions',
+    ])
+      expect(names).toContain(n);
   }, 120_000);
 
   describe('ranks whose variables differ fail with RINGWIRE_ERR_MISMATCH, not a hang', () => {
@@ -77,7 +96,11 @@ describe('@ringwire/tfjs DistributedOptimizer', () => {
     it('different variable counts: the layout check names the first differing tensor', async () => {
       const res = await finish(startJob(2, 'mismatch-count'));
       expect(res.codes, res.output).toEqual([0, 0]);
-      expectMismatch(res.errors, res.output, /ranks disagree .*first difference at tensor #0: rank 0 has \S+ \[6,8\] float32, rank 1 has \S+ \[6,9\] float32/);
+      expectMismatch(
+        res.errors,
+        res.output,
+        /ranks disagree .*first difference at tensor #0: rank 0 has \S+ \[6,8\] float32, rank 1 has \S+ \[6,9\] float32/,
+      );
     });
     it('without the layout check, the core rejects the fused all-reduce (element counts differ)', async () => {
       const res = await finish(startJob(2, 'mismatch-count-core'));
@@ -87,7 +110,11 @@ describe('@ringwire/tfjs DistributedOptimizer', () => {
     it('same element count, different shapes: only the layout check can tell', async () => {
       const res = await finish(startJob(2, 'mismatch-shape'));
       expect(res.codes, res.output).toEqual([0, 0]);
-      expectMismatch(res.errors, res.output, /rank 0 has \S+ \[2,3\] float32, rank 1 has \S+ \[3,2\] float32/);
+      expectMismatch(
+        res.errors,
+        res.output,
+        /rank 0 has \S+ \[2,3\] float32, rank 1 has \S+ \[3,2\] float32/,
+      );
     });
   });
 
@@ -95,7 +122,20 @@ describe('@ringwire/tfjs DistributedOptimizer', () => {
     // Same seeded initial weights, batches in sample order, no warmup: 2 ranks x 64 samples at
     // lr 0.002 x 2 see at every step exactly the 128 samples one process sees at lr 0.004.
     const run = promisify(execFile);
-    const common = ['examples/train.mjs', '--epochs', '4', '--train', '4096', '--test', '2048', '--seed', '1', '--warmup-epochs', '0', '--fixed-order'];
+    const common = [
+      'examples/train.mjs',
+      '--epochs',
+      '4',
+      '--train',
+      '4096',
+      '--test',
+      '2048',
+      '--seed',
+      '1',
+      '--warmup-epochs',
+      '0',
+      '--fixed-order',
+    ];
     const accuracy = (out: string) => {
       const m = /test accuracy ([\d.]+)%/.exec(out);
       if (!m) throw new Error(`no accuracy in:\n${out}`);
@@ -103,13 +143,24 @@ describe('@ringwire/tfjs DistributedOptimizer', () => {
     };
     const ringrun = fileURLToPath(new URL('../packages/run/dist/cli.js', import.meta.url));
     const [two, one] = await Promise.all([
-      run(process.execPath, [ringrun, '-np', '2', process.execPath, ...common, '--batch-size', '64', '--lr', '0.002'], { cwd: ROOT, timeout: 110_000 }),
-      run(process.execPath, [...common, '--batch-size', '128', '--lr', '0.004'], { cwd: ROOT, timeout: 110_000 }),
+      run(
+        process.execPath,
+        [ringrun, '-np', '2', process.execPath, ...common, '--batch-size', '64', '--lr', '0.002'],
+        { cwd: ROOT, timeout: 110_000 },
+      ),
+      run(process.execPath, [...common, '--batch-size', '128', '--lr', '0.004'], {
+        cwd: ROOT,
+        timeout: 110_000,
+      }),
     ]);
     expect(two.stdout).toMatch(/^\[0\] epoch 4\/4 {2}loss/m);
     expect(two.stdout).toMatch(/^\[0\] backend cpu .* 2 rank\(s\), 2048 training images per rank/m);
-    const a2 = accuracy(two.stdout), a1 = accuracy(one.stdout);
+    const a2 = accuracy(two.stdout),
+      a1 = accuracy(one.stdout);
     expect(a1, one.stdout).toBeGreaterThan(75);
-    expect(Math.abs(a2 - a1), `2 ranks ${a2}% vs 1 process ${a1}%\n${two.stdout}\n${one.stdout}`).toBeLessThanOrEqual(2);
+    expect(
+      Math.abs(a2 - a1),
+      `2 ranks ${a2}% vs 1 process ${a1}%\n${two.stdout}\n${one.stdout}`,
+    ).toBeLessThanOrEqual(2);
   }, 120_000);
 });

@@ -1,9 +1,26 @@
 /** ringbench as a library: run sweeps and peers from code, format and plot their results. */
-export { runSweep, SweepError, type SweepRun, type ProgressEvent } from './sweep.js';
-export { runPeer, peerStatus, PEERS, type Peer, type PeerRun, type PeerStatus } from './peers.js';
-export { writePlot, renderSvg, plotSpec, type Series } from './plot.js';
+
 export { LINE_TAG, type WorkerConfig } from './config.js';
+export { PEERS, type Peer, type PeerRun, type PeerStatus, peerStatus, runPeer } from './peers.js';
+export { plotSpec, renderSvg, type Series, writePlot } from './plot.js';
+export { type ProgressEvent, runSweep, SweepError, type SweepRun } from './sweep.js';
 export {
-  COLLECTIVES, busFactor, algbw, parseSize, formatSize, sweepSizes, summarize, avgBusbw, median, percentile,
-  tableHeader, tableRow, tableFooter, parseTable, type Collective, type RawRow, type Row, type Result,
+  algbw,
+  avgBusbw,
+  busFactor,
+  COLLECTIVES,
+  type Collective,
+  formatSize,
+  median,
+  parseSize,
+  parseTable,
+  percentile,
+  type RawRow,
+  type Result,
+  type Row,
+  summarize,
+  sweepSizes,
+  tableFooter,
+  tableHeader,
+  tableRow,
 } from './table.js';

@@ -27,7 +27,8 @@ export function reducedValue(op: BenchOp, n: number, i: number): number {
   let acc = inputValue(op, 0, n, i);
   for (let r = 1; r < n; r++) {
     const v = inputValue(op, r, n, i);
-    acc = op === 'sum' ? acc + v : op === 'prod' ? acc * v : op === 'min' ? Math.min(acc, v) : Math.max(acc, v);
+    acc =
+      op === 'sum' ? acc + v : op === 'prod' ? acc * v : op === 'min' ? Math.min(acc, v) : Math.max(acc, v);
   }
   return acc;
 }
@@ -44,7 +45,7 @@ export function toF16(x: number): number {
   const sign = (b >>> 16) & 0x8000;
   const e8 = (b >>> 23) & 0xff;
   if (e8 === 0) return sign;
-  if (e8 === 0xff) return sign | 0x7c00 | ((b & 0x7fffff) ? 0x200 : 0);
+  if (e8 === 0xff) return sign | 0x7c00 | (b & 0x7fffff ? 0x200 : 0);
   const e = e8 - 112;
   if (e >= 31) return sign | 0x7c00;
   if (e <= 0) return sign;
@@ -85,7 +86,14 @@ export function decode(dtype: BenchDType, raw: number): number {
 }
 
 /** Relative tolerance for 'mean' (sum then scale by 1/n rounds once or twice). */
-const MEAN_TOL: Record<BenchDType, number> = { float64: 1e-12, float32: 1e-6, float16: 2e-3, bfloat16: 1.6e-2, int32: 0, uint8: 0 };
+const MEAN_TOL: Record<BenchDType, number> = {
+  float64: 1e-12,
+  float32: 1e-6,
+  float16: 2e-3,
+  bfloat16: 1.6e-2,
+  int32: 0,
+  uint8: 0,
+};
 
 // ---- fill and check -------------------------------------------------------------------------
 
@@ -103,7 +111,13 @@ export function fill(a: Arr, dtype: BenchDType, op: BenchOp, r: number, n: numbe
  * Counts elements of `a` (global elements offset..) that differ from `expected(i)`. 'mean' on
  * float types allows the rounding of the final scale; everything else must match exactly.
  */
-export function countWrong(a: Arr, dtype: BenchDType, op: BenchOp, offset: number, expected: (i: number) => number): number {
+export function countWrong(
+  a: Arr,
+  dtype: BenchDType,
+  op: BenchOp,
+  offset: number,
+  expected: (i: number) => number,
+): number {
   const tol = op === 'mean' ? MEAN_TOL[dtype] : 0;
   const want = Array.from({ length: PERIOD }, (_, k) => expected(offset + k));
   let wrong = 0;
@@ -127,7 +141,14 @@ export function corrupt(a: Arr): void {
 }
 
 /** The value expected at global element i of a collective's output. */
-export function expectedOutput(c: Collective, op: BenchOp, n: number, root: number, i: number, perRank: number): number {
+export function expectedOutput(
+  c: Collective,
+  op: BenchOp,
+  n: number,
+  root: number,
+  i: number,
+  perRank: number,
+): number {
   switch (c) {
     case 'allreduce':
     case 'reducescatter':

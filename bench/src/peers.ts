@@ -38,18 +38,34 @@ export function peerStatus(peer: Peer): PeerStatus {
 }
 
 function glooStatus(): PeerStatus {
-  const r = spawnSync(PYTHON, ['-c', 'import torch, torch.distributed as d; assert d.is_gloo_available(); print(torch.__version__)'], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(
+    PYTHON,
+    ['-c', 'import torch, torch.distributed as d; assert d.is_gloo_available(); print(torch.__version__)'],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
   if (r.status === 0) return { ok: true, version: `torch ${r.stdout.trim()} (Gloo)` };
-  const why = r.error ? `${PYTHON} not found` : `${PYTHON} cannot import torch.distributed with Gloo (${(r.stderr || '').trim().split('\n').at(-1)})`;
+  const why = r.error
+    ? `${PYTHON} not found`
+    : `${PYTHON} cannot import torch.distributed with Gloo (${(r.stderr || '').trim().split('\n').at(-1)})`;
   return { ok: false, why, install: 'apt-get install -y python3-torch' };
 }
 
 function mpiStatus(): PeerStatus {
   const run = spawnSync(MPIRUN, ['--version'], { encoding: 'utf8' });
   const cc = spawnSync(MPICC, ['--version'], { encoding: 'utf8' });
-  if (run.status !== 0 || cc.status !== 0) return { ok: false, why: `${run.status !== 0 ? MPIRUN : MPICC} not found`, install: 'apt-get install -y openmpi-bin libopenmpi-dev' };
+  if (run.status !== 0 || cc.status !== 0)
+    return {
+      ok: false,
+      why: `${run.status !== 0 ? MPIRUN : MPICC} not found`,
+      install: 'apt-get install -y openmpi-bin libopenmpi-dev',
+    };
   const version = /Open MPI\)?\s*([\d.]+)/i.exec(run.stdout)?.[1];
-  if (!version) return { ok: false, why: `mpirun is not Open MPI (${run.stdout.split('\n')[0]})`, install: 'apt-get install -y openmpi-bin libopenmpi-dev' };
+  if (!version)
+    return {
+      ok: false,
+      why: `mpirun is not Open MPI (${run.stdout.split('\n')[0]})`,
+      install: 'apt-get install -y openmpi-bin libopenmpi-dev',
+    };
   return { ok: true, version: `Open MPI ${version}` };
 }
 
@@ -91,7 +107,8 @@ export interface PeerRun {
 
 /** Rows a peer cannot run at all, without starting it. */
 export function unsupported(peer: Peer, c: WorkerConfig): string | undefined {
-  if (peer !== 'gloo' && (c.dtype === 'float16' || c.dtype === 'bfloat16')) return `Open MPI has no ${c.dtype} type`;
+  if (peer !== 'gloo' && (c.dtype === 'float16' || c.dtype === 'bfloat16'))
+    return `Open MPI has no ${c.dtype} type`;
   return undefined;
 }
 
@@ -102,68 +119,131 @@ export async function runPeer(peer: Peer, o: PeerRun): Promise<RawRow[]> {
   const no = unsupported(peer, c);
   if (no) return c.sizes.map((bytes) => ({ bytes, count: 0, times_us: [], wrong: 0, error: no }));
   // The corruption hook reaches the peers too, so a test can see their #wrong work.
-  const env = { ...process.env, OMP_NUM_THREADS: '1', ...(c.corruptRank !== undefined && { RINGBENCH_CORRUPT_RANK: String(c.corruptRank) }) };
+  const env = {
+    ...process.env,
+    OMP_NUM_THREADS: '1',
+    ...(c.corruptRank !== undefined && { RINGBENCH_CORRUPT_RANK: String(c.corruptRank) }),
+  };
   let procs: { cmd: string; args: string[] }[];
   if (peer === 'gloo') {
     const port = await freePort();
-    const cfg = JSON.stringify({ collective: c.collective, sizes: c.sizes, iters: c.iters, warmup: c.warmup, checks: c.checks, dtype: c.dtype, op: c.op, root: c.root });
-    procs = Array.from({ length: o.np }, (_, r) => ({ cmd: PYTHON, args: [join(PEER_DIR, 'gloo_bench.py'), '--rank', String(r), '--world', String(o.np), '--port', String(port), '--config', cfg] }));
+    const cfg = JSON.stringify({
+      collective: c.collective,
+      sizes: c.sizes,
+      iters: c.iters,
+      warmup: c.warmup,
+      checks: c.checks,
+      dtype: c.dtype,
+      op: c.op,
+      root: c.root,
+    });
+    procs = Array.from({ length: o.np }, (_, r) => ({
+      cmd: PYTHON,
+      args: [
+        join(PEER_DIR, 'gloo_bench.py'),
+        '--rank',
+        String(r),
+        '--world',
+        String(o.np),
+        '--port',
+        String(port),
+        '--config',
+        cfg,
+      ],
+    }));
   } else {
     let bin: string;
     try {
       bin = mpiBinary();
     } catch (e) {
-      return c.sizes.map((bytes) => ({ bytes, count: 0, times_us: [], wrong: 0, error: (e as Error).message.split('\n').slice(0, 3).join(' ') }));
+      return c.sizes.map((bytes) => ({
+        bytes,
+        count: 0,
+        times_us: [],
+        wrong: 0,
+        error: (e as Error).message.split('\n').slice(0, 3).join(' '),
+      }));
     }
     const v = peerStatus(peer);
     const major = v.ok ? Number(/(\d+)/.exec(v.version)?.[1] ?? 4) : 4;
-    const btl = peer === 'mpi-tcp' ? ['--mca', 'btl', 'tcp,self', '--mca', 'btl_tcp_if_include', 'lo'] : ['--mca', 'btl', `${major >= 5 ? 'sm' : 'vader'},self`];
+    const btl =
+      peer === 'mpi-tcp'
+        ? ['--mca', 'btl', 'tcp,self', '--mca', 'btl_tcp_if_include', 'lo']
+        : ['--mca', 'btl', `${major >= 5 ? 'sm' : 'vader'},self`];
     const root = process.getuid?.() === 0 ? ['--allow-run-as-root'] : [];
-    procs = [{
-      cmd: MPIRUN,
-      args: [...root, '--oversubscribe', '-np', String(o.np), '--mca', 'pml', 'ob1', ...btl, ...(c.corruptRank !== undefined ? ['-x', 'RINGBENCH_CORRUPT_RANK'] : []),
-        bin, c.collective, c.dtype, c.op, String(c.root), String(c.iters), String(c.warmup), String(c.checks), c.sizes.join(',')],
-    }];
+    procs = [
+      {
+        cmd: MPIRUN,
+        args: [
+          ...root,
+          '--oversubscribe',
+          '-np',
+          String(o.np),
+          '--mca',
+          'pml',
+          'ob1',
+          ...btl,
+          ...(c.corruptRank !== undefined ? ['-x', 'RINGBENCH_CORRUPT_RANK'] : []),
+          bin,
+          c.collective,
+          c.dtype,
+          c.op,
+          String(c.root),
+          String(c.iters),
+          String(c.warmup),
+          String(c.checks),
+          c.sizes.join(','),
+        ],
+      },
+    ];
   }
-  const children = procs.map((p) => spawn(p.cmd, p.args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const children = procs.map((p) =>
+    spawn(p.cmd, p.args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
   const kill = () => children.forEach((ch) => ch.pid && ch.exitCode === null && tryKill(-ch.pid));
   const timer = o.timeoutMs ? setTimeout(kill, o.timeoutMs) : undefined;
   o.signal?.addEventListener('abort', kill, { once: true });
   const onExit = () => kill();
   process.once('exit', onExit);
   const messages: string[] = [];
-  const codes = await Promise.all(children.map((ch, i) => new Promise<number>((resolve) => {
-    const lines = (stream: NodeJS.ReadableStream, onLine: (l: string) => void) => {
-      let buf = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (d: string) => {
-        const parts = (buf + d).split('\n');
-        buf = parts.pop()!;
-        parts.forEach(onLine);
-      });
-      stream.on('end', () => buf && onLine(buf));
-    };
-    lines(ch.stdout!, (l) => {
-      if (i === 0 && l.startsWith(LINE_TAG)) {
-        const m = JSON.parse(l.slice(LINE_TAG.length)) as RawRow & { t: string };
-        if (m.t === 'row') {
-          const { t: _t, ...row } = m;
-          rows.push(row);
-          o.onRow?.(row);
-        }
-      } else if (l.trim()) (messages.push(l), o.log?.(`[${peer}] ${l}`));
-    });
-    lines(ch.stderr!, (l) => l.trim() && (messages.push(l), o.log?.(`[${peer}] ${l}`)));
-    ch.on('error', (e) => (messages.push(String(e)), resolve(127)));
-    ch.on('close', (code, sig) => resolve(code ?? (sig ? 128 : 1)));
-  })));
+  const codes = await Promise.all(
+    children.map(
+      (ch, i) =>
+        new Promise<number>((resolve) => {
+          const lines = (stream: NodeJS.ReadableStream, onLine: (l: string) => void) => {
+            let buf = '';
+            stream.setEncoding('utf8');
+            stream.on('data', (d: string) => {
+              const parts = (buf + d).split('\n');
+              buf = parts.pop()!;
+              parts.forEach(onLine);
+            });
+            stream.on('end', () => buf && onLine(buf));
+          };
+          lines(ch.stdout!, (l) => {
+            if (i === 0 && l.startsWith(LINE_TAG)) {
+              const m = JSON.parse(l.slice(LINE_TAG.length)) as RawRow & { t: string };
+              if (m.t === 'row') {
+                const { t: _t, ...row } = m;
+                rows.push(row);
+                o.onRow?.(row);
+              }
+            } else if (l.trim()) messages.push(l), o.log?.(`[${peer}] ${l}`);
+          });
+          lines(ch.stderr!, (l) => l.trim() && (messages.push(l), o.log?.(`[${peer}] ${l}`)));
+          ch.on('error', (e) => (messages.push(String(e)), resolve(127)));
+          ch.on('close', (code, sig) => resolve(code ?? (sig ? 128 : 1)));
+        }),
+    ),
+  );
   clearTimeout(timer);
   process.off('exit', onExit);
   o.signal?.removeEventListener('abort', kill);
   // A peer may exit non-zero after printing every row (Gloo after an unsupported case): keep the rows.
   if (rows.length < c.sizes.length) {
     const why = `${peer} stopped after ${rows.length} of ${c.sizes.length} sizes (exit ${codes.find((x) => x !== 0) ?? 0}): ${messages.slice(-3).join(' | ').slice(0, 600)}`;
-    for (const bytes of c.sizes.slice(rows.length)) rows.push({ bytes, count: 0, times_us: [], wrong: 0, error: why });
+    for (const bytes of c.sizes.slice(rows.length))
+      rows.push({ bytes, count: 0, times_us: [], wrong: 0, error: why });
   }
   return rows;
 }

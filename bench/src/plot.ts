@@ -20,7 +20,11 @@ export class PlotError extends Error {
 }
 
 export function plotSpec(series: Series[], title: string): TopLevelSpec {
-  const values = series.flatMap((s) => s.points.filter((p) => Number.isFinite(p.busbw)).map((p) => ({ series: s.name, bytes: p.bytes, size: formatSize(p.bytes), busbw: p.busbw })));
+  const values = series.flatMap((s) =>
+    s.points
+      .filter((p) => Number.isFinite(p.busbw))
+      .map((p) => ({ series: s.name, bytes: p.bytes, size: formatSize(p.bytes), busbw: p.busbw })),
+  );
   if (!values.length) throw new PlotError('nothing to plot: no rows with a bus bandwidth');
   // Ticks at the measured sizes (at most ~9 of them), labelled 4K, 64M...
   const sizes = [...new Set(values.map((v) => v.bytes))].sort((a, b) => a - b);
@@ -37,11 +41,20 @@ export function plotSpec(series: Series[], title: string): TopLevelSpec {
     mark: { type: 'line', point: true },
     encoding: {
       x: {
-        field: 'bytes', type: 'quantitative', title: 'message size (bytes, log scale)', scale: { type: 'log', base: 2 },
+        field: 'bytes',
+        type: 'quantitative',
+        title: 'message size (bytes, log scale)',
+        scale: { type: 'log', base: 2 },
         axis: { values: ticks, labelExpr: `${JSON.stringify(labels)}[datum.value] || ''`, grid: true },
       },
       y: { field: 'busbw', type: 'quantitative', title: 'bus bandwidth (GB/s)' },
-      color: { field: 'series', type: 'nominal', title: null, scale: { domain: series.map((s) => s.name) }, legend: { orient: 'bottom', columns: 2 } },
+      color: {
+        field: 'series',
+        type: 'nominal',
+        title: null,
+        scale: { domain: series.map((s) => s.name) },
+        legend: { orient: 'bottom', columns: 2 },
+      },
       tooltip: [{ field: 'series' }, { field: 'size' }, { field: 'busbw', format: '.3f' }],
     },
   } as TopLevelSpec;
@@ -57,9 +70,14 @@ export async function renderSvg(series: Series[], title: string): Promise<string
 }
 
 const FONT_CANDIDATES = [
-  '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf', '/usr/share/fonts/TTF/DejaVuSans.ttf', '/usr/share/fonts/dejavu/DejaVuSans.ttf',
-  '/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf', '/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf',
-  '/System/Library/Fonts/Supplemental/Arial.ttf', '/Library/Fonts/Arial.ttf', 'C:\\Windows\\Fonts\\arial.ttf',
+  '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf',
+  '/usr/share/fonts/TTF/DejaVuSans.ttf',
+  '/usr/share/fonts/dejavu/DejaVuSans.ttf',
+  '/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf',
+  '/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf',
+  '/System/Library/Fonts/Supplemental/Arial.ttf',
+  '/Library/Fonts/Arial.ttf',
+  'C:\\Windows\\Fonts\\arial.ttf',
 ];
 
 function findFont(): string | undefined {
@@ -85,8 +103,10 @@ function findFont(): string | undefined {
 export async function renderPng(svg: string): Promise<Uint8Array> {
   const font = findFont();
   if (!font) {
-    throw new PlotError('a .png plot needs a TrueType font to draw its text and none was found (looked in /usr/share/fonts and the usual places): '
-      + 'install one (apt-get install -y fonts-dejavu-core), set RINGBENCH_FONT=/path/to/font.ttf, or write .svg');
+    throw new PlotError(
+      'a .png plot needs a TrueType font to draw its text and none was found (looked in /usr/share/fonts and the usual places): ' +
+        'install one (apt-get install -y fonts-dejavu-core), set RINGBENCH_FONT=/path/to/font.ttf, or write .svg',
+    );
   }
   const { initWasm, Resvg } = await import('@resvg/resvg-wasm');
   const wasm = readFileSync(createRequire(import.meta.url).resolve('@resvg/resvg-wasm/index_bg.wasm'));
@@ -95,7 +115,11 @@ export async function renderPng(svg: string): Promise<Uint8Array> {
   });
   const data = readFileSync(font);
   const family = fontFamily(data) ?? 'sans-serif';
-  const opts = { background: 'white', fitTo: { mode: 'zoom' as const, value: 2 }, font: { fontBuffers: [data], loadSystemFonts: false, defaultFontFamily: family, sansSerifFamily: family } };
+  const opts = {
+    background: 'white',
+    fitTo: { mode: 'zoom' as const, value: 2 },
+    font: { fontBuffers: [data], loadSystemFonts: false, defaultFontFamily: family, sansSerifFamily: family },
+  };
   return new Resvg(svg, opts).render().asPng();
 }
 

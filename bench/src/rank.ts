@@ -6,16 +6,16 @@
  * one `RINGBENCH {json}` line per size; the CLI does the statistics.
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { init, type Communicator, type RingwireArray } from 'ringwire';
-import { corrupt, countWrong, expectedOutput, fill } from './pattern.js';
+import { type Communicator, init, type RingwireArray } from 'ringwire';
 import { LINE_TAG, type WorkerConfig } from './config.js';
+import { corrupt, countWrong, expectedOutput, fill } from './pattern.js';
 import { DTYPE_BYTES, type RawRow } from './table.js';
 
 const EL_RESOLUTION_MS = 1;
 const MiB = 1024 * 1024;
 
 function emit(obj: object): void {
-  process.stdout.write(LINE_TAG + JSON.stringify(obj) + '\n');
+  process.stdout.write(`${LINE_TAG + JSON.stringify(obj)}\n`);
 }
 
 async function main(): Promise<void> {
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
       const t1 = performance.now();
       times[i] = (t1 - t0) * 1e3;
       // Long sizes report progress now and then, between iterations (never inside one).
-      if (rank === 0 && t1 - lastReport > 500) (progress('timed', i + 1 - reported), (reported = i + 1));
+      if (rank === 0 && t1 - lastReport > 500) progress('timed', i + 1 - reported), (reported = i + 1);
     }
     el.disable();
     // Peak memory of the timed runs, before the checks' own allocations.
@@ -61,15 +61,27 @@ async function main(): Promise<void> {
     let wrong = 0;
     for (let c = 0; c < cfg.checks; c++) {
       const out = await step.check();
-      if (cfg.corruptRank === rank && (cfg.corruptBytes === undefined || cfg.corruptBytes === bytes)) corrupt(out.arrays[0]);
-      out.arrays.forEach((a, s) => (wrong += countWrong(a, cfg.dtype, cfg.op, out.offsets[s], (i) => expectedOutput(cfg.collective, cfg.op, n, cfg.root, i, perRank))));
+      if (cfg.corruptRank === rank && (cfg.corruptBytes === undefined || cfg.corruptBytes === bytes))
+        corrupt(out.arrays[0]);
+      out.arrays.forEach(
+        (a, s) =>
+          (wrong += countWrong(a, cfg.dtype, cfg.op, out.offsets[s], (i) =>
+            expectedOutput(cfg.collective, cfg.op, n, cfg.root, i, perRank),
+          )),
+      );
     }
     progress('check', cfg.checks);
 
     // The monitor reports the interval between its 1 ms timer's callbacks: the delay is the excess.
     const elDelay = (ns: number) => Math.max(0, ns / 1e3 - EL_RESOLUTION_MS * 1e3);
     const mine = new Float64Array(5 + cfg.iters);
-    mine.set([wrong, el.count ? elDelay(el.max) : 0, el.count ? elDelay(el.percentile(99)) : 0, peakRss, baseRss]);
+    mine.set([
+      wrong,
+      el.count ? elDelay(el.max) : 0,
+      el.count ? elDelay(el.percentile(99)) : 0,
+      peakRss,
+      baseRss,
+    ]);
     mine.set(times, 5);
     // Outside the timing: every rank's figures to everyone.
     const all = await comm.allgather(mine);
@@ -100,12 +112,20 @@ interface Step {
   release(): void;
 }
 
-const ARRAYS = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint8: Uint8Array, float16: Uint16Array, bfloat16: Uint16Array };
+const ARRAYS = {
+  float32: Float32Array,
+  float64: Float64Array,
+  int32: Int32Array,
+  uint8: Uint8Array,
+  float16: Uint16Array,
+  bfloat16: Uint16Array,
+};
 
 function makeStep(comm: Communicator, cfg: WorkerConfig, count: number): Step {
   const { rank, size: n } = comm;
   const { dtype, op, algo, root } = cfg;
-  const alloc = (len: number): RingwireArray => (cfg.staged ? new ARRAYS[dtype](len) : comm.allocate(dtype, len));
+  const alloc = (len: number): RingwireArray =>
+    cfg.staged ? new ARRAYS[dtype](len) : comm.allocate(dtype, len);
   const perRank = count / n;
   let x: RingwireArray | undefined = alloc(cfg.collective === 'allgather' ? perRank : count);
   const release = () => (x = undefined);
@@ -113,7 +133,11 @@ function makeStep(comm: Communicator, cfg: WorkerConfig, count: number): Step {
     case 'allreduce':
       return {
         run: () => comm.allreduce(x!, { op, dtype, algo }),
-        check: async () => (fill(x!, dtype, op, rank, n, 0), await comm.allreduce(x!, { op, dtype, algo }), { arrays: [x!], offsets: [0] }),
+        check: async () => (
+          fill(x!, dtype, op, rank, n, 0),
+          await comm.allreduce(x!, { op, dtype, algo }),
+          { arrays: [x!], offsets: [0] }
+        ),
         release,
       };
     case 'broadcast':
@@ -156,6 +180,8 @@ function makeStep(comm: Communicator, cfg: WorkerConfig, count: number): Step {
 
 main().catch((err: unknown) => {
   const e = err as { code?: string; message?: string; stack?: string };
-  process.stderr.write(`ringbench rank failed: ${e.code ? `${e.code}: ` : ''}${e.stack ?? e.message ?? String(err)}\n`);
+  process.stderr.write(
+    `ringbench rank failed: ${e.code ? `${e.code}: ` : ''}${e.stack ?? e.message ?? String(err)}\n`,
+  );
   process.exit(1);
 });

@@ -1,6 +1,6 @@
 /** Runs a ringwire sweep: starts the ranks (rank.ts) through @ringwire/run's launch() and collects rank 0's rows. */
 import { fileURLToPath } from 'node:url';
-import { launch, type HostSlots } from '@ringwire/run';
+import { type HostSlots, launch } from '@ringwire/run';
 import { LINE_TAG, type WorkerConfig } from './config.js';
 import type { RawRow } from './table.js';
 
@@ -26,7 +26,10 @@ export interface SweepRun {
 }
 
 export class SweepError extends Error {
-  constructor(message: string, readonly code: number) {
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
     super(message);
   }
 }
@@ -44,7 +47,8 @@ export async function runSweep(o: SweepRun): Promise<{ rows: RawRow[]; kernels?:
     const m = /^\[(\d+)\] (.*)$/.exec(line);
     const text = m ? m[2] : line;
     if (m?.[1] === '0' && text.startsWith(LINE_TAG)) {
-      const ev = JSON.parse(text.slice(LINE_TAG.length)) as { t: string } & RawRow & ProgressEvent & { kernels?: string };
+      const ev = JSON.parse(text.slice(LINE_TAG.length)) as { t: string } & RawRow &
+        ProgressEvent & { kernels?: string };
       if (ev.t === 'row') {
         const { t: _t, ...row } = ev;
         rows.push(row);
@@ -67,6 +71,10 @@ export async function runSweep(o: SweepRun): Promise<{ rows: RawRow[]; kernels?:
     timeoutMs: o.timeoutMs,
     startTimeoutMs: 60_000,
   });
-  if (result.code !== 0) throw new SweepError(`the ringwire ranks failed: ${result.reason ?? `exit code ${result.code}`}\n${tail.join('\n')}`, result.code);
+  if (result.code !== 0)
+    throw new SweepError(
+      `the ringwire ranks failed: ${result.reason ?? `exit code ${result.code}`}\n${tail.join('\n')}`,
+      result.code,
+    );
   return { rows, kernels };
 }

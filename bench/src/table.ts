@@ -36,22 +36,38 @@ export const algbw = (bytes: number, us: number) => bytes / us / 1e3;
 /** '4K' -> 4096, '1M' -> 1048576, '2G', '123', '16KiB'; powers of 1024. */
 export function parseSize(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(|B|K|KB|KiB|M|MB|MiB|G|GB|GiB)\s*$/i.exec(String(text));
-  if (!m) throw new UsageError(`bad size ${JSON.stringify(text)}: expected a number with an optional K, M or G suffix (powers of 1024), e.g. 4K, 64M`);
-  const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase().charAt(0) as '' | 'b' | 'k' | 'm' | 'g'];
+  if (!m)
+    throw new UsageError(
+      `bad size ${JSON.stringify(text)}: expected a number with an optional K, M or G suffix (powers of 1024), e.g. 4K, 64M`,
+    );
+  const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[
+    m[2].toLowerCase().charAt(0) as '' | 'b' | 'k' | 'm' | 'g'
+  ];
   const v = Number(m[1]) * mult;
-  if (!Number.isSafeInteger(v) || v <= 0) throw new UsageError(`bad size ${JSON.stringify(text)}: must be a whole number of bytes > 0`);
+  if (!Number.isSafeInteger(v) || v <= 0)
+    throw new UsageError(`bad size ${JSON.stringify(text)}: must be a whole number of bytes > 0`);
   return v;
 }
 
 /** 4096 -> '4K', 67108864 -> '64M': the inverse of parseSize where exact. */
 export function formatSize(bytes: number): string {
-  for (const [s, m] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) if (bytes >= m && bytes % m === 0) return `${bytes / m}${s}`;
+  for (const [s, m] of [
+    ['G', 1024 ** 3],
+    ['M', 1024 ** 2],
+    ['K', 1024],
+  ] as const)
+    if (bytes >= m && bytes % m === 0) return `${bytes / m}${s}`;
   return String(bytes);
 }
 
 /** Human-readable: 4 KiB, 64 MiB. */
 export function humanSize(bytes: number): string {
-  for (const [s, m] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) if (bytes >= m && bytes % m === 0) return `${bytes / m} ${s}`;
+  for (const [s, m] of [
+    ['GiB', 1024 ** 3],
+    ['MiB', 1024 ** 2],
+    ['KiB', 1024],
+  ] as const)
+    if (bytes >= m && bytes % m === 0) return `${bytes / m} ${s}`;
   return `${bytes} B`;
 }
 
@@ -60,7 +76,8 @@ export function humanSize(bytes: number): string {
  * all-gather and reduce-scatter, to a multiple of n elements, since every rank holds size/n).
  */
 export function sweepSizes(min: number, max: number, factor: number, unit: number): number[] {
-  if (min > max) throw new UsageError(`-b ${min} is larger than -e ${max}: the minimum size must not exceed the maximum`);
+  if (min > max)
+    throw new UsageError(`-b ${min} is larger than -e ${max}: the minimum size must not exceed the maximum`);
   if (!(factor > 1) && min < max) throw new UsageError(`-f must be a number > 1 (got ${factor})`);
   const out: number[] = [];
   for (let s = min; s <= max; s = Math.max(s + 1, Math.floor(s * factor))) {
@@ -144,7 +161,7 @@ export function summarize(raw: RawRow, collective: Collective, np: number): Row 
   const t = [...raw.times_us].sort((a, b) => a - b);
   const time = median(t);
   const alg = algbw(raw.bytes, time);
-  const mx = (a?: number[]) => (a && a.length ? Math.max(...a) : undefined);
+  const mx = (a?: number[]) => (a?.length ? Math.max(...a) : undefined);
   return {
     bytes: raw.bytes,
     count: raw.count,
@@ -156,8 +173,16 @@ export function summarize(raw: RawRow, collective: Collective, np: number): Row 
     algbw_GBps: alg,
     busbw_GBps: alg * busFactor(collective, np),
     wrong: raw.wrong,
-    ...(raw.evloop_max_us && { evloop_max_us: mx(raw.evloop_max_us), evloop_p99_us: mx(raw.evloop_p99_us), evloop_max_us_ranks: raw.evloop_max_us }),
-    ...(raw.rss_peak_MiB && { rss_peak_MiB: mx(raw.rss_peak_MiB), rss_peak_MiB_ranks: raw.rss_peak_MiB, rss_base_MiB_ranks: raw.rss_base_MiB }),
+    ...(raw.evloop_max_us && {
+      evloop_max_us: mx(raw.evloop_max_us),
+      evloop_p99_us: mx(raw.evloop_p99_us),
+      evloop_max_us_ranks: raw.evloop_max_us,
+    }),
+    ...(raw.rss_peak_MiB && {
+      rss_peak_MiB: mx(raw.rss_peak_MiB),
+      rss_peak_MiB_ranks: raw.rss_peak_MiB,
+      rss_base_MiB_ranks: raw.rss_base_MiB,
+    }),
     ...(raw.error && { error: raw.error }),
   };
 }
@@ -169,21 +194,49 @@ export function avgBusbw(rows: readonly Row[]): number {
 }
 
 /** Fixed decimals, more of them for small values so that they do not print as 0.000. */
-export const num = (x: number | undefined, digits = 3) => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(x !== 0 && Math.abs(x) < 0.1 ? digits + 2 : digits));
+export const num = (x: number | undefined, digits = 3) =>
+  x === undefined || !Number.isFinite(x)
+    ? 'n/a'
+    : x.toFixed(x !== 0 && Math.abs(x) < 0.1 ? digits + 2 : digits);
 const timeCell = (us: number) => (us >= 1e5 ? us.toFixed(0) : us >= 100 ? us.toFixed(1) : us.toFixed(2));
 
-export const COLUMNS = ['size', 'count', 'type', 'redop', 'time(us)', 'algbw(GB/s)', 'busbw(GB/s)', '#wrong', 'p99(us)', 'evl_max(ms)', 'evl_p99(ms)', 'rss(MiB)'];
+export const COLUMNS = [
+  'size',
+  'count',
+  'type',
+  'redop',
+  'time(us)',
+  'algbw(GB/s)',
+  'busbw(GB/s)',
+  '#wrong',
+  'p99(us)',
+  'evl_max(ms)',
+  'evl_p99(ms)',
+  'rss(MiB)',
+];
 const WIDTHS = [12, 12, 9, 6, 11, 11, 11, 7, 11, 11, 11, 9];
 
-export function tableHeader(r: Pick<Result, 'collective' | 'np' | 'dtype' | 'op' | 'algo' | 'impl' | 'iters' | 'warmup' | 'staged' | 'root'>): string {
-  const buf = r.impl === 'ringwire' ? (r.staged ? 'ordinary ArrayBuffers (staged copy)' : 'SharedArrayBuffer (zero-copy)') : r.impl === 'gloo' ? 'torch tensors' : 'malloc (MPI_IN_PLACE for all-reduce)';
+export function tableHeader(
+  r: Pick<
+    Result,
+    'collective' | 'np' | 'dtype' | 'op' | 'algo' | 'impl' | 'iters' | 'warmup' | 'staged' | 'root'
+  >,
+): string {
+  const buf =
+    r.impl === 'ringwire'
+      ? r.staged
+        ? 'ordinary ArrayBuffers (staged copy)'
+        : 'SharedArrayBuffer (zero-copy)'
+      : r.impl === 'gloo'
+        ? 'torch tensors'
+        : 'malloc (MPI_IN_PLACE for all-reduce)';
   return [
     `# ringbench ${r.collective}: ${r.impl}, ${r.np} ranks, ${r.dtype}, op ${r.op}, algo ${r.algo}${r.collective === 'broadcast' ? `, root ${r.root ?? 0}` : ''}, buffers: ${buf}`,
     `# warm-up ${r.warmup} and ${r.iters} timed iterations per size, back to back; an iteration's time is the slowest rank's; time = median, p99 over iterations`,
     `# busbw = algbw x ${busFormula(r.collective)}; GB/s = 1e9 bytes/s; #wrong = wrong elements over all ranks in separate untimed runs`,
     `# evl = event-loop delay of each rank's main thread during the timed loop (max over ranks); rss = peak resident memory up to the end of the timed loop (maxRSS), max over ranks`,
     '#',
-    '#' + COLUMNS.map((c, i) => c.padStart(WIDTHS[i] - (i === 0 ? 1 : 0))).join(' '),
+    `#${COLUMNS.map((c, i) => c.padStart(WIDTHS[i] - (i === 0 ? 1 : 0))).join(' ')}`,
   ].join('\n');
 }
 
@@ -192,11 +245,22 @@ export function busFormula(c: Collective): string {
 }
 
 export function tableRow(row: Row, dtype: string, op: string): string {
-  if (row.error) return `${String(row.bytes).padStart(12)} ${String(row.count).padStart(12)} ${dtype.padStart(9)} ${op.padStart(6)}  error: ${row.error}`;
+  if (row.error)
+    return `${String(row.bytes).padStart(12)} ${String(row.count).padStart(12)} ${dtype.padStart(9)} ${op.padStart(6)}  error: ${row.error}`;
   const ms = (us?: number) => (us === undefined ? 'n/a' : (us / 1000).toFixed(2));
   const cells = [
-    String(row.bytes), String(row.count), dtype, op, timeCell(row.time_us), num(row.algbw_GBps, 3), num(row.busbw_GBps, 3), String(row.wrong),
-    timeCell(row.p99_us), ms(row.evloop_max_us), ms(row.evloop_p99_us), row.rss_peak_MiB === undefined ? 'n/a' : row.rss_peak_MiB.toFixed(0),
+    String(row.bytes),
+    String(row.count),
+    dtype,
+    op,
+    timeCell(row.time_us),
+    num(row.algbw_GBps, 3),
+    num(row.busbw_GBps, 3),
+    String(row.wrong),
+    timeCell(row.p99_us),
+    ms(row.evloop_max_us),
+    ms(row.evloop_p99_us),
+    row.rss_peak_MiB === undefined ? 'n/a' : row.rss_peak_MiB.toFixed(0),
   ];
   return cells.map((c, i) => c.padStart(WIDTHS[i])).join(' ');
 }
@@ -205,10 +269,15 @@ export function tableFooter(res: Result): string {
   const lines: string[] = [];
   const last = res.rows.filter((r) => !r.error).at(-1);
   if (last?.rss_peak_MiB_ranks) {
-    lines.push(`# Peak RSS per rank (MiB): ${last.rss_peak_MiB_ranks.map((v, i) => `${i}: ${v.toFixed(0)} (before buffers ${last.rss_base_MiB_ranks?.[i]?.toFixed(0) ?? '?'})`).join(', ')}`);
+    lines.push(
+      `# Peak RSS per rank (MiB): ${last.rss_peak_MiB_ranks.map((v, i) => `${i}: ${v.toFixed(0)} (before buffers ${last.rss_base_MiB_ranks?.[i]?.toFixed(0) ?? '?'})`).join(', ')}`,
+    );
   }
   const evl = res.rows.map((r) => r.evloop_max_us).filter((x): x is number => x !== undefined);
-  if (evl.length) lines.push(`# Event-loop delay during timed loops: max ${(Math.max(...evl) / 1000).toFixed(2)} ms over all sizes and ranks`);
+  if (evl.length)
+    lines.push(
+      `# Event-loop delay during timed loops: max ${(Math.max(...evl) / 1000).toFixed(2)} ms over all sizes and ranks`,
+    );
   const wrong = res.rows.reduce((s, r) => s + (r.wrong || 0), 0);
   lines.push(`# Out of bounds values : ${wrong} ${wrong ? 'FAILED' : 'OK'}`);
   lines.push(`# Avg bus bandwidth    : ${avgBusbw(res.rows).toFixed(4)}`);

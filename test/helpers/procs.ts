@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
 /**
@@ -19,16 +19,24 @@ const live = new Set<ChildProcess>();
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
 /** Runs `node script args`, or `prefix... node script args` (e.g. under unshare). */
-export function spawnNode(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, prefix: string[] = []): Proc {
+export function spawnNode(
+  script: string,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  prefix: string[] = [],
+): Proc {
   const cmd = [...prefix, process.execPath, script, ...args];
-  const child = spawn(cmd[0], cmd.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd[0], cmd.slice(1), {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   live.add(child);
   const lines: string[] = [];
   const stderr: string[] = [];
   const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
   createInterface({ input: child.stdout! }).on('line', (l) => {
     lines.push(l);
-    for (const w of [...waiters]) if (w.re.test(l)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(l));
+    for (const w of [...waiters]) if (w.re.test(l)) waiters.splice(waiters.indexOf(w), 1), w.resolve(l);
   });
   createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
   const exited = new Promise<number>((resolve) =>
@@ -46,16 +54,34 @@ export function spawnNode(script: string, args: string[] = [], env: NodeJS.Proce
       const hit = lines.find((l) => re.test(l));
       if (hit) return Promise.resolve(hit);
       return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`timed out waiting for ${re} in output:\n${lines.join('\n')}\n${stderr.join('\n')}`)), timeoutMs);
+        const t = setTimeout(
+          () =>
+            reject(
+              new Error(`timed out waiting for ${re} in output:\n${lines.join('\n')}\n${stderr.join('\n')}`),
+            ),
+          timeoutMs,
+        );
         waiters.push({ re, resolve: (l) => (clearTimeout(t), resolve(l)) });
-        void exited.then(() => setTimeout(() => reject(new Error(`process exited before printing ${re}:\n${lines.join('\n')}\n${stderr.join('\n')}`)), 50));
+        void exited.then(() =>
+          setTimeout(
+            () =>
+              reject(
+                new Error(`process exited before printing ${re}:\n${lines.join('\n')}\n${stderr.join('\n')}`),
+              ),
+            50,
+          ),
+        );
       });
     },
   };
 }
 
 /** Parses the first stdout line that is a JSON object with the given `event`. */
-export async function waitForJson<T = Record<string, unknown>>(p: Proc, event: string, timeoutMs?: number): Promise<T> {
+export async function waitForJson<T = Record<string, unknown>>(
+  p: Proc,
+  event: string,
+  timeoutMs?: number,
+): Promise<T> {
   const line = await p.waitFor(new RegExp(`^\\{"event":"${event}"`), timeoutMs);
   return JSON.parse(line) as T;
 }
@@ -66,6 +92,11 @@ export function jsonEvents<T = Record<string, unknown>>(p: Proc, event: string):
 }
 
 export async function killAll(): Promise<void> {
-  const waits = [...live].map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : (c.once('exit', r), c.kill('SIGKILL')))));
+  const waits = [...live].map(
+    (c) =>
+      new Promise((r) =>
+        c.exitCode !== null || c.signalCode !== null ? r(null) : (c.once('exit', r), c.kill('SIGKILL')),
+      ),
+  );
   await Promise.all(waits);
 }

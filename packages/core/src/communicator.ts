@@ -1,11 +1,18 @@
-import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import {
-  AbortedError, ClosedError, DEFAULTS, ErrorCode, InvalidArgumentError, RendezvousServer, RingwireError, TimeoutError,
+  AbortedError,
+  ClosedError,
+  DEFAULTS,
+  ErrorCode,
+  InvalidArgumentError,
+  RendezvousServer,
+  RingwireError,
+  TimeoutError,
 } from '@ringwire/rendezvous';
-import { DTYPES, REDUCE_OPS, type DType, type ReduceOp, type RingwireArray } from './dtypes.js';
+import { DTYPES, type DType, REDUCE_OPS, type ReduceOp, type RingwireArray } from './dtypes.js';
 import { copyBytes } from './kernels/index.js';
 import type { Algo, EngineConfig, EngineReply, ErrorJSON, OpRequest } from './messages.js';
-import { resolveConfig, type InitOptions } from './options.js';
+import { type InitOptions, resolveConfig } from './options.js';
 import type { Descriptor, Kind } from './wire.js';
 
 export interface ReduceOptions {
@@ -98,8 +105,8 @@ export class Communicator {
   }
 
   private idle(): void {
-    if (this.pending.size === 0) (this.worker.unref(), this.port.unref());
-    else (this.worker.ref(), this.port.ref());
+    if (this.pending.size === 0) this.worker.unref(), this.port.unref();
+    else this.worker.ref(), this.port.ref();
   }
 
   private onReply(m: EngineReply): void {
@@ -135,14 +142,26 @@ export class Communicator {
   async allreduce<T extends RingwireArray>(x: T, options: AllreduceOptions = {}): Promise<T> {
     const { dtype, op } = this.reduceArgs(x, options, 'allreduce');
     const { transfer, wire } = options;
-    if (transfer !== undefined && typeof transfer !== 'boolean') throw new InvalidArgumentError(`allreduce: transfer must be a boolean, got ${describeValue(transfer)}`);
+    if (transfer !== undefined && typeof transfer !== 'boolean')
+      throw new InvalidArgumentError(`allreduce: transfer must be a boolean, got ${describeValue(transfer)}`);
     if (wire !== undefined && (dtype !== 'float32' || (wire !== 'float16' && wire !== 'bfloat16'))) {
-      throw new InvalidArgumentError(`allreduce: wire must be 'float16' or 'bfloat16', for a Float32Array (got ${JSON.stringify(wire)} for ${dtype})`);
+      throw new InvalidArgumentError(
+        `allreduce: wire must be 'float16' or 'bfloat16', for a Float32Array (got ${JSON.stringify(wire)} for ${dtype})`,
+      );
     }
     const moved = transfer === true && !(x.buffer instanceof SharedArrayBuffer);
     const { byteOffset, length } = x; // read before the transfer detaches x
-    const done = await this.run('allreduce', [x], wire ?? dtype, op, 0, options.algo, 0, true, { transfer: moved, narrow: wire !== undefined });
-    return moved ? new (x.constructor as new (b: ArrayBufferLike, o: number, n: number) => T)(done.out!, byteOffset, length) : x;
+    const done = await this.run('allreduce', [x], wire ?? dtype, op, 0, options.algo, 0, true, {
+      transfer: moved,
+      narrow: wire !== undefined,
+    });
+    return moved
+      ? new (x.constructor as new (b: ArrayBufferLike, o: number, n: number) => T)(
+          done.out!,
+          byteOffset,
+          length,
+        )
+      : x;
   }
 
   /**
@@ -152,45 +171,81 @@ export class Communicator {
   allreduceSync<T extends RingwireArray>(x: T, options: ReduceOptions = {}): T {
     const { dtype, op } = this.reduceArgs(x, options, 'allreduceSync');
     this.usable();
-    if (this.pending.size) throw new InvalidArgumentError('allreduceSync: await the pending collectives of this communicator first');
+    if (this.pending.size)
+      throw new InvalidArgumentError(
+        'allreduceSync: await the pending collectives of this communicator first',
+      );
     const desc: Descriptor = { kind: 'allreduce', dtype, op, root: 0, count: x.length, layout: 0 };
     const { buf: sab, offset, staged } = this.place([x], false);
     if (staged) copyInSync(x, sab);
     const id = this.nextId++;
-    this.port.postMessage({ t: 'op', id, seq: ++this.seq, desc, buf: sab, byteOffset: offset, byteLength: x.byteLength, algo: options.algo ?? this.cfg.algo } satisfies OpRequest);
+    this.port.postMessage({
+      t: 'op',
+      id,
+      seq: ++this.seq,
+      desc,
+      buf: sab,
+      byteOffset: offset,
+      byteLength: x.byteLength,
+      algo: options.algo ?? this.cfg.algo,
+    } satisfies OpRequest);
     let result: Done | Error | undefined;
     this.pending.set(id, { resolve: (d) => (result = d), reject: (e) => (result = e) });
     const deadline = Date.now() + this.cfg.timeoutMs + 10_000;
     while (!result) {
       const seen = Atomics.load(this.signal, 0);
-      let msg;
+      let msg: ReturnType<typeof receiveMessageOnPort>;
       while ((msg = receiveMessageOnPort(this.port))) this.onReply(msg.message as EngineReply);
       if (result) break;
-      if (Date.now() > deadline) throw new TimeoutError(`allreduceSync: no answer from the engine within ${this.cfg.timeoutMs + 10_000} ms`);
+      if (Date.now() > deadline)
+        throw new TimeoutError(
+          `allreduceSync: no answer from the engine within ${this.cfg.timeoutMs + 10_000} ms`,
+        );
       Atomics.wait(this.signal, 0, seen, 1000);
     }
     if (result instanceof Error) throw result;
-    if (staged) (copyBytes(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), new Uint8Array(sab, 0, x.byteLength)), this.release(sab as SharedArrayBuffer));
+    if (staged)
+      copyBytes(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), new Uint8Array(sab, 0, x.byteLength)),
+        this.release(sab as SharedArrayBuffer);
     return x;
   }
 
   /** All-reduces many arrays as one fused operation (one per dtype), in place. */
-  async groupedAllreduce<T extends RingwireArray>(xs: T[], options: Omit<ReduceOptions, 'dtype'> & { dtypes?: DType[] } = {}): Promise<T[]> {
-    if (!Array.isArray(xs)) throw new InvalidArgumentError('groupedAllreduce expects an array of typed arrays');
+  async groupedAllreduce<T extends RingwireArray>(
+    xs: T[],
+    options: Omit<ReduceOptions, 'dtype'> & { dtypes?: DType[] } = {},
+  ): Promise<T[]> {
+    if (!Array.isArray(xs))
+      throw new InvalidArgumentError('groupedAllreduce expects an array of typed arrays');
     const groups = new Map<DType, T[]>();
     xs.forEach((x, i) => {
-      const { dtype } = this.reduceArgs(x, { op: options.op, dtype: options.dtypes?.[i] }, `groupedAllreduce[${i}]`);
+      const { dtype } = this.reduceArgs(
+        x,
+        { op: options.op, dtype: options.dtypes?.[i] },
+        `groupedAllreduce[${i}]`,
+      );
       groups.set(dtype, [...(groups.get(dtype) ?? []), x]);
     });
     const op = options.op ?? 'sum';
-    await Promise.all([...groups].map(([dtype, group]) => this.run('allreduce', group, dtype, op, 0, options.algo, layoutHash(group), true)));
+    await Promise.all(
+      [...groups].map(([dtype, group]) =>
+        this.run('allreduce', group, dtype, op, 0, options.algo, layoutHash(group), true),
+      ),
+    );
     return xs;
   }
 
   /** Copies root's `x` into every rank's `x` (same length everywhere). */
-  async broadcast<T extends RingwireArray>(x: T, root: number, options: TypeOptions & { algo?: Algo } = {}): Promise<T> {
+  async broadcast<T extends RingwireArray>(
+    x: T,
+    root: number,
+    options: TypeOptions & { algo?: Algo } = {},
+  ): Promise<T> {
     const dtype = this.dtypeOf(x, options.dtype, 'broadcast');
-    if (!Number.isInteger(root) || root < 0 || root >= this.size) throw new InvalidArgumentError(`broadcast: root must be an integer in 0..${this.size - 1}, got ${root}`);
+    if (!Number.isInteger(root) || root < 0 || root >= this.size)
+      throw new InvalidArgumentError(
+        `broadcast: root must be an integer in 0..${this.size - 1}, got ${root}`,
+      );
     await this.run('broadcast', [x], dtype, 'sum', root, options.algo, 0, this.rank !== root);
     return x;
   }
@@ -203,14 +258,25 @@ export class Communicator {
   async allgather<T extends RingwireArray>(x: T, options: TypeOptions & { out?: T } = {}): Promise<T[]> {
     const dtype = this.dtypeOf(x, options.dtype, 'allgather');
     const { out } = options;
-    if (out !== undefined && (out.constructor !== x.constructor || !(out.buffer instanceof SharedArrayBuffer))) {
-      throw new InvalidArgumentError(`allgather: out must be a ${x.constructor.name} from comm.allocate(), got ${describeValue(out)}`);
+    if (
+      out !== undefined &&
+      (out.constructor !== x.constructor || !(out.buffer instanceof SharedArrayBuffer))
+    ) {
+      throw new InvalidArgumentError(
+        `allgather: out must be a ${x.constructor.name} from comm.allocate(), got ${describeValue(out)}`,
+      );
     }
-    const into = out && { buf: out.buffer as SharedArrayBuffer, byteOffset: out.byteOffset, byteLength: out.byteLength };
+    const into = out && {
+      buf: out.buffer as SharedArrayBuffer,
+      byteOffset: out.byteOffset,
+      byteLength: out.byteLength,
+    };
     const done = await this.run('allgather', [x], dtype, 'sum', 0, undefined, 0, false, { out: into });
     const Ctor = x.constructor as new (b: ArrayBufferLike, o: number, n: number) => T;
     const elem = DTYPES[dtype].bytes;
-    return done.segs!.map(([off, len]) => new Ctor(out ? out.buffer : done.out!, (out?.byteOffset ?? 0) + off, len / elem));
+    return done.segs!.map(
+      ([off, len]) => new Ctor(out ? out.buffer : done.out!, (out?.byteOffset ?? 0) + off, len / elem),
+    );
   }
 
   /** Reduces `x` across ranks and returns this rank's segment of the result (x is unchanged). */
@@ -238,7 +304,8 @@ export class Communicator {
   allocate(dtype: DType, count: number): RingwireArray {
     const d = DTYPES[dtype];
     if (!d) throw new InvalidArgumentError(`unknown dtype ${JSON.stringify(dtype)}`);
-    if (!Number.isSafeInteger(count) || count < 0) throw new InvalidArgumentError(`count must be a non-negative integer, got ${count}`);
+    if (!Number.isSafeInteger(count) || count < 0)
+      throw new InvalidArgumentError(`count must be a non-negative integer, got ${count}`);
     const Ctor = d.array as unknown as new (b: ArrayBufferLike) => RingwireArray;
     return new Ctor(new SharedArrayBuffer(count * d.bytes));
   }
@@ -272,42 +339,83 @@ export class Communicator {
       this.told = true;
       throw this.failure;
     }
-    throw this.failure instanceof AbortedError ? this.failure : new AbortedError(`the communicator failed earlier: ${this.failure.message}`, { rank: this.failure.rank });
+    throw this.failure instanceof AbortedError
+      ? this.failure
+      : new AbortedError(`the communicator failed earlier: ${this.failure.message}`, {
+          rank: this.failure.rank,
+        });
   }
 
   private dtypeOf(x: unknown, dtype: DType | undefined, what: string): DType {
-    const inferred = x instanceof Float32Array ? 'float32' : x instanceof Float64Array ? 'float64' : x instanceof Int32Array ? 'int32' : x instanceof Uint8Array ? 'uint8' : x instanceof Uint16Array ? undefined : null;
-    if (inferred === null) throw new InvalidArgumentError(`${what}: expected a Float32Array, Float64Array, Int32Array, Uint8Array or Uint16Array (float16/bfloat16), got ${describeValue(x)}`);
-    if (dtype !== undefined && !(dtype in DTYPES)) throw new InvalidArgumentError(`${what}: unknown dtype ${JSON.stringify(dtype)}`);
+    const inferred =
+      x instanceof Float32Array
+        ? 'float32'
+        : x instanceof Float64Array
+          ? 'float64'
+          : x instanceof Int32Array
+            ? 'int32'
+            : x instanceof Uint8Array
+              ? 'uint8'
+              : x instanceof Uint16Array
+                ? undefined
+                : null;
+    if (inferred === null)
+      throw new InvalidArgumentError(
+        `${what}: expected a Float32Array, Float64Array, Int32Array, Uint8Array or Uint16Array (float16/bfloat16), got ${describeValue(x)}`,
+      );
+    if (dtype !== undefined && !(dtype in DTYPES))
+      throw new InvalidArgumentError(`${what}: unknown dtype ${JSON.stringify(dtype)}`);
     if (inferred === undefined) {
-      if (dtype !== 'float16' && dtype !== 'bfloat16') throw new InvalidArgumentError(`${what}: a Uint16Array needs { dtype: 'float16' } or { dtype: 'bfloat16' }`);
+      if (dtype !== 'float16' && dtype !== 'bfloat16')
+        throw new InvalidArgumentError(
+          `${what}: a Uint16Array needs { dtype: 'float16' } or { dtype: 'bfloat16' }`,
+        );
       return dtype;
     }
-    if (dtype !== undefined && dtype !== inferred) throw new InvalidArgumentError(`${what}: dtype ${dtype} does not match a ${(x as object).constructor.name}`);
+    if (dtype !== undefined && dtype !== inferred)
+      throw new InvalidArgumentError(
+        `${what}: dtype ${dtype} does not match a ${(x as object).constructor.name}`,
+      );
     return inferred;
   }
 
   private reduceArgs(x: unknown, options: ReduceOptions, what: string): { dtype: DType; op: ReduceOp } {
-    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`${what}: options must be an object`);
+    if (options === null || typeof options !== 'object')
+      throw new InvalidArgumentError(`${what}: options must be an object`);
     const dtype = this.dtypeOf(x, options.dtype, what);
     const op = options.op ?? 'sum';
-    if (!REDUCE_OPS.includes(op)) throw new InvalidArgumentError(`${what}: op must be one of ${REDUCE_OPS.join(', ')}, got ${JSON.stringify(op)}`);
-    if (op === 'mean' && !DTYPES[dtype].float) throw new InvalidArgumentError(`${what}: op 'mean' needs a float type, not ${dtype} (use 'sum' and divide)`);
-    if (options.algo !== undefined && !['auto', 'ring', 'tree'].includes(options.algo)) throw new InvalidArgumentError(`${what}: algo must be auto, ring or tree`);
+    if (!REDUCE_OPS.includes(op))
+      throw new InvalidArgumentError(
+        `${what}: op must be one of ${REDUCE_OPS.join(', ')}, got ${JSON.stringify(op)}`,
+      );
+    if (op === 'mean' && !DTYPES[dtype].float)
+      throw new InvalidArgumentError(
+        `${what}: op 'mean' needs a float type, not ${dtype} (use 'sum' and divide)`,
+      );
+    if (options.algo !== undefined && !['auto', 'ring', 'tree'].includes(options.algo))
+      throw new InvalidArgumentError(`${what}: algo must be auto, ring or tree`);
     return { dtype, op };
   }
 
   /** Where the op's bytes live: the array's own SharedArrayBuffer, a staging buffer, or (transfer) its own ArrayBuffer. */
-  private place(xs: RingwireArray[], mustStage: boolean, transfer = false): { buf: SharedArrayBuffer | ArrayBuffer; offset: number; staged: boolean } {
+  private place(
+    xs: RingwireArray[],
+    mustStage: boolean,
+    transfer = false,
+  ): { buf: SharedArrayBuffer | ArrayBuffer; offset: number; staged: boolean } {
     const total = xs.reduce((n, x) => n + x.byteLength, 0);
     if (xs.length === 0) return { buf: EMPTY, offset: 0, staged: false };
-    if (xs.length === 1 && !mustStage && (transfer || xs[0].buffer instanceof SharedArrayBuffer)) return { buf: xs[0].buffer, offset: xs[0].byteOffset, staged: false };
+    if (xs.length === 1 && !mustStage && (transfer || xs[0].buffer instanceof SharedArrayBuffer))
+      return { buf: xs[0].buffer, offset: xs[0].byteOffset, staged: false };
     return { buf: this.take(total), offset: 0, staged: true };
   }
 
   private take(bytes: number): SharedArrayBuffer {
     let best = -1;
-    this.staging.forEach((s, i) => s.byteLength >= bytes && (best < 0 || s.byteLength < this.staging[best].byteLength) && (best = i));
+    this.staging.forEach(
+      (s, i) =>
+        s.byteLength >= bytes && (best < 0 || s.byteLength < this.staging[best].byteLength) && (best = i),
+    );
     if (best >= 0) return this.staging.splice(best, 1)[0];
     return new SharedArrayBuffer(Math.max(8, Math.ceil(bytes / 65536) * 65536));
   }
@@ -323,8 +431,22 @@ export class Communicator {
    * the order they were called in even though staging copies yield to the event loop. `dtype` is
    * what is reduced: with `narrow`, the arrays hold float32 and the engine converts.
    */
-  private async run(kind: Kind, xs: RingwireArray[], dtype: DType, op: ReduceOp, root: number, algo: Algo | undefined, layout: number, writeBack: boolean,
-    extra: { read?: (buf: ArrayBufferLike, done: Done) => Promise<void>; out?: OpRequest['out']; transfer?: boolean; narrow?: boolean } = {}): Promise<Done> {
+  private async run(
+    kind: Kind,
+    xs: RingwireArray[],
+    dtype: DType,
+    op: ReduceOp,
+    root: number,
+    algo: Algo | undefined,
+    layout: number,
+    writeBack: boolean,
+    extra: {
+      read?: (buf: ArrayBufferLike, done: Done) => Promise<void>;
+      out?: OpRequest['out'];
+      transfer?: boolean;
+      narrow?: boolean;
+    } = {},
+  ): Promise<Done> {
     const { read, out, transfer = false, narrow = false } = extra;
     this.usable();
     const elem = narrow ? 4 : DTYPES[dtype].bytes;
@@ -338,7 +460,18 @@ export class Communicator {
     this.idle();
     try {
       if (staged) await copyIn(xs, buf);
-      const request: OpRequest = { t: 'op', id, seq, desc, buf, byteOffset: offset, byteLength: bytes, algo: algo ?? this.cfg.algo, out, narrow };
+      const request: OpRequest = {
+        t: 'op',
+        id,
+        seq,
+        desc,
+        buf,
+        byteOffset: offset,
+        byteLength: bytes,
+        algo: algo ?? this.cfg.algo,
+        out,
+        narrow,
+      };
       this.port.postMessage(request, transfer ? [buf as ArrayBuffer] : []);
       const result = await done;
       if (staged && writeBack) await copyOut(buf, xs);
@@ -354,7 +487,9 @@ export class Communicator {
 async function copyIn(xs: RingwireArray[], sab: ArrayBufferLike): Promise<void> {
   let at = 0;
   for (const x of xs) {
-    await sliced(x.byteLength, (o, n) => copyBytes(new Uint8Array(sab, at + o, n), new Uint8Array(x.buffer, x.byteOffset + o, n)));
+    await sliced(x.byteLength, (o, n) =>
+      copyBytes(new Uint8Array(sab, at + o, n), new Uint8Array(x.buffer, x.byteOffset + o, n)),
+    );
     at += x.byteLength;
   }
 }
@@ -362,7 +497,9 @@ async function copyIn(xs: RingwireArray[], sab: ArrayBufferLike): Promise<void> 
 async function copyOut(sab: ArrayBufferLike, xs: RingwireArray[], from = 0): Promise<void> {
   let at = from;
   for (const x of xs) {
-    await sliced(x.byteLength, (o, n) => copyBytes(new Uint8Array(x.buffer, x.byteOffset + o, n), new Uint8Array(sab, at + o, n)));
+    await sliced(x.byteLength, (o, n) =>
+      copyBytes(new Uint8Array(x.buffer, x.byteOffset + o, n), new Uint8Array(sab, at + o, n)),
+    );
     at += x.byteLength;
   }
 }
@@ -388,7 +525,7 @@ function layoutHash(xs: RingwireArray[]): number {
     h ^= (x / 65536) & 0xffff;
     h = Math.imul(h, 0x01000193);
   }
-  return (h >>> 0) || 1;
+  return h >>> 0 || 1;
 }
 
 function describeValue(x: unknown): string {
@@ -405,14 +542,20 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
   const resolved = resolveConfig(options);
   let embedded: RendezvousServer | undefined;
   if (!resolved.rendezvous) {
-    if (resolved.size !== 1) throw new InvalidArgumentError(`no rendezvous: set RINGWIRE_RENDEZVOUS or { rendezvous } (or run under ringrun) for size ${resolved.size}`);
+    if (resolved.size !== 1)
+      throw new InvalidArgumentError(
+        `no rendezvous: set RINGWIRE_RENDEZVOUS or { rendezvous } (or run under ringrun) for size ${resolved.size}`,
+      );
     embedded = new RendezvousServer({ token: resolved.token, log: () => {} });
     resolved.rendezvous = (await embedded.listen()).url;
   }
   const cfg = resolved as EngineConfig;
   const { port1, port2 } = new MessageChannel();
   const signal = new Int32Array(new SharedArrayBuffer(4));
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { config: cfg, port: port2, signal }, transferList: [port2] });
+  const worker = new Worker(new URL('./worker.js', import.meta.url), {
+    workerData: { config: cfg, port: port2, signal },
+    transferList: [port2],
+  });
   const limit = cfg.joinTimeoutMs + cfg.connectTimeoutMs + 10_000;
   try {
     const ready = await new Promise<Extract<EngineReply, { t: 'ready' }>>((resolve, reject) => {
@@ -423,7 +566,12 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
         else if (m.t === 'init-failed') reject(RingwireError.fromJSON(m.error as ErrorJSON));
         else reject(new AbortedError(`init: unexpected ${m.t} from the engine`));
       });
-      worker.once('error', (err) => (clearTimeout(timer), reject(new AbortedError(`init: engine thread crashed: ${err.stack ?? err}`))));
+      worker.once(
+        'error',
+        (err) => (
+          clearTimeout(timer), reject(new AbortedError(`init: engine thread crashed: ${err.stack ?? err}`))
+        ),
+      );
     });
     return new Communicator(ready, worker, port1, signal, cfg, embedded);
   } catch (err) {

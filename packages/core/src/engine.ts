@@ -1,20 +1,28 @@
 import type { MessagePort } from 'node:worker_threads';
 import {
-  AbortedError, DEFAULTS, ErrorCode, PeerLostError, RendezvousClient, RingwireError, TimeoutError, createLogger,
-  type AbortEvent, type Logger,
+  type AbortEvent,
+  AbortedError,
+  createLogger,
+  DEFAULTS,
+  ErrorCode,
+  type Logger,
+  PeerLostError,
+  RendezvousClient,
+  RingwireError,
+  TimeoutError,
 } from '@ringwire/rendezvous';
-import { mismatch, segments, type OpContext } from './algorithms/context.js';
+import { allgather } from './algorithms/allgather.js';
+import { chainBroadcast, treeBroadcast } from './algorithms/broadcast.js';
+import { mismatch, type OpContext, segments } from './algorithms/context.js';
 import { ringAllreduce, ringReduceScatter } from './algorithms/ring.js';
 import { treeAllreduce } from './algorithms/tree.js';
-import { chainBroadcast, treeBroadcast } from './algorithms/broadcast.js';
-import { allgather } from './algorithms/allgather.js';
 import { DTYPES, type DType } from './dtypes.js';
 import { loadKernels } from './kernels/index.js';
 import type { Kernels } from './kernels/types.js';
 import type { EngineConfig, EngineReply, OpRequest } from './messages.js';
-import { Transport } from './transport.js';
 import { sharedMemoryInfo } from './shared.js';
-import { describe, descriptorHash, type Descriptor } from './wire.js';
+import { Transport } from './transport.js';
+import { type Descriptor, describe, descriptorHash } from './wire.js';
 
 /** What a peer's engine says about itself when asked: the last op submitted, and the one running. */
 interface PeerStatus {
@@ -48,9 +56,15 @@ export class Engine {
   private statusId = 0;
   private readonly statusWaiters = new Map<number, Map<number, PeerStatus>>();
 
-  constructor(private readonly cfg: EngineConfig, private readonly port: MessagePort, private readonly signal: Int32Array) {
+  constructor(
+    private readonly cfg: EngineConfig,
+    private readonly port: MessagePort,
+    private readonly signal: Int32Array,
+  ) {
     this.log = createLogger(`[ringwire ${cfg.rank ?? '?'}]`, cfg.logLevel);
-    port.on('message', (m: { t: string } & Partial<OpRequest>) => (m.t === 'op' ? this.submit(m as OpRequest) : m.t === 'close' ? void this.close() : undefined));
+    port.on('message', (m: { t: string } & Partial<OpRequest>) =>
+      m.t === 'op' ? this.submit(m as OpRequest) : m.t === 'close' ? void this.close() : undefined,
+    );
   }
 
   private post(msg: EngineReply): void {
@@ -62,18 +76,38 @@ export class Engine {
   async start(): Promise<void> {
     const { cfg } = this;
     try {
-      this.rdzv = await RendezvousClient.connect({ url: cfg.rendezvous, job: cfg.jobId, token: cfg.token, connectTimeoutMs: cfg.connectTimeoutMs });
+      this.rdzv = await RendezvousClient.connect({
+        url: cfg.rendezvous,
+        job: cfg.jobId,
+        token: cfg.token,
+        connectTimeoutMs: cfg.connectTimeoutMs,
+      });
       // Advertise the address this host uses to reach the rendezvous: the peers can reach it too.
       const host = cfg.host ?? this.rdzv.localAddress;
       const { transport, port } = await Transport.listen(host, {
-        job: cfg.jobId, token: cfg.token, chunkBytes: cfg.chunkBytes, credits: cfg.credits,
-        connectTimeoutMs: cfg.connectTimeoutMs, authTimeoutMs: DEFAULTS.authTimeoutMs, closeTimeoutMs: DEFAULTS.closeTimeoutMs, log: this.log,
+        job: cfg.jobId,
+        token: cfg.token,
+        chunkBytes: cfg.chunkBytes,
+        credits: cfg.credits,
+        connectTimeoutMs: cfg.connectTimeoutMs,
+        authTimeoutMs: DEFAULTS.authTimeoutMs,
+        closeTimeoutMs: DEFAULTS.closeTimeoutMs,
+        log: this.log,
         sharedMemory: cfg.sharedMemory && sharedMemoryInfo().available,
       });
       this.t = transport;
-      this.rdzv.on('abort', (a: AbortEvent) => this.fail(RingwireError.fromJSON({ code: a.code, message: a.reason, rank: a.rank }), false));
+      this.rdzv.on('abort', (a: AbortEvent) =>
+        this.fail(RingwireError.fromJSON({ code: a.code, message: a.reason, rank: a.rank }), false),
+      );
       this.rdzv.on('lost', (err: RingwireError) => this.fail(err, false));
-      const table = await this.rdzv.join({ rank: cfg.rank, size: cfg.size, host, port, localRank: cfg.localRank, timeoutMs: cfg.joinTimeoutMs });
+      const table = await this.rdzv.join({
+        rank: cfg.rank,
+        size: cfg.size,
+        host,
+        port,
+        localRank: cfg.localRank,
+        timeoutMs: cfg.joinTimeoutMs,
+      });
       this.rank = table.rank;
       this.size = table.size;
       transport.on('control', (from: number, msg: Record<string, unknown>) => this.onControl(from, msg));
@@ -81,9 +115,23 @@ export class Engine {
       transport.on('protocol', (_from: number, err: RingwireError) => this.fail(err, true));
       await transport.connect(table);
       const me = table.peers[table.rank];
-      this.post({ t: 'ready', rank: table.rank, size: table.size, localRank: me.localRank, localSize: me.localSize, generation: table.generation, host, port, kernels: this.k.name, sharedMemoryPeers: transport.sharedPeers() });
+      this.post({
+        t: 'ready',
+        rank: table.rank,
+        size: table.size,
+        localRank: me.localRank,
+        localSize: me.localSize,
+        generation: table.generation,
+        host,
+        port,
+        kernels: this.k.name,
+        sharedMemoryPeers: transport.sharedPeers(),
+      });
     } catch (err) {
-      const e = err instanceof RingwireError ? err : new AbortedError(`init failed: ${(err as Error).message}`, { cause: err });
+      const e =
+        err instanceof RingwireError
+          ? err
+          : new AbortedError(`init failed: ${(err as Error).message}`, { cause: err });
       this.post({ t: 'init-failed', error: e.toJSON() });
       await this.shutdown();
     }
@@ -109,7 +157,10 @@ export class Engine {
         if (!(op.buf instanceof SharedArrayBuffer)) result.out = op.buf;
         this.post({ t: 'done', id: op.id, ...result });
       } catch (err) {
-        const e = err instanceof RingwireError ? err : new AbortedError(`op #${op.seq} failed: ${(err as Error).stack ?? err}`);
+        const e =
+          err instanceof RingwireError
+            ? err
+            : new AbortedError(`op #${op.seq} failed: ${(err as Error).stack ?? err}`);
         this.fail(e, true);
         this.reject(op, e);
       } finally {
@@ -121,7 +172,17 @@ export class Engine {
 
   private async execute(op: OpRequest): Promise<Omit<Extract<EngineReply, { t: 'done' }>, 't' | 'id'>> {
     const desc = op.desc;
-    const ctx: OpContext = { t: this.t, k: this.k, rank: this.rank, size: this.size, seq: op.seq, desc, hash: descriptorHash(desc), elem: DTYPES[desc.dtype].bytes, chunkBytes: this.cfg.chunkBytes };
+    const ctx: OpContext = {
+      t: this.t,
+      k: this.k,
+      rank: this.rank,
+      size: this.size,
+      seq: op.seq,
+      desc,
+      hash: descriptorHash(desc),
+      elem: DTYPES[desc.dtype].bytes,
+      chunkBytes: this.cfg.chunkBytes,
+    };
     const mine = new Uint8Array(op.buf, op.byteOffset, op.byteLength);
     // A narrowed op reduces a float16/bfloat16 copy of the caller's float32, then widens it back.
     const buf = op.narrow ? this.narrowed(mine, desc.dtype) : mine;
@@ -139,7 +200,12 @@ export class Engine {
         if (n > 1) await treeAllreduce(ctx, buf, this.scratchOf(0));
         return {};
       case 'broadcast':
-        if (n > 1) await ((op.algo === 'auto' ? small : op.algo === 'tree') ? treeBroadcast : chainBroadcast)(ctx, buf, desc.root);
+        if (n > 1)
+          await ((op.algo === 'auto' ? small : op.algo === 'tree') ? treeBroadcast : chainBroadcast)(
+            ctx,
+            buf,
+            desc.root,
+          );
         return {};
       case 'reducescatter': {
         const segs = segments(desc.count, n, ctx.elem);
@@ -153,7 +219,9 @@ export class Engine {
         // there alone, it is freed like any array (a SharedArrayBuffer per call was freed so
         // late that 20 calls of 128 MiB reached 1.9 GiB RSS).
         const into = op.out;
-        const { out, segs } = await allgather(ctx, buf, into ? into.byteLength : -1, (bytes) => (into ? new Uint8Array(into.buf, into.byteOffset, bytes) : new Uint8Array(bytes)));
+        const { out, segs } = await allgather(ctx, buf, into ? into.byteLength : -1, (bytes) =>
+          into ? new Uint8Array(into.buf, into.byteOffset, bytes) : new Uint8Array(bytes),
+        );
         return { out: into ? undefined : (out.buffer as ArrayBuffer), segs: segs.map(([o, l]) => [o, l]) };
       }
       default:
@@ -196,14 +264,24 @@ export class Engine {
           const peers = await this.peerStatus();
           // The op may have ended while we asked: a timer set now would keep the thread alive.
           if (settled) return;
-          for (const [r, { running: o }] of peers) if (o?.seq === op.seq && o.hash !== hash) return reject(mismatch(this.rank, op.seq, op.desc, r, o.seq, o.desc));
+          for (const [r, { running: o }] of peers)
+            if (o?.seq === op.seq && o.hash !== hash)
+              return reject(mismatch(this.rank, op.seq, op.desc, r, o.seq, o.desc));
           const late = this.late(op.seq, peers);
           if (idle >= this.cfg.timeoutMs) {
-            return reject(new TimeoutError(`op #${op.seq} ${describe(op.desc)} made no progress for ${idle} ms (RINGWIRE_TIMEOUT_MS=${this.cfg.timeoutMs}); ${late.text}`, { ranks: late.ranks }));
+            return reject(
+              new TimeoutError(
+                `op #${op.seq} ${describe(op.desc)} made no progress for ${idle} ms (RINGWIRE_TIMEOUT_MS=${this.cfg.timeoutMs}); ${late.text}`,
+                { ranks: late.ranks },
+              ),
+            );
           }
           if (idle >= this.cfg.stallWarningMs && !warned) {
             warned = true;
-            this.log('warn', `stall: op #${op.seq} ${describe(op.desc)} has made no progress for ${Math.round(idle / 1000)} s; ${late.text}`);
+            this.log(
+              'warn',
+              `stall: op #${op.seq} ${describe(op.desc)} has made no progress for ${Math.round(idle / 1000)} s; ${late.text}`,
+            );
           }
         }
         timer = setTimeout(tick, every);
@@ -225,7 +303,8 @@ export class Engine {
     this.statusWaiters.set(id, replies);
     for (let r = 0; r < this.size; r++) if (r !== this.rank) this.t.control(r, { t: 'status?', id });
     const deadline = Date.now() + 1000;
-    while (replies.size < this.size - 1 && Date.now() < deadline && !this.failure) await new Promise((r) => setTimeout(r, 20));
+    while (replies.size < this.size - 1 && Date.now() < deadline && !this.failure)
+      await new Promise((r) => setTimeout(r, 20));
     this.statusWaiters.delete(id);
     return replies;
   }
@@ -241,7 +320,10 @@ export class Engine {
       else if (s.seq < seq) late.push(r);
     }
     const parts = [];
-    if (late.length) parts.push(`ranks not arrived at op #${seq}: ${late.map((r) => `${r} (at op #${replies.get(r)!.seq})`).join(', ')}`);
+    if (late.length)
+      parts.push(
+        `ranks not arrived at op #${seq}: ${late.map((r) => `${r} (at op #${replies.get(r)!.seq})`).join(', ')}`,
+      );
     if (silent.length) parts.push(`ranks not answering: ${silent.join(', ')}`);
     if (!parts.length) parts.push('every rank has arrived; no data is moving');
     return { ranks: [...late, ...silent], text: parts.join('; ') };
@@ -251,10 +333,18 @@ export class Engine {
     switch (msg.t) {
       case 'status?': {
         const op = this.running;
-        return this.t.control(from, { t: 'status', id: msg.id, seq: this.submitted, running: op ? { seq: op.seq, desc: op.desc, hash: descriptorHash(op.desc) } : null });
+        return this.t.control(from, {
+          t: 'status',
+          id: msg.id,
+          seq: this.submitted,
+          running: op ? { seq: op.seq, desc: op.desc, hash: descriptorHash(op.desc) } : null,
+        });
       }
       case 'status': {
-        this.statusWaiters.get(msg.id as number)?.set(from, { seq: msg.seq as number, running: (msg.running as PeerStatus['running']) ?? undefined });
+        this.statusWaiters.get(msg.id as number)?.set(from, {
+          seq: msg.seq as number,
+          running: (msg.running as PeerStatus['running']) ?? undefined,
+        });
         return;
       }
       case 'abort':
@@ -294,7 +384,11 @@ export class Engine {
   /** The failure's own error goes to the first op that meets it (the user's first catch sees the cause). */
   private laterError(): RingwireError {
     if (!this.told) return this.failure!;
-    return this.failure!.code === ErrorCode.ABORTED ? this.failure! : new AbortedError(`the communicator failed earlier: ${this.failure!.message}`, { rank: this.failure!.rank });
+    return this.failure!.code === ErrorCode.ABORTED
+      ? this.failure!
+      : new AbortedError(`the communicator failed earlier: ${this.failure!.message}`, {
+          rank: this.failure!.rank,
+        });
   }
 
   private reject(op: OpRequest, err: RingwireError): void {
@@ -322,4 +416,3 @@ export class Engine {
     this.port.close();
   }
 }
-

@@ -1,10 +1,26 @@
-export { init, Communicator, type AllreduceOptions, type ReduceOptions, type TypeOptions } from './communicator.js';
-export type { InitOptions } from './options.js';
-export type { Algo } from './messages.js';
-export { DTYPES, DTYPE_NAMES, REDUCE_OPS, type DType, type ReduceOp, type RingwireArray } from './dtypes.js';
-export { kernelsInfo, loadKernels, jsKernels, type KernelsInfo, type Kernels } from './kernels/index.js';
-export { sharedMemoryInfo, type SharedMemoryInfo } from './shared.js';
 export {
-  RingwireError, ErrorCode, InvalidArgumentError, PeerLostError, TimeoutError, MismatchError, AuthError, ProtocolError,
-  RendezvousError, AbortedError, ClosedError, DEFAULTS,
+  AbortedError,
+  AuthError,
+  ClosedError,
+  DEFAULTS,
+  ErrorCode,
+  InvalidArgumentError,
+  MismatchError,
+  PeerLostError,
+  ProtocolError,
+  RendezvousError,
+  RingwireError,
+  TimeoutError,
 } from '@ringwire/rendezvous';
+export {
+  type AllreduceOptions,
+  Communicator,
+  init,
+  type ReduceOptions,
+  type TypeOptions,
+} from './communicator.js';
+export { DTYPE_NAMES, DTYPES, type DType, REDUCE_OPS, type ReduceOp, type RingwireArray } from './dtypes.js';
+export { jsKernels, type Kernels, type KernelsInfo, kernelsInfo, loadKernels } from './kernels/index.js';
+export type { Algo } from './messages.js';
+export type { InitOptions } from './options.js';
+export { type SharedMemoryInfo, sharedMemoryInfo } from './shared.js';

@@ -48,10 +48,28 @@ export interface OpRequest {
 export type ErrorJSON = { code: ErrorCode; message: string; rank?: number; ranks?: number[] };
 
 export type EngineReply =
-  | { t: 'ready'; rank: number; size: number; localRank: number; localSize: number; generation: number; host: string; port: number; kernels: string; sharedMemoryPeers: number[] }
+  | {
+      t: 'ready';
+      rank: number;
+      size: number;
+      localRank: number;
+      localSize: number;
+      generation: number;
+      host: string;
+      port: number;
+      kernels: string;
+      sharedMemoryPeers: number[];
+    }
   | { t: 'init-failed'; error: ErrorJSON }
   /** `out`: a buffer moved to the caller: all-gather's new result, or a transferred op's own buffer. */
-  | { t: 'done'; id: number; algo?: string; range?: [number, number]; out?: ArrayBuffer; segs?: [number, number][] }
+  | {
+      t: 'done';
+      id: number;
+      algo?: string;
+      range?: [number, number];
+      out?: ArrayBuffer;
+      segs?: [number, number][];
+    }
   | { t: 'op-failed'; id: number; error: ErrorJSON }
   | { t: 'failed'; error: ErrorJSON }
   | { t: 'closed' };

@@ -1,4 +1,4 @@
-import { DEFAULTS, InvalidArgumentError, envNumber } from '@ringwire/rendezvous';
+import { DEFAULTS, envNumber, InvalidArgumentError } from '@ringwire/rendezvous';
 import type { Algo, EngineConfig } from './messages.js';
 
 /**
@@ -45,7 +45,8 @@ const ALGOS: Algo[] = ['auto', 'ring', 'tree'];
 
 function int(name: string, v: unknown, min: number): number | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min)
+    throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -53,33 +54,45 @@ function envInt(name: string, env: NodeJS.ProcessEnv, min: number): number | und
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < min)
+    throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
   return n;
 }
 
 function bool(name: string, v: unknown): boolean | undefined {
-  if (v !== undefined && typeof v !== 'boolean') throw new InvalidArgumentError(`${name} must be a boolean, got ${JSON.stringify(v)}`);
+  if (v !== undefined && typeof v !== 'boolean')
+    throw new InvalidArgumentError(`${name} must be a boolean, got ${JSON.stringify(v)}`);
   return v;
 }
 
 function envBool(name: string, env: NodeJS.ProcessEnv): boolean | undefined {
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
-  if (raw !== '0' && raw !== '1') throw new InvalidArgumentError(`${name} must be 0 or 1, got ${JSON.stringify(raw)}`);
+  if (raw !== '0' && raw !== '1')
+    throw new InvalidArgumentError(`${name} must be 0 or 1, got ${JSON.stringify(raw)}`);
   return raw === '1';
 }
 
 /** Resolves options + environment into the engine's configuration, rejecting anything malformed. */
-export function resolveConfig(o: InitOptions, env: NodeJS.ProcessEnv = process.env): Omit<EngineConfig, 'rendezvous'> & { rendezvous?: string } {
+export function resolveConfig(
+  o: InitOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): Omit<EngineConfig, 'rendezvous'> & { rendezvous?: string } {
   if (o === null || typeof o !== 'object') throw new InvalidArgumentError('init options must be an object');
   const size = int('size', o.size, 1) ?? envInt('RINGWIRE_SIZE', env, 1) ?? 1;
   const rank = int('rank', o.rank, 0) ?? envInt('RINGWIRE_RANK', env, 0);
-  if (rank !== undefined && rank >= size) throw new InvalidArgumentError(`rank ${rank} is out of range for size ${size}`);
+  if (rank !== undefined && rank >= size)
+    throw new InvalidArgumentError(`rank ${rank} is out of range for size ${size}`);
   const algo = (o.algo ?? env.RINGWIRE_ALGO ?? 'auto') as Algo;
-  if (!ALGOS.includes(algo)) throw new InvalidArgumentError(`algo must be one of ${ALGOS.join(', ')}, got ${JSON.stringify(algo)} (RINGWIRE_ALGO)`);
+  if (!ALGOS.includes(algo))
+    throw new InvalidArgumentError(
+      `algo must be one of ${ALGOS.join(', ')}, got ${JSON.stringify(algo)} (RINGWIRE_ALGO)`,
+    );
   const chunkBytes = int('chunkBytes', o.chunkBytes, 1024) ?? DEFAULTS.chunkBytes;
-  const timeoutMs = int('timeoutMs', o.timeoutMs, 1) ?? envNumber('RINGWIRE_TIMEOUT_MS', DEFAULTS.opTimeoutMs, env);
-  if (chunkBytes % 8 !== 0) throw new InvalidArgumentError(`chunkBytes must be a multiple of 8, got ${chunkBytes}`);
+  const timeoutMs =
+    int('timeoutMs', o.timeoutMs, 1) ?? envNumber('RINGWIRE_TIMEOUT_MS', DEFAULTS.opTimeoutMs, env);
+  if (chunkBytes % 8 !== 0)
+    throw new InvalidArgumentError(`chunkBytes must be a multiple of 8, got ${chunkBytes}`);
   const str = (name: string, v: unknown) => {
     if (v !== undefined && typeof v !== 'string') throw new InvalidArgumentError(`${name} must be a string`);
     return v as string | undefined;
@@ -95,7 +108,9 @@ export function resolveConfig(o: InitOptions, env: NodeJS.ProcessEnv = process.e
     joinTimeoutMs: int('joinTimeoutMs', o.joinTimeoutMs, 1) ?? DEFAULTS.joinTimeoutMs,
     connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs, 1) ?? DEFAULTS.connectTimeoutMs,
     timeoutMs,
-    stallWarningMs: int('stallWarningMs', o.stallWarningMs, 1) ?? Math.min(DEFAULTS.stallWarningMs, Math.ceil(timeoutMs / 2)),
+    stallWarningMs:
+      int('stallWarningMs', o.stallWarningMs, 1) ??
+      Math.min(DEFAULTS.stallWarningMs, Math.ceil(timeoutMs / 2)),
     chunkBytes,
     credits: int('credits', o.credits, 1) ?? DEFAULTS.credits,
     crossoverBytes: int('crossoverBytes', o.crossoverBytes, 0) ?? DEFAULTS.crossoverBytes,

@@ -39,7 +39,11 @@ export interface SharedMemoryInfo {
 /** Whether this process can share memory with same-host peers: Linux, the native addon, /dev/shm. */
 export function sharedMemoryInfo(): SharedMemoryInfo {
   if (process.platform !== 'linux') return { available: false, reason: 'Linux only' };
-  if (nativeMapShared() === null) return { available: false, reason: kernelsInfo().reason ?? 'this @ringwire/native build has no mapShared' };
+  if (nativeMapShared() === null)
+    return {
+      available: false,
+      reason: kernelsInfo().reason ?? 'this @ringwire/native build has no mapShared',
+    };
   try {
     const fs = statfsSync('/dev/shm');
     return { available: true, freeBytes: fs.bavail * fs.bsize };
@@ -78,7 +82,13 @@ export function unlinkRegion(region: SharedRegion): void {
 /** Maps a peer's offered region, checking that it is the file the peer wrote; throws if not. */
 export function openRegion(offer: unknown, slots: number, slotBytes: number): Buffer[] {
   const o = offer as SharedRegion['offer'] | undefined;
-  if (typeof o?.path !== 'string' || !PATH.test(o.path) || !(o.nonce instanceof Uint8Array) || o.nonce.length !== 32) throw new Error('malformed shared-memory offer');
+  if (
+    typeof o?.path !== 'string' ||
+    !PATH.test(o.path) ||
+    !(o.nonce instanceof Uint8Array) ||
+    o.nonce.length !== 32
+  )
+    throw new Error('malformed shared-memory offer');
   const buf = nativeMapShared()!(o.path, SLOTS_AT + slots * slotBytes, false);
   if (!Buffer.from(buf, 0, 32).equals(o.nonce)) throw new Error(`${o.path} does not hold the offered nonce`);
   return slotsOf(buf, slots, slotBytes);

@@ -2,12 +2,23 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import {
+  AuthError,
+  decode,
+  encode,
+  type Logger,
+  PeerLostError,
+  type PeerTable,
+  ProtocolError,
+  proof,
+  proofMatches,
+  RingwireError,
+} from '@ringwire/rendezvous';
 import WebSocket, { WebSocketServer } from 'ws';
-import { AuthError, PeerLostError, ProtocolError, RingwireError, decode, encode, proof, proofMatches, type Logger, type PeerTable } from '@ringwire/rendezvous';
 import { copyBytes } from './kernels/index.js';
-import { createRegion, openRegion, sameHost, unlinkRegion, type SharedRegion } from './shared.js';
+import { createRegion, openRegion, type SharedRegion, sameHost, unlinkRegion } from './shared.js';
 import { DataSocket } from './websocket.js';
-import { FrameType, HEADER_BYTES, isFrame, readHeader, writeHeader, type FrameHeader } from './wire.js';
+import { type FrameHeader, FrameType, HEADER_BYTES, isFrame, readHeader, writeHeader } from './wire.js';
 
 export interface TransportOptions {
   job: string;
@@ -75,18 +86,22 @@ export class Transport extends EventEmitter {
   private closing = false;
   private tableReady!: (t: PeerTable & { rank: number }) => void;
   private readonly table = new Promise<PeerTable & { rank: number }>((r) => (this.tableReady = r));
-  private readonly maxMessage: number;
   private inboundDone?: () => void;
   /** Creating a shared-memory region failed once: offer no more (see tryRegion). */
   private noRegions = false;
   /** Peers whose shared memory could not be mapped (warned about once, then at debug level). */
   private unmapped = 0;
 
-  private constructor(private readonly opts: TransportOptions, private readonly http: Server, wss: WebSocketServer) {
+  private constructor(
+    private readonly opts: TransportOptions,
+    private readonly http: Server,
+    wss: WebSocketServer,
+  ) {
     super();
     this.wss = wss;
-    this.maxMessage = opts.chunkBytes + HEADER_BYTES + 64 * 1024;
-    wss.on('connection', (ws, req) => this.onInbound(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`, sameHost(req.socket)));
+    wss.on('connection', (ws, req) =>
+      this.onInbound(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`, sameHost(req.socket)),
+    );
   }
 
   /** Opens this rank's peer listener; the port goes into the rendezvous join. */
@@ -94,8 +109,15 @@ export class Transport extends EventEmitter {
     const http = createServer((_req, res) => res.writeHead(426).end());
     // Strangers get as long to finish their HTTP request as peers get to authenticate.
     http.headersTimeout = http.requestTimeout = opts.authTimeoutMs;
-    const wss = new WebSocketServer({ server: http, perMessageDeflate: false, maxPayload: opts.chunkBytes + HEADER_BYTES + 64 * 1024, skipUTF8Validation: true });
-    await new Promise<void>((resolve, reject) => (http.once('error', reject), http.listen(0, host, () => resolve())));
+    const wss = new WebSocketServer({
+      server: http,
+      perMessageDeflate: false,
+      maxPayload: opts.chunkBytes + HEADER_BYTES + 64 * 1024,
+      skipUTF8Validation: true,
+    });
+    await new Promise<void>(
+      (resolve, reject) => (http.once('error', reject), http.listen(0, host, () => resolve())),
+    );
     return { transport: new Transport(opts, http, wss), port: (http.address() as AddressInfo).port };
   }
 
@@ -116,7 +138,16 @@ export class Transport extends EventEmitter {
     await Promise.race([
       allInbound,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new PeerLostError(`ranks ${missing().join(', ')} did not connect to rank ${this.rank} within ${this.opts.connectTimeoutMs} ms`, { ranks: missing() })), Math.max(1, deadline - Date.now()));
+        timer = setTimeout(
+          () =>
+            reject(
+              new PeerLostError(
+                `ranks ${missing().join(', ')} did not connect to rank ${this.rank} within ${this.opts.connectTimeoutMs} ms`,
+                { ranks: missing() },
+              ),
+            ),
+          Math.max(1, deadline - Date.now()),
+        );
       }),
     ]).finally(() => clearTimeout(timer));
   }
@@ -134,28 +165,63 @@ export class Transport extends EventEmitter {
       ws.close(code, 'rejected');
       setTimeout(() => ws.terminate(), 1000).unref();
     };
-    const timer = setTimeout(() => !authed && reject('did not authenticate in time'), this.opts.authTimeoutMs);
+    const timer = setTimeout(
+      () => !authed && reject('did not authenticate in time'),
+      this.opts.authTimeoutMs,
+    );
     ws.on('error', () => {});
     ws.once('message', async (data: Buffer) => {
-      let hello;
+      let hello: ReturnType<typeof decode>;
       try {
         hello = decode(data);
       } catch {
         return reject('malformed hello');
       }
-      if (hello.t !== 'hello' || hello.job !== this.opts.job || !proofMatches(this.opts.token, nonce, this.opts.job, hello.proof) || !(hello.nonce instanceof Uint8Array)) {
-        return reject(hello.job !== this.opts.job ? `hello for another job (${String(hello.job).slice(0, 64)})` : 'authentication failed', 4401);
+      if (
+        hello.t !== 'hello' ||
+        hello.job !== this.opts.job ||
+        !proofMatches(this.opts.token, nonce, this.opts.job, hello.proof) ||
+        !(hello.nonce instanceof Uint8Array)
+      ) {
+        return reject(
+          hello.job !== this.opts.job
+            ? `hello for another job (${String(hello.job).slice(0, 64)})`
+            : 'authentication failed',
+          4401,
+        );
       }
       const table = await this.table;
       const r = hello.rank;
-      if (hello.generation !== table.generation) return reject(`stale generation ${hello.generation}, this job is at ${table.generation}`);
-      if (typeof r !== 'number' || !Number.isInteger(r) || r < 0 || r >= table.size || r === table.rank || this.outbox[r]) return reject(`bad or duplicate rank ${r}`);
+      if (hello.generation !== table.generation)
+        return reject(`stale generation ${hello.generation}, this job is at ${table.generation}`);
+      if (
+        typeof r !== 'number' ||
+        !Number.isInteger(r) ||
+        r < 0 ||
+        r >= table.size ||
+        r === table.rank ||
+        this.outbox[r]
+      )
+        return reject(`bad or duplicate rank ${r}`);
       authed = true;
       const region = sameHost && this.opts.sharedMemory ? this.tryRegion() : undefined;
-      ws.send(encode({ t: 'welcome', proof: proof(this.opts.token, hello.nonce, this.opts.job), shm: region?.offer }));
+      ws.send(
+        encode({
+          t: 'welcome',
+          proof: proof(this.opts.token, hello.nonce, this.opts.job),
+          shm: region?.offer,
+        }),
+      );
       const ready = (shared?: Buffer[]) => {
         clearTimeout(timer);
-        this.outbox[r] = { ws, socket: (ws as unknown as { _socket: Socket })._socket, credits: this.opts.credits, waiters: [], shared, sent: 0 };
+        this.outbox[r] = {
+          ws,
+          socket: (ws as unknown as { _socket: Socket })._socket,
+          credits: this.opts.credits,
+          waiters: [],
+          shared,
+          sent: 0,
+        };
         ws.on('message', (msg: Buffer) => this.onMessage(r, msg, true));
         ws.on('close', () => this.onClose(r, 'send'));
         this.checkInbound();
@@ -201,7 +267,12 @@ export class Transport extends EventEmitter {
         return await this.dialOnce(rank, host, port, deadline);
       } catch (err) {
         if (err instanceof RingwireError || Date.now() + delay >= deadline) {
-          throw err instanceof RingwireError ? err : new PeerLostError(`cannot connect to rank ${rank} at ${host}:${port}: ${(err as Error).message}`, { rank });
+          throw err instanceof RingwireError
+            ? err
+            : new PeerLostError(
+                `cannot connect to rank ${rank} at ${host}:${port}: ${(err as Error).message}`,
+                { rank },
+              );
         }
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 250);
@@ -210,29 +281,50 @@ export class Transport extends EventEmitter {
   }
 
   private async dialOnce(rank: number, host: string, port: number, deadline: number): Promise<void> {
-    const ds = await DataSocket.connect(host, port, { maxPayload: this.opts.chunkBytes, slots: this.opts.credits, readBufferBytes: READ_BUFFER_BYTES, timeoutMs: Math.max(1, deadline - Date.now()) });
+    const ds = await DataSocket.connect(host, port, {
+      maxPayload: this.opts.chunkBytes,
+      slots: this.opts.credits,
+      readBufferBytes: READ_BUFFER_BYTES,
+      timeoutMs: Math.max(1, deadline - Date.now()),
+    });
     const myNonce = randomBytes(32);
     await new Promise<void>((resolve, reject) => {
       const fail = (err: Error) => (ds.destroy(), reject(err));
-      const timer = setTimeout(() => fail(new AuthError(`rank ${rank} did not complete the handshake in time`, { rank })), Math.max(1, deadline - Date.now()));
+      const timer = setTimeout(
+        () => fail(new AuthError(`rank ${rank} did not complete the handshake in time`, { rank })),
+        Math.max(1, deadline - Date.now()),
+      );
       ds.once('close', () => fail(new Error('closed during the handshake')));
       ds.on('error', (err: Error) => fail(err));
       const onControl = (data: Buffer) => {
-        let msg;
+        let msg: ReturnType<typeof decode>;
         try {
           msg = decode(data);
         } catch {
           return fail(new ProtocolError(`rank ${rank} sent a malformed handshake`, { rank }));
         }
         if (msg.t === 'challenge' && msg.nonce instanceof Uint8Array) {
-          ds.send(encode({ t: 'hello', job: this.opts.job, generation: this.generation, rank: this.rank, proof: proof(this.opts.token, msg.nonce, this.opts.job), nonce: myNonce }));
+          ds.send(
+            encode({
+              t: 'hello',
+              job: this.opts.job,
+              generation: this.generation,
+              rank: this.rank,
+              proof: proof(this.opts.token, msg.nonce, this.opts.job),
+              nonce: myNonce,
+            }),
+          );
         } else if (msg.t === 'welcome' && proofMatches(this.opts.token, myNonce, this.opts.job, msg.proof)) {
           clearTimeout(timer);
           if (msg.shm !== undefined) {
             try {
-              if (this.opts.sharedMemory && ds.sameHost) ds.shared = openRegion(msg.shm, this.opts.credits, this.opts.chunkBytes);
+              if (this.opts.sharedMemory && ds.sameHost)
+                ds.shared = openRegion(msg.shm, this.opts.credits, this.opts.chunkBytes);
             } catch (err) {
-              this.opts.log(this.unmapped++ ? 'debug' : 'warn', `cannot map rank ${rank}'s shared memory, using TCP: ${(err as Error).message}`);
+              this.opts.log(
+                this.unmapped++ ? 'debug' : 'warn',
+                `cannot map rank ${rank}'s shared memory, using TCP: ${(err as Error).message}`,
+              );
             }
             ds.send(encode({ t: 'shm', ok: ds.shared !== undefined }));
           }
@@ -244,7 +336,9 @@ export class Transport extends EventEmitter {
           this.inbound[rank] = ds;
           resolve();
         } else {
-          fail(new AuthError(`rank ${rank} at ${host}:${port} failed to prove it holds the job token`, { rank }));
+          fail(
+            new AuthError(`rank ${rank} at ${host}:${port} failed to prove it holds the job token`, { rank }),
+          );
         }
       };
       ds.on('control', onControl);
@@ -257,13 +351,15 @@ export class Transport extends EventEmitter {
     try {
       if (!isFrame(data)) return void this.emit('control', rank, decode(data));
       const h = readHeader(data, this.opts.chunkBytes);
-      if (h.type !== FrameType.CREDIT || !fromOutbox) throw new ProtocolError('data frame on a sending connection');
-      if (h.generation !== this.generation) throw new ProtocolError(`frame from generation ${h.generation}, this job is at ${this.generation}`);
+      if (h.type !== FrameType.CREDIT || !fromOutbox)
+        throw new ProtocolError('data frame on a sending connection');
+      if (h.generation !== this.generation)
+        throw new ProtocolError(`frame from generation ${h.generation}, this job is at ${this.generation}`);
       this.lastProgress = Date.now();
       const box = this.outbox[rank]!;
       box.credits += h.length;
       if (box.credits > this.opts.credits) throw new ProtocolError('more credit than was ever granted');
-      while (box.credits > 0 && box.waiters.length) (box.credits--, box.waiters.shift()!.resolve());
+      while (box.credits > 0 && box.waiters.length) box.credits--, box.waiters.shift()!.resolve();
     } catch (err) {
       this.protocolError(rank, err);
     }
@@ -271,8 +367,13 @@ export class Transport extends EventEmitter {
 
   /** A data frame from `rank`, its payload in a slot of the receiving socket. */
   private onData(rank: number, h: FrameHeader, payload: Buffer): void {
-    if (h.type !== FrameType.DATA) return this.protocolError(rank, new ProtocolError('credit frame on a receiving connection'));
-    if (h.generation !== this.generation) return this.protocolError(rank, new ProtocolError(`frame from generation ${h.generation}, this job is at ${this.generation}`));
+    if (h.type !== FrameType.DATA)
+      return this.protocolError(rank, new ProtocolError('credit frame on a receiving connection'));
+    if (h.generation !== this.generation)
+      return this.protocolError(
+        rank,
+        new ProtocolError(`frame from generation ${h.generation}, this job is at ${this.generation}`),
+      );
     this.lastProgress = Date.now();
     const inbox = this.inbox[rank];
     const frame = { h, payload };
@@ -297,8 +398,10 @@ export class Transport extends EventEmitter {
   private onClose(rank: number, which: 'recv' | 'send'): void {
     if (this.closing) return;
     if (!this.byes.has(rank)) return void this.emit('lost', rank, 'connection closed');
-    if (which === 'recv' && this.inbox[rank]?.waiter) (this.inbox[rank].waiter!.reject(this.gone(rank)), (this.inbox[rank].waiter = undefined));
-    if (which === 'send') for (const w of this.outbox[rank]?.waiters.splice(0) ?? []) w.reject(this.gone(rank));
+    if (which === 'recv' && this.inbox[rank]?.waiter)
+      this.inbox[rank].waiter!.reject(this.gone(rank)), (this.inbox[rank].waiter = undefined);
+    if (which === 'send')
+      for (const w of this.outbox[rank]?.waiters.splice(0) ?? []) w.reject(this.gone(rank));
   }
 
   /** The peer announced a graceful close: later uses of it fail as lost, without alarm. */
@@ -335,11 +438,18 @@ export class Transport extends EventEmitter {
     writeHeader(head.subarray(2 + ext), h);
     this.lastProgress = Date.now();
     const written = new Promise<void>((resolve, reject) => {
-      const done = (err?: Error | null) => (err ? reject(new PeerLostError(`rank ${peer} lost: a send to it failed (${err.message})`, { rank: peer })) : resolve());
+      const done = (err?: Error | null) =>
+        err
+          ? reject(
+              new PeerLostError(`rank ${peer} lost: a send to it failed (${err.message})`, { rank: peer }),
+            )
+          : resolve();
       const { socket } = box;
       socket.cork();
       if (payload.length === 0) socket.write(head, done);
-      else (socket.write(head), socket.write(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), done));
+      else
+        socket.write(head),
+          socket.write(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), done);
       socket.uncork();
     });
     written.catch(() => {}); // the caller awaits it; a failure is also reported through 'lost'
@@ -347,7 +457,10 @@ export class Transport extends EventEmitter {
   }
 
   private gone(peer: number): PeerLostError {
-    return new PeerLostError(`rank ${peer} is gone (${this.byes.has(peer) ? 'it closed its communicator' : 'connection closed'})`, { rank: peer });
+    return new PeerLostError(
+      `rank ${peer} is gone (${this.byes.has(peer) ? 'it closed its communicator' : 'connection closed'})`,
+      { rank: peer },
+    );
   }
 
   /** Ranks whose payloads from us go through shared memory. */
@@ -376,7 +489,18 @@ export class Transport extends EventEmitter {
     const ds = this.inbound[peer];
     if (!ds?.open) return;
     ds.release();
-    ds.send(writeHeader(Buffer.allocUnsafe(HEADER_BYTES), { type: FrameType.CREDIT, desc: CREDIT_DESC, hash: 0, step: 0, generation: this.generation, seq: 0, offset: 0, length: 1 }));
+    ds.send(
+      writeHeader(Buffer.allocUnsafe(HEADER_BYTES), {
+        type: FrameType.CREDIT,
+        desc: CREDIT_DESC,
+        hash: 0,
+        step: 0,
+        generation: this.generation,
+        seq: 0,
+        offset: 0,
+        length: 1,
+      }),
+    );
   }
 
   /** Sends a control message (msgpack) to `peer`, on both its connections with `both`; dropped if gone. */
@@ -392,7 +516,7 @@ export class Transport extends EventEmitter {
   fail(err: RingwireError): void {
     if (this.failure) return;
     this.failure = err;
-    for (const inbox of this.inbox) if (inbox.waiter) (inbox.waiter.reject(err), (inbox.waiter = undefined));
+    for (const inbox of this.inbox) if (inbox.waiter) inbox.waiter.reject(err), (inbox.waiter = undefined);
     for (const box of this.outbox) for (const w of box?.waiters.splice(0) ?? []) w.reject(err);
   }
 
@@ -401,18 +525,26 @@ export class Transport extends EventEmitter {
     const grace = this.opts.closeTimeoutMs;
     // Closing frames go after the data still queued: on a slow link that can take a while.
     await Promise.all([
-      ...this.inbound.map((ds) => ds && new Promise<void>((resolve) => {
-        if (!ds.open) return resolve();
-        ds.once('close', () => resolve());
-        ds.close();
-        setTimeout(() => (ds.destroy(), resolve()), grace).unref();
-      })),
-      ...this.outbox.map((b) => b && new Promise<void>((resolve) => {
-        if (b.ws.readyState === WebSocket.CLOSED) return resolve();
-        b.ws.once('close', () => resolve());
-        b.ws.close(1000);
-        setTimeout(() => (b.ws.terminate(), resolve()), grace).unref();
-      })),
+      ...this.inbound.map(
+        (ds) =>
+          ds &&
+          new Promise<void>((resolve) => {
+            if (!ds.open) return resolve();
+            ds.once('close', () => resolve());
+            ds.close();
+            setTimeout(() => (ds.destroy(), resolve()), grace).unref();
+          }),
+      ),
+      ...this.outbox.map(
+        (b) =>
+          b &&
+          new Promise<void>((resolve) => {
+            if (b.ws.readyState === WebSocket.CLOSED) return resolve();
+            b.ws.once('close', () => resolve());
+            b.ws.close(1000);
+            setTimeout(() => (b.ws.terminate(), resolve()), grace).unref();
+          }),
+      ),
     ]);
     for (const ws of this.wss.clients) ws.terminate();
     this.wss.close();

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { ProtocolError } from '@ringwire/rendezvous';
 import { copyBytes } from './kernels/index.js';
 import { sameHost } from './shared.js';
-import { HEADER_BYTES, MAGIC, readHeader, type FrameHeader } from './wire.js';
+import { type FrameHeader, HEADER_BYTES, MAGIC, readHeader } from './wire.js';
 
 /**
  * The receiving end of a peer data connection: a minimal RFC 6455 WebSocket client. The `ws`
@@ -49,7 +49,11 @@ export class DataSocket extends EventEmitter {
   /** The sender's shared-memory slots (shared.ts), when it puts payloads there. */
   shared?: Buffer[];
 
-  private constructor(socket: net.Socket, private readonly readBuf: Buffer, private readonly opts: DataSocketOptions) {
+  private constructor(
+    socket: net.Socket,
+    private readonly readBuf: Buffer,
+    private readonly opts: DataSocketOptions,
+  ) {
     super();
     this.socket = socket;
     this.slots = Array.from({ length: opts.slots }, () => Buffer.allocUnsafeSlow(opts.maxPayload));
@@ -60,24 +64,30 @@ export class DataSocket extends EventEmitter {
     return new Promise((resolve, reject) => {
       const readBuf = Buffer.allocUnsafeSlow(opts.readBufferBytes);
       const key = randomBytes(16).toString('base64');
-      const accept = createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+      const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
       let ds: DataSocket | undefined;
       let response = Buffer.alloc(0);
       const timer = setTimeout(() => fail(new Error('WebSocket handshake timed out')), opts.timeoutMs);
       const fail = (err: Error): void => (clearTimeout(timer), socket.destroy(), reject(err));
       const socket: net.Socket = net.connect({
-        host, port, noDelay: true,
+        host,
+        port,
+        noDelay: true,
         onread: {
           buffer: () => (ds ? ds.readBuffer() : readBuf),
           callback: (n: number, buf: Uint8Array): boolean => {
-            if (ds) return ds.onRead(buf as Buffer, n), true;
+            if (ds) return (ds.onRead(buf as Buffer, n), true);
             // Before the upgrade: collect the HTTP response, then hand any rest to the parser.
             response = Buffer.concat([response, (buf as Buffer).subarray(0, n)]);
             const end = response.indexOf('\r\n\r\n');
-            if (end < 0) return response.length > 8192 ? (fail(new Error('oversized handshake response')), false) : true;
+            if (end < 0)
+              return response.length > 8192 ? (fail(new Error('oversized handshake response')), false) : true;
             const head = response.subarray(0, end).toString('latin1');
-            if (!/^HTTP\/1\.1 101 /.test(head) || !head.toLowerCase().includes(`sec-websocket-accept: ${accept.toLowerCase()}`)) {
-              return fail(new Error(`WebSocket upgrade refused: ${head.split('\r\n')[0]}`)), false;
+            if (
+              !/^HTTP\/1\.1 101 /.test(head) ||
+              !head.toLowerCase().includes(`sec-websocket-accept: ${accept.toLowerCase()}`)
+            ) {
+              return (fail(new Error(`WebSocket upgrade refused: ${head.split('\r\n')[0]}`)), false);
             }
             clearTimeout(timer);
             ds = new DataSocket(socket, readBuf, opts);
@@ -94,7 +104,9 @@ export class DataSocket extends EventEmitter {
       });
       socket.on('error', fail);
       socket.on('close', () => !ds && fail(new Error('connection closed during the WebSocket handshake')));
-      socket.write(`GET / HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      socket.write(
+        `GET / HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
     });
   }
 
@@ -153,7 +165,9 @@ export class DataSocket extends EventEmitter {
     if (this.direct) return this.slot!.subarray(this.slotAt, this.slotAt + this.remaining);
     // Otherwise read at most to the end of the next frame's headers, so a large payload behind
     // them goes straight into its slot rather than through this buffer (one copy less).
-    return this.state === 3 ? this.readBuf : this.readBuf.subarray(0, (this.state === 2 ? this.remaining : 0) + FRAME_HEAD_MAX);
+    return this.state === 3
+      ? this.readBuf
+      : this.readBuf.subarray(0, (this.state === 2 ? this.remaining : 0) + FRAME_HEAD_MAX);
   }
 
   private onRead(buf: Buffer, n: number): void {
@@ -201,9 +215,12 @@ export class DataSocket extends EventEmitter {
     const len7 = b1 & 0x7f;
     const extra = len7 === 126 ? 2 : len7 === 127 ? 8 : 0;
     if (this.need === 2 && extra) return void (this.need = 2 + extra);
-    const len = len7 === 126 ? this.small.readUInt16BE(2) : len7 === 127 ? Number(this.small.readBigUInt64BE(2)) : len7;
-    if ((b0 & 0x80) === 0 || (b0 & 0x0f) === 0) return this.fail('fragmented frames are not used on data connections');
-    if (len > this.opts.maxPayload + HEADER_BYTES) return this.fail(`frame of ${len} bytes exceeds the bound ${this.opts.maxPayload + HEADER_BYTES}`);
+    const len =
+      len7 === 126 ? this.small.readUInt16BE(2) : len7 === 127 ? Number(this.small.readBigUInt64BE(2)) : len7;
+    if ((b0 & 0x80) === 0 || (b0 & 0x0f) === 0)
+      return this.fail('fragmented frames are not used on data connections');
+    if (len > this.opts.maxPayload + HEADER_BYTES)
+      return this.fail(`frame of ${len} bytes exceeds the bound ${this.opts.maxPayload + HEADER_BYTES}`);
     this.opcode = b0 & 0x0f;
     this.have = 0;
     if (this.opcode === 0x2 && len >= HEADER_BYTES) {
@@ -230,7 +247,8 @@ export class DataSocket extends EventEmitter {
       if (this.remaining === 0) this.finishOther();
       return;
     }
-    if (this.head - this.released >= this.slots.length) return this.fail('peer sent more frames than its credit');
+    if (this.head - this.released >= this.slots.length)
+      return this.fail('peer sent more frames than its credit');
     try {
       this.current = readHeader(this.small.subarray(0, HEADER_BYTES), this.opts.maxPayload, this.remaining);
     } catch (err) {

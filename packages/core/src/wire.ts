@@ -101,25 +101,38 @@ export function isFrame(data: Buffer): boolean {
 }
 
 /** Parses and bounds-checks a frame; anything inconsistent is a protocol error. */
-export function readHeader(data: Buffer, maxPayload: number, payloadBytes = data.length - HEADER_BYTES): FrameHeader {
-  if (data.length < HEADER_BYTES) throw new ProtocolError(`frame of ${data.length} bytes is shorter than its header`);
+export function readHeader(
+  data: Buffer,
+  maxPayload: number,
+  payloadBytes = data.length - HEADER_BYTES,
+): FrameHeader {
+  if (data.length < HEADER_BYTES)
+    throw new ProtocolError(`frame of ${data.length} bytes is shorter than its header`);
   if (data[4] !== VERSION) throw new ProtocolError(`frame version ${data[4]}, expected ${VERSION}`);
   const type = data[5];
   const kind = KINDS[data[6]];
   const dtype = DTYPE_NAMES[data[7]];
   const op = REDUCE_OPS[data[8]];
-  if (type !== FrameType.DATA && type !== FrameType.CREDIT) throw new ProtocolError(`unknown frame type ${type}`);
+  if (type !== FrameType.DATA && type !== FrameType.CREDIT)
+    throw new ProtocolError(`unknown frame type ${type}`);
   if (!kind || !dtype || !op) throw new ProtocolError('frame descriptor has unknown kind, dtype or op');
   const flags = data[9];
   const shared = flags === SHARED;
-  if (flags !== 0 && !(shared && type === FrameType.DATA)) throw new ProtocolError(`frame flags ${flags} are not valid on a frame of type ${type}`);
+  if (flags !== 0 && !(shared && type === FrameType.DATA))
+    throw new ProtocolError(`frame flags ${flags} are not valid on a frame of type ${type}`);
   const length = data.readUInt32LE(40);
-  if (type === FrameType.DATA && ((shared ? payloadBytes !== 0 : length !== payloadBytes) || length > maxPayload)) {
-    throw new ProtocolError(`frame says ${length} payload bytes${shared ? ' in shared memory' : ''} but carries ${payloadBytes} (limit ${maxPayload})`);
+  if (
+    type === FrameType.DATA &&
+    ((shared ? payloadBytes !== 0 : length !== payloadBytes) || length > maxPayload)
+  ) {
+    throw new ProtocolError(
+      `frame says ${length} payload bytes${shared ? ' in shared memory' : ''} but carries ${payloadBytes} (limit ${maxPayload})`,
+    );
   }
   const count = data.readDoubleLE(24);
   const offset = data.readDoubleLE(32);
-  if (!Number.isSafeInteger(count) || count < 0 || !Number.isSafeInteger(offset) || offset < 0) throw new ProtocolError('frame count or offset is not a non-negative integer');
+  if (!Number.isSafeInteger(count) || count < 0 || !Number.isSafeInteger(offset) || offset < 0)
+    throw new ProtocolError('frame count or offset is not a non-negative integer');
   return {
     type,
     desc: { kind, dtype, op, root: data.readUInt32LE(20), count, layout: 0 },

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError as CliArgError } from 'commander';
+import { InvalidArgumentError as CliArgError, Command } from 'commander';
 import { RendezvousServer } from './server.js';
 
 const port = (v: string) => {
@@ -27,7 +27,9 @@ const program = new Command('ringwire-rendezvous')
     const server = new RendezvousServer({ host: opts.host, port: opts.port, token });
     try {
       const { url } = await server.listen();
-      process.stdout.write(`ringwire-rendezvous listening on ${url} (status: ${url.replace('ws:', 'http:')}/status)\n`);
+      process.stdout.write(
+        `ringwire-rendezvous listening on ${url} (status: ${url.replace('ws:', 'http:')}/status)\n`,
+      );
     } catch (err) {
       program.error(`ringwire-rendezvous: ${(err as Error).message}`);
     }

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { DEFAULTS } from './defaults.js';
 import { AuthError, ErrorCode, InvalidArgumentError, RendezvousError, RingwireError } from './errors.js';
-import { decode, encode, proof, type JoinRequest, type PeerTable } from './protocol.js';
+import { decode, encode, type JoinRequest, type PeerTable, proof } from './protocol.js';
 
 export interface RendezvousClientOptions {
   /** ws://host:port of the rendezvous server. */
@@ -42,19 +42,24 @@ export class RendezvousClient extends EventEmitter {
   private closing = false;
   private lostError?: RingwireError;
 
-  private constructor(private readonly ws: WebSocket, readonly job: string) {
+  private constructor(
+    private readonly ws: WebSocket,
+    readonly job: string,
+  ) {
     super();
   }
 
   /** This end's address on the connection to the server: the interface the peers can reach too. */
   get localAddress(): string {
-    const addr = (this.ws as unknown as { _socket?: { localAddress?: string } })._socket?.localAddress ?? '127.0.0.1';
+    const addr =
+      (this.ws as unknown as { _socket?: { localAddress?: string } })._socket?.localAddress ?? '127.0.0.1';
     return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
   }
 
   static async connect(options: RendezvousClientOptions): Promise<RendezvousClient> {
     const { url, job, token = '' } = options;
-    if (typeof url !== 'string' || !/^wss?:\/\//.test(url)) throw new InvalidArgumentError(`rendezvous url must be ws://host:port, got ${JSON.stringify(url)}`);
+    if (typeof url !== 'string' || !/^wss?:\/\//.test(url))
+      throw new InvalidArgumentError(`rendezvous url must be ws://host:port, got ${JSON.stringify(url)}`);
     if (typeof job !== 'string' || !job) throw new InvalidArgumentError('job id must be a non-empty string');
     const deadline = Date.now() + (options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
     let delay = 20;
@@ -65,10 +70,13 @@ export class RendezvousClient extends EventEmitter {
         client.start(options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs);
         return client;
       } catch (err) {
-        const retriable = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED' && Date.now() + delay < deadline;
+        const retriable =
+          (err as NodeJS.ErrnoException).code === 'ECONNREFUSED' && Date.now() + delay < deadline;
         if (!retriable) {
           if (err instanceof RingwireError) throw err;
-          throw new RendezvousError(`cannot reach the rendezvous at ${url}: ${(err as Error).message}`, { cause: err });
+          throw new RendezvousError(`cannot reach the rendezvous at ${url}: ${(err as Error).message}`, {
+            cause: err,
+          });
         }
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 500);
@@ -78,7 +86,7 @@ export class RendezvousClient extends EventEmitter {
 
   private start(heartbeatMs: number): void {
     this.ws.on('message', (data) => {
-      let msg;
+      let msg: ReturnType<typeof decode>;
       try {
         msg = decode(data as Buffer);
       } catch {
@@ -92,19 +100,28 @@ export class RendezvousClient extends EventEmitter {
         if (msg.ok) p.resolve(msg.value);
         else p.reject(RingwireError.fromJSON(msg.error as { code: string; message: string }));
       } else if (msg.t === 'abort') {
-        this.emit('abort', { rank: msg.rank as number, reason: String(msg.reason), code: String(msg.code) } satisfies AbortEvent);
+        this.emit('abort', {
+          rank: msg.rank as number,
+          reason: String(msg.reason),
+          code: String(msg.code),
+        } satisfies AbortEvent);
       }
     });
     this.ws.on('close', (code, reason) => {
       clearInterval(this.heartbeat);
-      const err = new RendezvousError(`connection to the rendezvous closed (${code}${reason.length ? ` ${reason}` : ''})`);
+      const err = new RendezvousError(
+        `connection to the rendezvous closed (${code}${reason.length ? ` ${reason}` : ''})`,
+      );
       this.lostError = err;
-      for (const p of this.pending.values()) (clearTimeout(p.timer), p.reject(err));
+      for (const p of this.pending.values()) clearTimeout(p.timer), p.reject(err);
       this.pending.clear();
       if (!this.closing) this.emit('lost', err);
     });
     this.ws.on('error', () => {}); // 'close' follows and says it
-    this.heartbeat = setInterval(() => this.ws.readyState === WebSocket.OPEN && this.ws.send(encode({ t: 'hb' })), heartbeatMs);
+    this.heartbeat = setInterval(
+      () => this.ws.readyState === WebSocket.OPEN && this.ws.send(encode({ t: 'hb' })),
+      heartbeatMs,
+    );
     this.heartbeat.unref();
   }
 
@@ -143,7 +160,11 @@ export class RendezvousClient extends EventEmitter {
   }
 
   /** Sets key to value only if it currently holds `expected` (null: absent). */
-  compareAndSet(key: string, expected: unknown, value: unknown): Promise<{ swapped: boolean; value: unknown }> {
+  compareAndSet(
+    key: string,
+    expected: unknown,
+    value: unknown,
+  ): Promise<{ swapped: boolean; value: unknown }> {
     return this.request('cas', { key, expected: expected ?? null, value });
   }
 
@@ -180,8 +201,15 @@ export class RendezvousClient extends EventEmitter {
 /** Opens the socket and answers the server's challenge; resolves once welcomed. */
 function handshake(url: string, job: string, token: string, deadline: number): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: DEFAULTS.maxControlBytes, handshakeTimeout: Math.max(1, deadline - Date.now()) });
-    const timer = setTimeout(() => fail(new RendezvousError(`rendezvous at ${url} did not complete the handshake in time`)), Math.max(1, deadline - Date.now()));
+    const ws = new WebSocket(url, {
+      perMessageDeflate: false,
+      maxPayload: DEFAULTS.maxControlBytes,
+      handshakeTimeout: Math.max(1, deadline - Date.now()),
+    });
+    const timer = setTimeout(
+      () => fail(new RendezvousError(`rendezvous at ${url} did not complete the handshake in time`)),
+      Math.max(1, deadline - Date.now()),
+    );
     let done = false;
     const fail = (err: Error) => {
       if (done) return;
@@ -193,10 +221,15 @@ function handshake(url: string, job: string, token: string, deadline: number): P
     ws.on('error', fail);
     ws.on('close', (code, reason) => {
       if (code === 4401) fail(new AuthError(`rendezvous at ${url} rejected the token for job ${job}`));
-      else fail(new RendezvousError(`rendezvous at ${url} closed the connection during the handshake (${code} ${reason})`));
+      else
+        fail(
+          new RendezvousError(
+            `rendezvous at ${url} closed the connection during the handshake (${code} ${reason})`,
+          ),
+        );
     });
     ws.on('message', function onMessage(data) {
-      let msg;
+      let msg: ReturnType<typeof decode>;
       try {
         msg = decode(data as Buffer);
       } catch (err) {

@@ -44,7 +44,9 @@ export class RingwireError extends Error {
   static fromJSON(o: { code: string; message: string; rank?: number; ranks?: number[] }): RingwireError {
     const details = { rank: o.rank ?? undefined, ranks: o.ranks ?? undefined };
     const Ctor = byCode.get(o.code as ErrorCode);
-    return Ctor ? new Ctor(String(o.message), details) : new RingwireError(ErrorCode.PROTOCOL, String(o.message), details);
+    return Ctor
+      ? new Ctor(String(o.message), details)
+      : new RingwireError(ErrorCode.PROTOCOL, String(o.message), details);
   }
 }
 

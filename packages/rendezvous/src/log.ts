@@ -3,7 +3,10 @@ export const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LEVELS)[number];
 export type Logger = (level: LogLevel, message: string) => void;
 
-export function createLogger(prefix: string, level: string = process.env.RINGWIRE_LOG_LEVEL ?? 'warn'): Logger {
+export function createLogger(
+  prefix: string,
+  level: string = process.env.RINGWIRE_LOG_LEVEL ?? 'warn',
+): Logger {
   const max = LEVELS.indexOf(level as LogLevel);
   const limit = max < 0 ? 1 : max;
   return (lvl, message) => {

@@ -29,7 +29,12 @@ export function decode(data: Buffer | ArrayBuffer | Buffer[]): Record<string, un
   } catch (err) {
     throw new ProtocolError(`malformed control message (${(err as Error).message})`);
   }
-  if (msg === null || typeof msg !== 'object' || Array.isArray(msg) || typeof (msg as { t?: unknown }).t !== 'string') {
+  if (
+    msg === null ||
+    typeof msg !== 'object' ||
+    Array.isArray(msg) ||
+    typeof (msg as { t?: unknown }).t !== 'string'
+  ) {
     throw new ProtocolError('control message is not a map with a type');
   }
   return msg as Record<string, unknown> & { t: string };

@@ -2,11 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 import { DEFAULTS } from './defaults.js';
-import { ErrorCode, RendezvousError, RingwireError, TimeoutError, AbortedError, InvalidArgumentError } from './errors.js';
+import {
+  AbortedError,
+  ErrorCode,
+  InvalidArgumentError,
+  RendezvousError,
+  RingwireError,
+  TimeoutError,
+} from './errors.js';
 import { createLogger, isLoopback, type Logger } from './log.js';
-import { decode, encode, proofMatches, type PeerInfo, type PeerTable } from './protocol.js';
+import { decode, encode, type PeerInfo, type PeerTable, proofMatches } from './protocol.js';
 
 export interface RendezvousServerOptions {
   /** Address to bind; anything but loopback requires a token. Default 127.0.0.1. */
@@ -99,11 +106,17 @@ export class RendezvousServer extends EventEmitter {
   async listen(): Promise<{ host: string; port: number; url: string }> {
     const { host, token } = this.opts;
     if (!isLoopback(host) && !token) {
-      throw new RendezvousError(`refusing to bind ${host} without a token: anyone who reaches it could join or disturb a job`);
+      throw new RendezvousError(
+        `refusing to bind ${host} without a token: anyone who reaches it could join or disturb a job`,
+      );
     }
     this.http = createServer((req, res) => this.onHttp(req, res));
     this.http.headersTimeout = this.http.requestTimeout = this.opts.authTimeoutMs;
-    this.wss = new WebSocketServer({ server: this.http, maxPayload: this.opts.maxMessageBytes, perMessageDeflate: false });
+    this.wss = new WebSocketServer({
+      server: this.http,
+      maxPayload: this.opts.maxMessageBytes,
+      perMessageDeflate: false,
+    });
     this.wss.on('connection', (ws, req) => this.onConnection(ws, req));
     this.wss.on('error', () => {}); // the http server's own 'error' rejects listen() below
     await new Promise<void>((resolve, reject) => {
@@ -118,7 +131,10 @@ export class RendezvousServer extends EventEmitter {
 
   get url(): string {
     if (!this.address) throw new RendezvousError('server is not listening');
-    const h = this.opts.host.includes(':') && !this.opts.host.startsWith('[') ? `[${this.opts.host}]` : this.opts.host;
+    const h =
+      this.opts.host.includes(':') && !this.opts.host.startsWith('[')
+        ? `[${this.opts.host}]`
+        : this.opts.host;
     return `ws://${h}:${this.address.port}`;
   }
 
@@ -144,7 +160,7 @@ export class RendezvousServer extends EventEmitter {
         abort: job.abort ?? null,
         joined: job.members ? job.members.length : job.pending.length,
         members: (job.members ?? job.pending).map((m) => ({
-          rank: job.members ? m.rank : m.wantRank ?? null,
+          rank: job.members ? m.rank : (m.wantRank ?? null),
           host: m.host,
           port: m.port,
           alive: !m.conn.left && this.conns.has(m.conn),
@@ -173,7 +189,10 @@ export class RendezvousServer extends EventEmitter {
       left: false,
     };
     this.conns.add(conn);
-    const authTimer = setTimeout(() => this.reject(conn, 'did not authenticate in time'), this.opts.authTimeoutMs);
+    const authTimer = setTimeout(
+      () => this.reject(conn, 'did not authenticate in time'),
+      this.opts.authTimeoutMs,
+    );
     ws.on('message', (data, isBinary) => {
       conn.lastSeen = Date.now();
       try {
@@ -201,13 +220,21 @@ export class RendezvousServer extends EventEmitter {
 
   /** Closes one offending connection; the jobs are not disturbed. */
   private reject(conn: Conn, why: string): void {
-    this.opts.log('warn', `closing connection ${conn.remote}${conn.member ? ` (rank ${conn.member.rank})` : ''}: ${why}`);
+    this.opts.log(
+      'warn',
+      `closing connection ${conn.remote}${conn.member ? ` (rank ${conn.member.rank})` : ''}: ${why}`,
+    );
     conn.ws.close(1008, 'protocol error');
     setTimeout(() => conn.ws.terminate(), 1000).unref();
   }
 
   private onHello(conn: Conn, msg: Record<string, unknown>): void {
-    if (msg.t !== 'hello' || typeof msg.job !== 'string' || msg.job.length === 0 || msg.job.length > KEY_MAX) {
+    if (
+      msg.t !== 'hello' ||
+      typeof msg.job !== 'string' ||
+      msg.job.length === 0 ||
+      msg.job.length > KEY_MAX
+    ) {
       throw new RendezvousError('expected hello with a job id');
     }
     if (!proofMatches(this.opts.token, conn.nonce, msg.job, msg.proof)) {
@@ -223,7 +250,14 @@ export class RendezvousServer extends EventEmitter {
   private job(id: string): Job {
     let job = this.jobs.get(id);
     if (!job) {
-      job = { id, generation: this.generations.get(id) ?? 0, pending: [], kv: new Map(), getWaiters: new Map(), barriers: new Map() };
+      job = {
+        id,
+        generation: this.generations.get(id) ?? 0,
+        pending: [],
+        kv: new Map(),
+        getWaiters: new Map(),
+        barriers: new Map(),
+      };
       this.jobs.set(id, job);
     }
     return job;
@@ -231,7 +265,8 @@ export class RendezvousServer extends EventEmitter {
 
   private onMessage(conn: Conn, msg: Record<string, unknown>): void {
     if (msg.t === 'hb') return;
-    if (msg.t !== 'req' || typeof msg.id !== 'number' || typeof msg.op !== 'string') throw new RendezvousError(`unexpected message ${msg.t}`);
+    if (msg.t !== 'req' || typeof msg.id !== 'number' || typeof msg.op !== 'string')
+      throw new RendezvousError(`unexpected message ${msg.t}`);
     const id = msg.id;
     try {
       this.handle(conn, conn.job!, id, msg);
@@ -259,7 +294,9 @@ export class RendezvousServer extends EventEmitter {
         const cur = job.kv.get(k) ?? 0;
         const delta = msg.delta ?? 1;
         if (typeof cur !== 'number' || typeof delta !== 'number' || !Number.isSafeInteger(delta)) {
-          throw new InvalidArgumentError(`add needs an integer delta and an integer value at ${JSON.stringify(k)}`);
+          throw new InvalidArgumentError(
+            `add needs an integer delta and an integer value at ${JSON.stringify(k)}`,
+          );
         }
         job.kv.set(k, cur + delta);
         this.wake(job, k);
@@ -273,7 +310,7 @@ export class RendezvousServer extends EventEmitter {
           job.kv.set(k, msg.value);
           this.wake(job, k);
         }
-        return this.reply(conn, id, { swapped, value: swapped ? msg.value : cur ?? null });
+        return this.reply(conn, id, { swapped, value: swapped ? msg.value : (cur ?? null) });
       }
       case 'del':
         return this.reply(conn, id, job.kv.delete(key(msg.key)));
@@ -281,7 +318,8 @@ export class RendezvousServer extends EventEmitter {
         return this.barrier(conn, job, id, key(msg.name), timeout(msg.timeoutMs));
       case 'report': {
         const m = conn.member;
-        if (!m || !job.members) throw new RendezvousError('only a member of a formed job can report a failure');
+        if (!m || !job.members)
+          throw new RendezvousError('only a member of a formed job can report a failure');
         const rank = Number.isInteger(msg.rank) ? (msg.rank as number) : m.rank;
         const code = typeof msg.code === 'string' ? msg.code : ErrorCode.ABORTED;
         this.abort(job, rank, String(msg.reason ?? 'failure reported'), code);
@@ -293,28 +331,40 @@ export class RendezvousServer extends EventEmitter {
   }
 
   private reply(conn: Conn, id: number, value: unknown): void {
-    if (conn.ws.readyState === conn.ws.OPEN) conn.ws.send(encode({ t: 'res', id, ok: true, value: value ?? null }));
+    if (conn.ws.readyState === conn.ws.OPEN)
+      conn.ws.send(encode({ t: 'res', id, ok: true, value: value ?? null }));
   }
 
   private fail(conn: Conn, id: number, err: RingwireError): void {
-    if (conn.ws.readyState === conn.ws.OPEN) conn.ws.send(encode({ t: 'res', id, ok: false, error: err.toJSON() }));
+    if (conn.ws.readyState === conn.ws.OPEN)
+      conn.ws.send(encode({ t: 'res', id, ok: false, error: err.toJSON() }));
   }
 
   private join(conn: Conn, job: Job, id: number, msg: Record<string, unknown>): void {
     const { size, rank, host, port, localRank } = msg;
-    if (!Number.isInteger(size) || (size as number) < 1) throw new RendezvousError(`join: size must be a positive integer, got ${size}`);
+    if (!Number.isInteger(size) || (size as number) < 1)
+      throw new RendezvousError(`join: size must be a positive integer, got ${size}`);
     const n = size as number;
-    if (rank !== undefined && rank !== null && (!Number.isInteger(rank) || (rank as number) < 0 || (rank as number) >= n)) {
+    if (
+      rank !== undefined &&
+      rank !== null &&
+      (!Number.isInteger(rank) || (rank as number) < 0 || (rank as number) >= n)
+    ) {
       throw new RendezvousError(`join: rank must be an integer in 0..${n - 1}, got ${rank}`);
     }
     if (typeof host !== 'string' || !host) throw new RendezvousError('join: host must be a non-empty string');
-    if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) throw new RendezvousError(`join: bad port ${port}`);
+    if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535)
+      throw new RendezvousError(`join: bad port ${port}`);
     if (conn.member) throw new RendezvousError('join: this connection has already joined');
     if (job.members) {
-      throw new RendezvousError(`join: job ${job.id} is frozen (generation ${job.generation}, ${job.members.length} members${job.abort ? ', aborted' : ''})`);
+      throw new RendezvousError(
+        `join: job ${job.id} is frozen (generation ${job.generation}, ${job.members.length} members${job.abort ? ', aborted' : ''})`,
+      );
     }
     if (job.size !== undefined && job.size !== n) {
-      throw new RendezvousError(`join: size mismatch: this worker says ${n}, the job was started with ${job.size}`);
+      throw new RendezvousError(
+        `join: size mismatch: this worker says ${n}, the job was started with ${job.size}`,
+      );
     }
     const wantRank = rank ?? undefined;
     if (wantRank !== undefined && job.pending.some((m) => m.wantRank === wantRank)) {
@@ -338,7 +388,13 @@ export class RendezvousServer extends EventEmitter {
       conn.member = undefined;
       if (job.pending.length === 0) job.size = undefined;
       const given = job.pending.map((m) => m.wantRank).filter((r) => r !== undefined);
-      this.fail(conn, id, new RendezvousError(`join timed out after ${ms} ms: ${job.pending.length + 1} of ${n} workers had joined job ${job.id}${given.length ? ` (ranks given: ${given.join(', ')})` : ''}`));
+      this.fail(
+        conn,
+        id,
+        new RendezvousError(
+          `join timed out after ${ms} ms: ${job.pending.length + 1} of ${n} workers had joined job ${job.id}${given.length ? ` (ranks given: ${given.join(', ')})` : ''}`,
+        ),
+      );
     }, ms);
     if (job.pending.length === n) this.form(job);
   }
@@ -353,7 +409,13 @@ export class RendezvousServer extends EventEmitter {
     // Unranked workers fill the free ranks grouped by host, so a host's workers get neighbouring ranks.
     const free = members
       .filter((m) => m.wantRank === undefined)
-      .sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : (a.wantLocalRank ?? 1e9) - (b.wantLocalRank ?? 1e9) || a.port - b.port));
+      .sort((a, b) =>
+        a.host < b.host
+          ? -1
+          : a.host > b.host
+            ? 1
+            : (a.wantLocalRank ?? 1e9) - (b.wantLocalRank ?? 1e9) || a.port - b.port,
+      );
     let next = 0;
     for (const m of free) {
       while (byRank[next]) next++;
@@ -364,7 +426,13 @@ export class RendezvousServer extends EventEmitter {
     for (const m of byRank) (hosts[m.host] ??= []).push(m.rank);
     const peers: PeerInfo[] = byRank.map((m) => {
       const group = hosts[m.host];
-      return { rank: m.rank, host: m.host, port: m.port, localRank: m.wantLocalRank ?? group.indexOf(m.rank), localSize: group.length };
+      return {
+        rank: m.rank,
+        host: m.host,
+        port: m.port,
+        localRank: m.wantLocalRank ?? group.indexOf(m.rank),
+        localSize: group.length,
+      };
     });
     job.generation += 1;
     this.generations.set(job.id, job.generation);
@@ -409,7 +477,8 @@ export class RendezvousServer extends EventEmitter {
     if (!m || !job.members) throw new RendezvousError('barrier: join a formed job first');
     if (job.abort) throw new AbortedError(`job ${job.id} was aborted: ${job.abort.reason}`);
     const arrived = job.barriers.get(name) ?? new Map<number, Waiter>();
-    if (arrived.has(m.rank)) throw new RendezvousError(`barrier ${JSON.stringify(name)}: rank ${m.rank} is already waiting`);
+    if (arrived.has(m.rank))
+      throw new RendezvousError(`barrier ${JSON.stringify(name)}: rank ${m.rank} is already waiting`);
     job.barriers.set(name, arrived);
     arrived.set(m.rank, {
       conn,
@@ -417,7 +486,14 @@ export class RendezvousServer extends EventEmitter {
       timer: setTimeout(() => {
         arrived.delete(m.rank);
         const missing = job.members!.map((x) => x.rank).filter((r) => !arrived.has(r) && r !== m.rank);
-        this.fail(conn, id, new TimeoutError(`barrier ${JSON.stringify(name)} timed out after ${ms} ms; ranks not arrived: ${missing.join(', ')}`, { ranks: missing }));
+        this.fail(
+          conn,
+          id,
+          new TimeoutError(
+            `barrier ${JSON.stringify(name)} timed out after ${ms} ms; ranks not arrived: ${missing.join(', ')}`,
+            { ranks: missing },
+          ),
+        );
       }, ms),
     });
     if (arrived.size === job.size) {
@@ -438,8 +514,10 @@ export class RendezvousServer extends EventEmitter {
       if (m.conn.ws.readyState === m.conn.ws.OPEN) m.conn.ws.send(encode({ t: 'abort', rank, reason, code }));
     }
     const err = new AbortedError(`job ${job.id} was aborted: ${reason}`, { rank });
-    for (const list of job.getWaiters.values()) for (const w of list) (clearTimeout(w.timer), this.fail(w.conn, w.id, err));
-    for (const arrived of job.barriers.values()) for (const w of arrived.values()) (clearTimeout(w.timer), this.fail(w.conn, w.id, err));
+    for (const list of job.getWaiters.values())
+      for (const w of list) clearTimeout(w.timer), this.fail(w.conn, w.id, err);
+    for (const arrived of job.barriers.values())
+      for (const w of arrived.values()) clearTimeout(w.timer), this.fail(w.conn, w.id, err);
     job.getWaiters.clear();
     job.barriers.clear();
     this.emit('abort', { job: job.id, rank, reason, code });
@@ -465,7 +543,12 @@ export class RendezvousServer extends EventEmitter {
         this.jobs.delete(job.id); // the next join under this id starts generation g+1
       }
     }
-    if (!job.members && job.pending.length === 0 && job.kv.size === 0 && ![...this.conns].some((c) => c.job === job)) {
+    if (
+      !job.members &&
+      job.pending.length === 0 &&
+      job.kv.size === 0 &&
+      ![...this.conns].some((c) => c.job === job)
+    ) {
       this.jobs.delete(job.id);
     }
   }
@@ -474,8 +557,16 @@ export class RendezvousServer extends EventEmitter {
     const limit = Date.now() - this.opts.heartbeatTimeoutMs;
     for (const c of this.conns) {
       if (c.member && c.job?.members && !c.left && c.lastSeen < limit) {
-        this.opts.log('warn', `rank ${c.member.rank} missed heartbeats for ${this.opts.heartbeatTimeoutMs} ms`);
-        this.abort(c.job, c.member.rank, `rank ${c.member.rank} (${c.member.host}) lost: no heartbeat for ${this.opts.heartbeatTimeoutMs} ms`, ErrorCode.PEER_LOST);
+        this.opts.log(
+          'warn',
+          `rank ${c.member.rank} missed heartbeats for ${this.opts.heartbeatTimeoutMs} ms`,
+        );
+        this.abort(
+          c.job,
+          c.member.rank,
+          `rank ${c.member.rank} (${c.member.host}) lost: no heartbeat for ${this.opts.heartbeatTimeoutMs} ms`,
+          ErrorCode.PEER_LOST,
+        );
         c.ws.terminate();
       }
     }
@@ -489,13 +580,15 @@ export class RendezvousServer extends EventEmitter {
 }
 
 function key(k: unknown): string {
-  if (typeof k !== 'string' || k.length === 0 || k.length > KEY_MAX) throw new InvalidArgumentError(`key must be a string of 1..${KEY_MAX} characters`);
+  if (typeof k !== 'string' || k.length === 0 || k.length > KEY_MAX)
+    throw new InvalidArgumentError(`key must be a string of 1..${KEY_MAX} characters`);
   return k;
 }
 
 function timeout(ms: unknown): number {
   if (ms === undefined || ms === null) return DEFAULTS.waitTimeoutMs;
-  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) throw new InvalidArgumentError(`timeoutMs must be a positive number, got ${ms}`);
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0)
+    throw new InvalidArgumentError(`timeoutMs must be a positive number, got ${ms}`);
   return Math.min(ms, 2 ** 31 - 1);
 }
 

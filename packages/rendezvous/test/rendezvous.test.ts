@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { encode, type PeerInfo, RendezvousClient, RendezvousServer } from '@ringwire/rendezvous';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { RendezvousClient, RendezvousServer, encode, type PeerInfo } from '@ringwire/rendezvous';
-import { jsonEvents, killAll, spawnNode, waitForJson, type Proc } from '../../../test/helpers/procs.js';
+import { jsonEvents, killAll, type Proc, spawnNode, waitForJson } from '../../../test/helpers/procs.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/worker.mjs', import.meta.url));
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -22,8 +22,17 @@ beforeAll(async () => {
 afterAll(() => server.close());
 afterEach(() => killAll());
 
-function workers(id: string, size: number, ranks: (number | '-')[], action = 'join', extra: string[] = [], env: Record<string, string>[] = []): Proc[] {
-  return ranks.map((r, i) => spawnNode(WORKER, [url, id, TOKEN, String(size), String(r), action, ...extra], env[i] ?? {}));
+function workers(
+  id: string,
+  size: number,
+  ranks: (number | '-')[],
+  action = 'join',
+  extra: string[] = [],
+  env: Record<string, string>[] = [],
+): Proc[] {
+  return ranks.map((r, i) =>
+    spawnNode(WORKER, [url, id, TOKEN, String(size), String(r), action, ...extra], env[i] ?? {}),
+  );
 }
 
 type Joined = { rank: number; generation: number; peers: PeerInfo[]; hosts: Record<string, number[]> };
@@ -46,14 +55,27 @@ describe('membership', () => {
 
   it('keeps given ranks and fills the rest grouped by host', async () => {
     const hosts = ['hostB', 'hostA', 'hostB', 'hostA', 'hostA'];
-    const ps = workers(job(), 5, [4, '-', '-', '-', '-'], 'join', [], hosts.map((h) => ({ FAKE_HOST: h })));
+    const ps = workers(
+      job(),
+      5,
+      [4, '-', '-', '-', '-'],
+      'join',
+      [],
+      hosts.map((h) => ({ FAKE_HOST: h })),
+    );
     const tables = await Promise.all(ps.map((p) => waitForJson<Joined>(p, 'joined')));
     expect(tables[0].rank).toBe(4);
     const t = tables[0];
     // Unranked hostA workers take 0,1,2 and the unranked hostB worker 3; rank 4 was given.
     expect(t.peers.map((p) => p.host)).toEqual(['hostA', 'hostA', 'hostA', 'hostB', 'hostB']);
     expect(t.hosts).toEqual({ hostA: [0, 1, 2], hostB: [3, 4] });
-    expect(t.peers.map((p) => [p.localRank, p.localSize])).toEqual([[0, 3], [1, 3], [2, 3], [0, 2], [1, 2]]);
+    expect(t.peers.map((p) => [p.localRank, p.localSize])).toEqual([
+      [0, 3],
+      [1, 3],
+      [2, 3],
+      [0, 2],
+      [1, 2],
+    ]);
   });
 
   it('rejects a duplicate rank, a disagreeing size, a join to a frozen job, and times out a short job', async () => {
@@ -71,7 +93,9 @@ describe('membership', () => {
     const [b] = workers(id, 2, [1]);
     await Promise.all([waitForJson(a, 'joined'), waitForJson(b, 'joined')]);
     const [late] = workers(id, 2, ['-']);
-    expect((await waitForJson<{ message: string }>(late, 'error')).message).toMatch(/is frozen \(generation \d+/);
+    expect((await waitForJson<{ message: string }>(late, 'error')).message).toMatch(
+      /is frozen \(generation \d+/,
+    );
     const [lonely] = workers(job(), 3, [2], 'join', [], [{ JOIN_TIMEOUT: '500' }]);
     const t = await waitForJson<{ code: string; message: string }>(lonely, 'error');
     expect(t.code).toBe('RINGWIRE_ERR_RENDEZVOUS');
@@ -80,9 +104,13 @@ describe('membership', () => {
 
   it('a job id can be reused after all members left, with the next generation', async () => {
     const id = job();
-    const first = await Promise.all(workers(id, 2, ['-', '-'], 'close').map((p) => waitForJson<Joined>(p, 'joined')));
+    const first = await Promise.all(
+      workers(id, 2, ['-', '-'], 'close').map((p) => waitForJson<Joined>(p, 'joined')),
+    );
     await new Promise((r) => setTimeout(r, 300));
-    const second = await Promise.all(workers(id, 2, ['-', '-'], 'close').map((p) => waitForJson<Joined>(p, 'joined')));
+    const second = await Promise.all(
+      workers(id, 2, ['-', '-'], 'close').map((p) => waitForJson<Joined>(p, 'joined')),
+    );
     expect(second[0].generation).toBe(first[0].generation + 1);
   });
 });
@@ -99,7 +127,9 @@ describe('key-value store', () => {
       const bytes = new Uint8Array([1, 2, 3, 250]);
       await a.set('bytes', bytes);
       expect(Array.from((await b.get<Uint8Array>('bytes'))!)).toEqual([1, 2, 3, 250]);
-      expect(await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).add('ctr')))).toHaveLength(20);
+      expect(
+        await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).add('ctr'))),
+      ).toHaveLength(20);
       expect(await a.get('ctr')).toBe(20);
       expect(await a.add('ctr', -5)).toBe(15);
       expect(await a.compareAndSet('lock', null, 'a')).toEqual({ swapped: true, value: 'a' });
@@ -113,7 +143,10 @@ describe('key-value store', () => {
       expect(await waiting).toBe('here');
       expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
       const t1 = Date.now();
-      await expect(b.get('never', { wait: true, timeoutMs: 300 })).rejects.toMatchObject({ code: 'RINGWIRE_ERR_TIMEOUT', message: expect.stringMatching(/"never": no value after 300 ms/) });
+      await expect(b.get('never', { wait: true, timeoutMs: 300 })).rejects.toMatchObject({
+        code: 'RINGWIRE_ERR_TIMEOUT',
+        message: expect.stringMatching(/"never": no value after 300 ms/),
+      });
       expect(Date.now() - t1).toBeLessThan(2000);
       // Jobs are isolated from each other.
       const other = await RendezvousClient.connect({ url, job: job(), token: TOKEN });
@@ -143,7 +176,9 @@ describe('barrier and liveness', () => {
     await Promise.all(ps.map((p) => waitForJson(p, 'holding')));
     const t0 = Date.now();
     ps[2].child.kill('SIGKILL');
-    const aborts = await Promise.all([0, 1, 3].map((i) => waitForJson<{ rank: number; code: string; reason: string }>(ps[i], 'abort', 3000)));
+    const aborts = await Promise.all(
+      [0, 1, 3].map((i) => waitForJson<{ rank: number; code: string; reason: string }>(ps[i], 'abort', 3000)),
+    );
     expect(Date.now() - t0).toBeLessThan(3000);
     for (const a of aborts) {
       expect(a.rank).toBe(2);
@@ -157,7 +192,10 @@ describe('barrier and liveness', () => {
     const a = await RendezvousClient.connect({ url, job: id, token: TOKEN, heartbeatIntervalMs: 100 });
     const mute = await RendezvousClient.connect({ url, job: id, token: TOKEN, heartbeatIntervalMs: 1e9 });
     const got = new Promise<{ rank: number; reason: string }>((r) => a.once('abort', r));
-    await Promise.all([a.join({ size: 2, rank: 0, host: 'h', port: 1 }), mute.join({ size: 2, rank: 1, host: 'h', port: 2 })]);
+    await Promise.all([
+      a.join({ size: 2, rank: 0, host: 'h', port: 1 }),
+      mute.join({ size: 2, rank: 1, host: 'h', port: 2 }),
+    ]);
     const ev = await got;
     expect(ev.rank).toBe(1);
     expect(ev.reason).toMatch(/no heartbeat for 1500 ms/);
@@ -167,11 +205,16 @@ describe('barrier and liveness', () => {
 
   it('a reported failure reaches every member with its code', async () => {
     const id = job();
-    const cs = await Promise.all([0, 1, 2].map(() => RendezvousClient.connect({ url, job: id, token: TOKEN })));
+    const cs = await Promise.all(
+      [0, 1, 2].map(() => RendezvousClient.connect({ url, job: id, token: TOKEN })),
+    );
     await Promise.all(cs.map((c, i) => c.join({ size: 3, rank: i, host: 'h', port: 10 + i })));
-    const evs = cs.map((c) => new Promise<{ rank: number; code: string; reason: string }>((r) => c.once('abort', r)));
+    const evs = cs.map(
+      (c) => new Promise<{ rank: number; code: string; reason: string }>((r) => c.once('abort', r)),
+    );
     await cs[1].reportFailure('mismatch at op 7', { code: 'RINGWIRE_ERR_MISMATCH' });
-    for (const e of await Promise.all(evs)) expect(e).toEqual({ rank: 1, code: 'RINGWIRE_ERR_MISMATCH', reason: 'mismatch at op 7' });
+    for (const e of await Promise.all(evs))
+      expect(e).toEqual({ rank: 1, code: 'RINGWIRE_ERR_MISMATCH', reason: 'mismatch at op 7' });
     await Promise.all(cs.map((c) => c.close()));
   });
 });
@@ -180,8 +223,12 @@ describe('security and robustness', () => {
   it('rejects a wrong or missing token without disturbing the job', async () => {
     const id = job();
     const good = await RendezvousClient.connect({ url, job: id, token: TOKEN });
-    await expect(RendezvousClient.connect({ url, job: id, token: 'wrong' })).rejects.toMatchObject({ code: 'RINGWIRE_ERR_AUTH' });
-    await expect(RendezvousClient.connect({ url, job: id })).rejects.toMatchObject({ code: 'RINGWIRE_ERR_AUTH' });
+    await expect(RendezvousClient.connect({ url, job: id, token: 'wrong' })).rejects.toMatchObject({
+      code: 'RINGWIRE_ERR_AUTH',
+    });
+    await expect(RendezvousClient.connect({ url, job: id })).rejects.toMatchObject({
+      code: 'RINGWIRE_ERR_AUTH',
+    });
     await good.set('still', 'fine');
     expect(await good.get('still')).toBe('fine');
     await good.close();
@@ -195,7 +242,13 @@ describe('security and robustness', () => {
       if (kind === 0) {
         // Raw TCP garbage, sometimes an HTTP-looking prefix.
         await new Promise<void>((resolve) => {
-          const s = netConnect(Number(port), '127.0.0.1', () => s.end(i % 2 ? randomBytes(1 + (i % 300)) : Buffer.from('GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n' + 'x'.repeat(i))));
+          const s = netConnect(Number(port), '127.0.0.1', () =>
+            s.end(
+              i % 2
+                ? randomBytes(1 + (i % 300))
+                : Buffer.from(`GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n${'x'.repeat(i)}`),
+            ),
+          );
           s.resume(); // drain the server's 400 so 'close' can fire
           s.on('error', () => resolve());
           s.on('close', () => resolve());
@@ -211,9 +264,11 @@ describe('security and robustness', () => {
         ws.on('close', () => (clearTimeout(timer), resolve()));
         ws.on('open', () => {
           if (kind === 1) ws.send(randomBytes(1 + (i % 64)));
-          else if (kind === 2) ws.send(encode({ t: 'hello', job: 'x', proof: randomBytes(32) }).subarray(0, 5 + (i % 10)));
-          else if (kind === 3) ws.send(encode({ t: 'req', id: 1, op: 'join', size: 4, host: 'evil', port: 1 }));
-          else ws.send('text frame ' + i);
+          else if (kind === 2)
+            ws.send(encode({ t: 'hello', job: 'x', proof: randomBytes(32) }).subarray(0, 5 + (i % 10)));
+          else if (kind === 3)
+            ws.send(encode({ t: 'req', id: 1, op: 'join', size: 4, host: 'evil', port: 1 }));
+          else ws.send(`text frame ${i}`);
         });
       });
     };
@@ -232,18 +287,26 @@ describe('security and robustness', () => {
 
   it('refuses a non-loopback bind without a token', async () => {
     const s = new RendezvousServer({ host: '0.0.0.0', port: 0 });
-    await expect(s.listen()).rejects.toMatchObject({ code: 'RINGWIRE_ERR_RENDEZVOUS', message: expect.stringMatching(/refusing to bind 0\.0\.0\.0 without a token/) });
+    await expect(s.listen()).rejects.toMatchObject({
+      code: 'RINGWIRE_ERR_RENDEZVOUS',
+      message: expect.stringMatching(/refusing to bind 0\.0\.0\.0 without a token/),
+    });
   });
 
   it('serves the jobs as JSON on plain HTTP GET', async () => {
     const id = job();
     const cs = await Promise.all([0, 1].map(() => RendezvousClient.connect({ url, job: id, token: TOKEN })));
     await Promise.all(cs.map((c, i) => c.join({ size: 2, rank: i, host: 'h', port: 100 + i })));
-    const body = (await (await fetch(url.replace('ws:', 'http:') + '/status')).json()) as { jobs: { id: string; state: string; size: number; members: { rank: number; alive: boolean }[] }[] };
+    const body = (await (await fetch(`${url.replace('ws:', 'http:')}/status`)).json()) as {
+      jobs: { id: string; state: string; size: number; members: { rank: number; alive: boolean }[] }[];
+    };
     const j = body.jobs.find((x) => x.id === id)!;
     expect(j.state).toBe('running');
     expect(j.size).toBe(2);
-    expect(j.members.map((m) => [m.rank, m.alive])).toEqual([[0, true], [1, true]]);
+    expect(j.members.map((m) => [m.rank, m.alive])).toEqual([
+      [0, true],
+      [1, true],
+    ]);
     await Promise.all(cs.map((c) => c.close()));
   });
 });

@@ -38,8 +38,12 @@ const WILDCARD = new Set(['0.0.0.0', '::', '[::]']);
  * (a wildcard listens everywhere and advertises the routed address), or, when every remote
  * host is routed through the same local address, that address is used; otherwise refuse.
  */
-export async function chooseAddress(bind: string | undefined, remoteHosts: string[]): Promise<{ listen: string; advertise: string }> {
-  if (remoteHosts.length === 0) return { listen: bind ?? '127.0.0.1', advertise: bind && !WILDCARD.has(bind) ? bind : '127.0.0.1' };
+export async function chooseAddress(
+  bind: string | undefined,
+  remoteHosts: string[],
+): Promise<{ listen: string; advertise: string }> {
+  if (remoteHosts.length === 0)
+    return { listen: bind ?? '127.0.0.1', advertise: bind && !WILDCARD.has(bind) ? bind : '127.0.0.1' };
   if (bind && !WILDCARD.has(bind)) return { listen: bind, advertise: bind };
   const sources = new Map<string, string[]>();
   for (const h of remoteHosts) {
@@ -48,7 +52,9 @@ export async function chooseAddress(bind: string | undefined, remoteHosts: strin
   }
   if (sources.size > 1) {
     const how = [...sources].map(([src, hs]) => `${hs.join(', ')} via ${src}`).join('; ');
-    throw new UsageError(`the hosts reach this machine through different addresses (${how}); pass --bind ADDR with one they all reach`);
+    throw new UsageError(
+      `the hosts reach this machine through different addresses (${how}); pass --bind ADDR with one they all reach`,
+    );
   }
   const [src] = sources.keys();
   return { listen: bind ?? src, advertise: src };

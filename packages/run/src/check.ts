@@ -3,13 +3,24 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-export const TFJS_PACKAGES = ['@tensorflow/tfjs', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-webgpu'];
+export const TFJS_PACKAGES = [
+  '@tensorflow/tfjs',
+  '@tensorflow/tfjs-node',
+  '@tensorflow/tfjs-node-gpu',
+  '@tensorflow/tfjs-backend-webgpu',
+];
 
 export interface CheckReport {
   version: string;
   node: string;
   platform: string;
-  kernels: { native: boolean; name?: string; simd?: string; reason?: string; source: 'ringwire' | '@ringwire/native' };
+  kernels: {
+    native: boolean;
+    name?: string;
+    simd?: string;
+    reason?: string;
+    source: 'ringwire' | '@ringwire/native';
+  };
   /** Whether same-host workers can exchange payloads through /dev/shm (RINGWIRE_SHM=0 turns it off). */
   sharedMemory: { available: boolean; reason?: string; freeBytes?: number; off?: boolean };
   tfjs: { name: string; installed: boolean; version?: string }[];
@@ -69,14 +80,26 @@ function kernels({ mod, error }: { mod?: CoreModule; error: string }, cwd: strin
     const nativePath = resolveFrom('@ringwire/native', cwd);
     if (!nativePath) throw new Error('@ringwire/native is not installed');
     const addon = createRequire(import.meta.url)(nativePath) as { simd?: string };
-    return { native: true, name: 'native', simd: addon.simd, source: '@ringwire/native', reason: `checked without the core (${coreError})` };
+    return {
+      native: true,
+      name: 'native',
+      simd: addon.simd,
+      source: '@ringwire/native',
+      reason: `checked without the core (${coreError})`,
+    };
   } catch (err) {
-    return { native: false, name: 'js', source: '@ringwire/native', reason: `${(err as Error).message.split('\n')[0]} (${coreError})` };
+    return {
+      native: false,
+      name: 'js',
+      source: '@ringwire/native',
+      reason: `${(err as Error).message.split('\n')[0]} (${coreError})`,
+    };
   }
 }
 
 function sharedMemory({ mod, error }: { mod?: CoreModule; error: string }): CheckReport['sharedMemory'] {
-  if (typeof mod?.sharedMemoryInfo !== 'function') return { available: false, reason: error || 'ringwire does not export sharedMemoryInfo()' };
+  if (typeof mod?.sharedMemoryInfo !== 'function')
+    return { available: false, reason: error || 'ringwire does not export sharedMemoryInfo()' };
   return { ...mod.sharedMemoryInfo(), ...(process.env.RINGWIRE_SHM === '0' && { off: true }) };
 }
 
@@ -90,7 +113,9 @@ export async function check(cwd = process.cwd()): Promise<CheckReport> {
     sharedMemory: sharedMemory(core),
     tfjs: TFJS_PACKAGES.map((name) => {
       const entry = resolveFrom(name, cwd);
-      return entry ? { name, installed: true, version: packageVersion(entry, name) } : { name, installed: false };
+      return entry
+        ? { name, installed: true, version: packageVersion(entry, name) }
+        : { name, installed: false };
     }),
   };
 }
@@ -100,12 +125,18 @@ export function formatCheck(r: CheckReport): string {
   const m = r.sharedMemory;
   const lines = [
     `ringrun ${r.version} (node ${r.node}, ${r.platform})`,
-    k.native ? `native kernels: yes${k.simd ? ` (${k.simd})` : ''}${k.reason ? `; ${k.reason}` : ''}` : `native kernels: no, using JS kernels: ${k.reason ?? 'unknown reason'}`,
-    m.off ? 'shared memory between same-host workers: off (RINGWIRE_SHM=0)'
-      : m.available ? `shared memory between same-host workers: yes (/dev/shm, ${((m.freeBytes ?? 0) / 2 ** 30).toFixed(1)} GiB free)`
-      : `shared memory between same-host workers: no, using TCP: ${m.reason ?? 'unknown reason'}`,
+    k.native
+      ? `native kernels: yes${k.simd ? ` (${k.simd})` : ''}${k.reason ? `; ${k.reason}` : ''}`
+      : `native kernels: no, using JS kernels: ${k.reason ?? 'unknown reason'}`,
+    m.off
+      ? 'shared memory between same-host workers: off (RINGWIRE_SHM=0)'
+      : m.available
+        ? `shared memory between same-host workers: yes (/dev/shm, ${((m.freeBytes ?? 0) / 2 ** 30).toFixed(1)} GiB free)`
+        : `shared memory between same-host workers: no, using TCP: ${m.reason ?? 'unknown reason'}`,
     'TensorFlow.js backends:',
-    ...r.tfjs.map((t) => `  ${t.name}: ${t.installed ? `installed${t.version ? ` ${t.version}` : ''}` : 'not installed'}`),
+    ...r.tfjs.map(
+      (t) => `  ${t.name}: ${t.installed ? `installed${t.version ? ` ${t.version}` : ''}` : 'not installed'}`,
+    ),
   ];
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

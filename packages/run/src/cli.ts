@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError as CliArgError, type Option } from 'commander';
+import { InvalidArgumentError as CliArgError, Command, type Option } from 'commander';
 import { check, formatCheck, ownVersion } from './check.js';
-import { parseHostList, readHostfile, UsageError, type HostSlots } from './hosts.js';
+import { type HostSlots, parseHostList, readHostfile, UsageError } from './hosts.js';
 import { launch } from './launch.js';
 import { splitWords } from './shell.js';
 
@@ -46,17 +46,26 @@ const program = new Command('ringrun')
   .option('--hostfile <file>', 'file of "host slots=N" lines (# comments)')
   .option('-x <VAR[=value]>', 'set or forward an environment variable to every worker (repeatable)', collect)
   .option('--timeout <s>', 'stop the job after this many seconds (exit 124)', seconds)
-  .option('--start-timeout <s>', 'every rank must join the rendezvous within this many seconds (exit 124)', seconds)
+  .option(
+    '--start-timeout <s>',
+    'every rank must join the rendezvous within this many seconds (exit 124)',
+    seconds,
+  )
   .option('--grace <s>', 'seconds between SIGTERM and SIGKILL when stopping workers', seconds, 5)
   .option('--bind <addr>', 'address the rendezvous listens on (one every host reaches; 0.0.0.0 for all)')
   .option('--ssh <command>', 'ssh command and options for remote hosts (default $RINGRUN_SSH or ssh)')
   .option('--verbose', 'print the launch plan and the rendezvous address on stderr')
-  .option('--check', 'print the version, whether native kernels load and which TensorFlow.js backends are installed')
+  .option(
+    '--check',
+    'print the version, whether native kernels load and which TensorFlow.js backends are installed',
+  )
   .version(ownVersion(), '-V, --version')
   .argument('[command...]')
   .passThroughOptions() // the worker command's own flags are left alone
   .addHelpText('after', HELP)
-  .exitOverride((e) => process.exit(e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2));
+  .exitOverride((e) =>
+    process.exit(e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2),
+  );
 
 interface Opts {
   np?: number;
@@ -105,10 +114,13 @@ program.action(async (command: string[], opts: Opts) => {
     return;
   }
   const controller = new AbortController();
-  let result;
+  let result: Awaited<ReturnType<typeof launch>>;
   try {
     if (command.length === 0) throw new UsageError('missing command: ringrun [options] command [args...]');
-    const hosts: HostSlots[] = [...(opts.host ?? []).flatMap(parseHostList), ...(opts.hostfile ? readHostfile(opts.hostfile) : [])];
+    const hosts: HostSlots[] = [
+      ...(opts.host ?? []).flatMap(parseHostList),
+      ...(opts.hostfile ? readHostfile(opts.hostfile) : []),
+    ];
     let signals = 0;
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
       process.on(sig, () => {

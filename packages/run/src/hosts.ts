@@ -26,7 +26,8 @@ export class UsageError extends Error {
 const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])$/;
 
 function slotCount(raw: string, where: string): number {
-  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new UsageError(`${where}: slots must be a positive integer, got ${JSON.stringify(raw)}`);
+  if (!/^\d+$/.test(raw) || Number(raw) < 1)
+    throw new UsageError(`${where}: slots must be a positive integer, got ${JSON.stringify(raw)}`);
   return Number(raw);
 }
 
@@ -102,12 +103,29 @@ export function placeRanks(np: number | undefined, hosts: HostSlots[] | undefine
   const n = np ?? (merged.length ? total : undefined);
   if (n === undefined) throw new UsageError('-np is required when no hosts are given');
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`-np must be a positive integer, got ${np}`);
-  if (!merged.length) return Array.from({ length: n }, (_, rank) => ({ rank, host: 'localhost', localRank: rank, localSize: n, local: true }));
-  if (n > total) throw new UsageError(`-np ${n} is more than the ${total} slots of the hosts given (${merged.map((h) => `${h.host}:${h.slots}`).join(',')})`);
+  if (!merged.length)
+    return Array.from({ length: n }, (_, rank) => ({
+      rank,
+      host: 'localhost',
+      localRank: rank,
+      localSize: n,
+      local: true,
+    }));
+  if (n > total)
+    throw new UsageError(
+      `-np ${n} is more than the ${total} slots of the hosts given (${merged.map((h) => `${h.host}:${h.slots}`).join(',')})`,
+    );
   const out: Placement[] = [];
   for (const h of merged) {
     const count = Math.min(h.slots, n - out.length);
-    for (let i = 0; i < count; i++) out.push({ rank: out.length, host: h.host, localRank: i, localSize: count, local: isLocalHost(h.host) });
+    for (let i = 0; i < count; i++)
+      out.push({
+        rank: out.length,
+        host: h.host,
+        localRank: i,
+        localSize: count,
+        local: isLocalHost(h.host),
+      });
   }
   return out;
 }

@@ -1,6 +1,15 @@
-export { launch, CONTRACT_VARS, type LaunchOptions, type LaunchResult } from './launch.js';
-export { parseHostList, parseHostfile, readHostfile, placeRanks, isLocalHost, UsageError, type HostSlots, type Placement } from './hosts.js';
-export { LineTagger, type LineSink } from './output.js';
 export { chooseAddress, sourceAddressFor } from './address.js';
-export { check, formatCheck, type CheckReport } from './check.js';
+export { type CheckReport, check, formatCheck } from './check.js';
+export {
+  type HostSlots,
+  isLocalHost,
+  type Placement,
+  parseHostfile,
+  parseHostList,
+  placeRanks,
+  readHostfile,
+  UsageError,
+} from './hosts.js';
+export { CONTRACT_VARS, type LaunchOptions, type LaunchResult, launch } from './launch.js';
+export { type LineSink, LineTagger } from './output.js';
 export { shellQuote, splitWords } from './shell.js';

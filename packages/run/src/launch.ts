@@ -1,12 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsc, statSync } from 'node:fs';
-import { constants as osc, hostname } from 'node:os';
+import { hostname, constants as osc } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { RendezvousServer, type PeerTable } from '@ringwire/rendezvous';
+import { type PeerTable, RendezvousServer } from '@ringwire/rendezvous';
 import { assertCanListen, chooseAddress } from './address.js';
-import { placeRanks, UsageError, type HostSlots, type Placement } from './hosts.js';
-import { LineTagger, type LineSink } from './output.js';
+import { type HostSlots, type Placement, placeRanks, UsageError } from './hosts.js';
+import { type LineSink, LineTagger } from './output.js';
 import { remoteCommand, watchdogSource } from './remote.js';
 import { splitWords } from './shell.js';
 
@@ -55,7 +55,15 @@ export interface LaunchResult {
 }
 
 /** The variables ringrun sets for every worker (see DESIGN.md, Contracts); `-x` may not override them. */
-export const CONTRACT_VARS = ['RINGWIRE_RANK', 'RINGWIRE_SIZE', 'RINGWIRE_LOCAL_RANK', 'RINGWIRE_LOCAL_SIZE', 'RINGWIRE_RENDEZVOUS', 'RINGWIRE_JOB_ID', 'RINGWIRE_TOKEN'];
+export const CONTRACT_VARS = [
+  'RINGWIRE_RANK',
+  'RINGWIRE_SIZE',
+  'RINGWIRE_LOCAL_RANK',
+  'RINGWIRE_LOCAL_SIZE',
+  'RINGWIRE_RENDEZVOUS',
+  'RINGWIRE_JOB_ID',
+  'RINGWIRE_TOKEN',
+];
 
 interface Worker {
   p: Placement;
@@ -76,7 +84,8 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   const ssh = options.ssh ?? (process.env.RINGRUN_SSH ? splitWords(process.env.RINGRUN_SSH) : ['ssh']);
   for (const k of Object.keys(extraEnv)) {
     if (CONTRACT_VARS.includes(k)) throw new UsageError(`-x ${k}: ringrun sets it for every worker`);
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new UsageError(`-x: bad variable name ${JSON.stringify(k)}`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
+      throw new UsageError(`-x: bad variable name ${JSON.stringify(k)}`);
   }
   if (!options.command) throw new UsageError('no command given');
   const localEnv = { ...process.env, ...extraEnv };
@@ -85,19 +94,29 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
     log(reason);
     return { code: 127, reason };
   }
-  if (options.signal?.aborted) return { code: signalCode(options.signal.reason), reason: 'aborted before start' };
+  if (options.signal?.aborted)
+    return { code: signalCode(options.signal.reason), reason: 'aborted before start' };
 
   const remoteHosts = [...new Set(plan.filter((p) => !p.local).map((p) => p.host))];
   const addr = await chooseAddress(options.bind, remoteHosts);
   const token = randomBytes(32).toString('hex');
   const jobId = options.jobId ?? `ringrun-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const server = new RendezvousServer({ host: addr.listen, token, log: (level, m) => level !== 'debug' && level !== 'info' && log(`rendezvous ${level}: ${m}`) });
+  const server = new RendezvousServer({
+    host: addr.listen,
+    token,
+    log: (level, m) => level !== 'debug' && level !== 'info' && log(`rendezvous ${level}: ${m}`),
+  });
   await assertCanListen(addr.listen);
   const { port } = await server.listen();
   const url = `ws://${addr.advertise.includes(':') ? `[${addr.advertise}]` : addr.advertise}:${port}`;
   if (options.verbose) {
-    log(`job ${jobId}: ${plan.length} workers, rendezvous ${url}${addr.listen !== addr.advertise ? ` (listening on ${addr.listen})` : ''}`);
-    for (const p of plan) log(`  rank ${p.rank} on ${p.host} (local rank ${p.localRank} of ${p.localSize}${p.local ? '' : `, via ${ssh.join(' ')}`})`);
+    log(
+      `job ${jobId}: ${plan.length} workers, rendezvous ${url}${addr.listen !== addr.advertise ? ` (listening on ${addr.listen})` : ''}`,
+    );
+    for (const p of plan)
+      log(
+        `  rank ${p.rank} on ${p.host} (local rank ${p.localRank} of ${p.localSize}${p.local ? '' : `, via ${ssh.join(' ')}`})`,
+      );
     log(`  command: ${[options.command, ...args].join(' ')} (cwd ${cwd})`);
   }
 
@@ -108,7 +127,10 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   const running = () => workers.filter((w) => !w.exited);
 
   // Survives ringrun being SIGKILLed and stops what ringrun started (see watchdogSource).
-  const watchdog = spawn(process.execPath, ['-e', watchdogSource(graceMs)], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+  const watchdog = spawn(process.execPath, ['-e', watchdogSource(graceMs)], {
+    detached: true,
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
   watchdog.stdin!.on('error', () => {});
   watchdog.unref();
   (watchdog.stdin as unknown as { unref?: () => void }).unref?.();
@@ -133,7 +155,11 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   };
   process.on('exit', onProcessExit);
 
-  const onAbort = () => stop({ code: signalCode(options.signal!.reason), reason: `${typeof options.signal!.reason === 'string' ? options.signal!.reason : 'aborted'}: stopping ${running().length} workers` });
+  const onAbort = () =>
+    stop({
+      code: signalCode(options.signal!.reason),
+      reason: `${typeof options.signal!.reason === 'string' ? options.signal!.reason : 'aborted'}: stopping ${running().length} workers`,
+    });
   options.signal?.addEventListener('abort', onAbort, { once: true });
 
   let formed = false;
@@ -141,7 +167,8 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
     if (table.job !== jobId) return;
     formed = true;
     clearTimeout(startTimer);
-    if (options.verbose) log(`all ${table.size} ranks joined the rendezvous (generation ${table.generation})`);
+    if (options.verbose)
+      log(`all ${table.size} ranks joined the rendezvous (generation ${table.generation})`);
   };
   const onJobAbort = (a: { job: string; rank: number; reason: string }) => {
     if (a.job === jobId && options.verbose) log(`rendezvous: job aborted: ${a.reason}`);
@@ -153,11 +180,21 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
         if (formed) return;
         const joined = joinedRanks(server, jobId);
         const missing = plan.map((p) => p.rank).filter((r) => !joined.includes(r));
-        stop({ code: 124, reason: `start timeout: not every rank joined the rendezvous within ${options.startTimeoutMs! / 1000} s; ranks never joined: ${missing.join(', ')} (${joined.length} of ${plan.length} joined)` });
+        stop({
+          code: 124,
+          reason: `start timeout: not every rank joined the rendezvous within ${options.startTimeoutMs! / 1000} s; ranks never joined: ${missing.join(', ')} (${joined.length} of ${plan.length} joined)`,
+        });
       }, options.startTimeoutMs)
     : undefined;
   const jobTimer = options.timeoutMs
-    ? setTimeout(() => stop({ code: 124, reason: `timeout: the job ran longer than ${options.timeoutMs! / 1000} s; stopping ${running().length} workers` }), options.timeoutMs)
+    ? setTimeout(
+        () =>
+          stop({
+            code: 124,
+            reason: `timeout: the job ran longer than ${options.timeoutMs! / 1000} s; stopping ${running().length} workers`,
+          }),
+        options.timeoutMs,
+      )
     : undefined;
 
   const finished = plan.map((p) => {
@@ -170,11 +207,26 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
       RINGWIRE_JOB_ID: jobId,
     };
     const child = p.local
-      ? spawn(options.command, args, { cwd, env: { ...localEnv, ...env, RINGWIRE_TOKEN: token }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(ssh[0], [...ssh.slice(1), '-o', 'BatchMode=yes', p.host, remoteCommand(cwd, { ...env, ...extraEnv }, graceMs, options.command, args)], {
+      ? spawn(options.command, args, {
+          cwd,
+          env: { ...localEnv, ...env, RINGWIRE_TOKEN: token },
           detached: true,
-          stdio: ['pipe', 'pipe', 'pipe'],
-        });
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
+      : spawn(
+          ssh[0],
+          [
+            ...ssh.slice(1),
+            '-o',
+            'BatchMode=yes',
+            p.host,
+            remoteCommand(cwd, { ...env, ...extraEnv }, graceMs, options.command, args),
+          ],
+          {
+            detached: true,
+            stdio: ['pipe', 'pipe', 'pipe'],
+          },
+        );
     const w: Worker = { p, child, pid: child.pid, exited: false };
     workers.push(w);
     if (w.pid) watchdog.stdin!.write(`+${w.pid}\n`);
@@ -209,7 +261,8 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
           if (failed && result?.reason) log(result.reason);
           done();
         };
-        if (!child.stdout || !child.stderr || (child.stdout.readableEnded && child.stderr.readableEnded)) return drained();
+        if (!child.stdout || !child.stderr || (child.stdout.readableEnded && child.stderr.readableEnded))
+          return drained();
         const t = setTimeout(() => (child.stdout!.destroy(), child.stderr!.destroy(), drained()), 2_000);
         child.once('close', () => (clearTimeout(t), drained()));
       };
@@ -234,20 +287,54 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
 }
 
 /** The result of a worker that failed, and the line that says how. */
-function failure(p: Placement, code: number | null, signal: NodeJS.Signals | null, spawnError?: Error): LaunchResult {
+function failure(
+  p: Placement,
+  code: number | null,
+  signal: NodeJS.Signals | null,
+  spawnError?: Error,
+): LaunchResult {
   const who = `rank ${p.rank}${p.local ? '' : ` (on ${p.host})`}`;
   if (spawnError) {
     const missing = (spawnError as NodeJS.ErrnoException).code === 'ENOENT';
-    return { code: missing ? 127 : 126, failedRank: p.rank, reason: `${who} could not be started: ${spawnError.message}` };
+    return {
+      code: missing ? 127 : 126,
+      failedRank: p.rank,
+      reason: `${who} could not be started: ${spawnError.message}`,
+    };
   }
-  if (signal) return { code: 128 + (osc.signals[signal] ?? 0), failedRank: p.rank, signal, reason: `${who} was killed by ${signal}` };
+  if (signal)
+    return {
+      code: 128 + (osc.signals[signal] ?? 0),
+      failedRank: p.rank,
+      signal,
+      reason: `${who} was killed by ${signal}`,
+    };
   const c = code ?? 1;
   if (!p.local) {
     // Through ssh a signal shows as the shell's 128+n; 255 is ssh's own failure.
-    const sig = c > 128 ? (Object.entries(osc.signals).find(([, n]) => n === c - 128)?.[0] as NodeJS.Signals | undefined) : undefined;
-    if (sig) return { code: c, failedRank: p.rank, signal: sig, reason: `${who} was killed by ${sig} (remote exit status ${c})` };
-    if (c === 255) return { code: c, failedRank: p.rank, reason: `${who} exited with code 255: ssh failed (see its message above) or the command exited 255` };
-    if (c === 127) return { code: c, failedRank: p.rank, reason: `${who} exited with code 127: command not found on ${p.host}` };
+    const sig =
+      c > 128
+        ? (Object.entries(osc.signals).find(([, n]) => n === c - 128)?.[0] as NodeJS.Signals | undefined)
+        : undefined;
+    if (sig)
+      return {
+        code: c,
+        failedRank: p.rank,
+        signal: sig,
+        reason: `${who} was killed by ${sig} (remote exit status ${c})`,
+      };
+    if (c === 255)
+      return {
+        code: c,
+        failedRank: p.rank,
+        reason: `${who} exited with code 255: ssh failed (see its message above) or the command exited 255`,
+      };
+    if (c === 127)
+      return {
+        code: c,
+        failedRank: p.rank,
+        reason: `${who} exited with code 127: command not found on ${p.host}`,
+      };
   }
   return { code: c, failedRank: p.rank, reason: `${who} exited with code ${c}` };
 }
@@ -270,12 +357,20 @@ function signalCode(reason: unknown): number {
 function joinedRanks(server: RendezvousServer, jobId: string): number[] {
   const status = server.status() as { jobs: { id: string; members: { rank: number | null }[] }[] };
   const job = status.jobs.find((j) => j.id === jobId);
-  return (job?.members ?? []).map((m) => m.rank).filter((r): r is number => r !== null).sort((a, b) => a - b);
+  return (job?.members ?? [])
+    .map((m) => m.rank)
+    .filter((r): r is number => r !== null)
+    .sort((a, b) => a - b);
 }
 
 /** Like the shell's lookup: a path is checked as is, a bare name is searched on PATH. */
 function findExecutable(command: string, cwd: string, path = ''): string | undefined {
-  const candidates = command.includes('/') ? [isAbsolute(command) ? command : join(cwd, command)] : path.split(delimiter).filter(Boolean).map((d) => join(d, command));
+  const candidates = command.includes('/')
+    ? [isAbsolute(command) ? command : join(cwd, command)]
+    : path
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(d, command));
   for (const c of candidates) {
     try {
       accessSync(c, fsc.X_OK);

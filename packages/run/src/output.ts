@@ -23,12 +23,13 @@ export class LineTagger {
 
   push(chunk: Buffer | string): void {
     // The streaming decoder keeps a multi-byte character split across chunks in one piece.
-    const text = this.partial + (typeof chunk === 'string' ? chunk : this.decoder.decode(chunk, { stream: true }));
+    const text =
+      this.partial + (typeof chunk === 'string' ? chunk : this.decoder.decode(chunk, { stream: true }));
     const end = text.lastIndexOf('\n');
     if (end < 0) {
       this.partial = text;
       if (text.length > MAX_PARTIAL) {
-        this.sink.write(this.tag(text + '\n'));
+        this.sink.write(this.tag(`${text}\n`));
         this.partial = '';
       }
       return;
@@ -41,11 +42,11 @@ export class LineTagger {
   flush(): void {
     const rest = this.partial + this.decoder.decode();
     this.partial = '';
-    if (rest) this.sink.write(this.tag(rest + '\n'));
+    if (rest) this.sink.write(this.tag(`${rest}\n`));
   }
 
   private tag(lines: string): string {
     // lines ends with '\n': tag the start and every newline that is followed by more text.
-    return this.prefix + lines.slice(0, -1).replaceAll('\n', '\n' + this.prefix) + '\n';
+    return `${this.prefix + lines.slice(0, -1).replaceAll('\n', `\n${this.prefix}`)}\n`;
   }
 }

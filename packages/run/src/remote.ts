@@ -38,7 +38,13 @@ export function remoteScript(cwd: string, env: Record<string, string>, graceMs: 
 }
 
 /** The single string ssh hands to the remote login shell. */
-export function remoteCommand(cwd: string, env: Record<string, string>, graceMs: number, command: string, args: string[]): string {
+export function remoteCommand(
+  cwd: string,
+  env: Record<string, string>,
+  graceMs: number,
+  command: string,
+  args: string[],
+): string {
   return `exec sh -c ${q(remoteScript(cwd, env, graceMs))} ringrun ${[command, ...args].map(q).join(' ')}`;
 }
 

@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { spawnNode, type Proc } from '../../../test/helpers/procs.js';
+import { type Proc, spawnNode } from '../../../test/helpers/procs.js';
 
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 export const WORKER = fileURLToPath(new URL('./fixtures/worker.mjs', import.meta.url));
@@ -19,37 +19,63 @@ const live = new Set<ChildProcess>();
 
 /** Runs ringrun inside a network namespace (`ip netns exec` execs it: the pid is ringrun's). */
 export function ringrunIn(ns: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn('ip', ['netns', 'exec', ns, NODE, CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('ip', ['netns', 'exec', ns, NODE, CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   live.add(child);
   const lines: string[] = [];
   const stderr: string[] = [];
   createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
   createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
   const exited = new Promise<number>((resolve) =>
-    child.on('exit', (code, signal) => (live.delete(child), resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15)))),
+    child.on(
+      'exit',
+      (code, signal) => (
+        live.delete(child), resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15))
+      ),
+    ),
   );
   return { child, lines, stderr, exited, waitFor: () => Promise.reject(new Error('use waitEvents')) };
 }
 
 export async function killRingrunIn(): Promise<void> {
-  await Promise.all([...live].map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : (c.once('exit', r), c.kill('SIGKILL'))))));
+  await Promise.all(
+    [...live].map(
+      (c) =>
+        new Promise((r) =>
+          c.exitCode !== null || c.signalCode !== null ? r(null) : (c.once('exit', r), c.kill('SIGKILL')),
+        ),
+    ),
+  );
 }
 
 /** The JSON events a rank printed through ringrun. */
-export function events<T = Record<string, unknown>>(p: Proc, event: string): (T & { rank: number; pid: number })[] {
+export function events<T = Record<string, unknown>>(
+  p: Proc,
+  event: string,
+): (T & { rank: number; pid: number })[] {
   return p.lines
     .map((l) => /^\[\d+\] (\{.*\})$/.exec(l)?.[1])
-    .filter((j): j is string => j !== undefined && j.includes(`"event":"${event}"`))
+    .filter((j): j is string => j?.includes(`"event":"${event}"`))
     .map((j) => JSON.parse(j));
 }
 
 /** Waits until `count` ranks have printed `event` through ringrun. */
-export async function waitEvents<T = Record<string, unknown>>(p: Proc, event: string, count: number, timeoutMs = 20_000) {
+export async function waitEvents<T = Record<string, unknown>>(
+  p: Proc,
+  event: string,
+  count: number,
+  timeoutMs = 20_000,
+) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const got = events<T>(p, event);
     if (got.length >= count) return got;
-    if (Date.now() > deadline) throw new Error(`only ${got.length} of ${count} "${event}" events:\n${p.lines.join('\n')}\n${p.stderr.join('\n')}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `only ${got.length} of ${count} "${event}" events:\n${p.lines.join('\n')}\n${p.stderr.join('\n')}`,
+      );
     await sleep(25);
   }
 }
@@ -67,7 +93,8 @@ export function alive(pid: number): boolean {
 export async function allGone(pids: number[], timeoutMs = 3_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (pids.some(alive)) {
-    if (Date.now() > deadline) throw new Error(`still alive after ${timeoutMs} ms: ${pids.filter(alive).join(', ')}`);
+    if (Date.now() > deadline)
+      throw new Error(`still alive after ${timeoutMs} ms: ${pids.filter(alive).join(', ')}`);
     await sleep(25);
   }
 }

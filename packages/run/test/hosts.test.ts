@@ -1,7 +1,25 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { allGone, ALLREDUCE, events, NODE, ringrunIn, killRingrunIn, sleep, waitEvents, WORKER } from './helpers.js';
-import { buildCluster, clusterUnavailable, destroyCluster, pidsIn, qdiscUnavailable, shape, type Cluster } from './netns.js';
+import {
+  ALLREDUCE,
+  allGone,
+  events,
+  killRingrunIn,
+  NODE,
+  ringrunIn,
+  sleep,
+  WORKER,
+  waitEvents,
+} from './helpers.js';
+import {
+  buildCluster,
+  type Cluster,
+  clusterUnavailable,
+  destroyCluster,
+  pidsIn,
+  qdiscUnavailable,
+  shape,
+} from './netns.js';
 
 // Across hosts for real: network namespaces joined by a bridge, an sshd in each, ringrun in h0.
 // Where that cannot be built, say exactly why instead of passing.
@@ -14,7 +32,16 @@ const noNetem = noCluster ?? qdiscUnavailable(NETEM);
 if (!noCluster && noTbf) console.warn(`ringrun bandwidth-limited link test skipped: ${noTbf}`);
 if (!noCluster && noNetem) console.warn(`ringrun high-latency link test skipped: ${noNetem}`);
 
-type Reduced = { size: number; localRank: number; localSize: number; wrong: number; first: number; ms: number; addrs: string[]; shm: number[] };
+type Reduced = {
+  size: number;
+  localRank: number;
+  localSize: number;
+  wrong: number;
+  first: number;
+  ms: number;
+  addrs: string[];
+  shm: number[];
+};
 
 describe.skipIf(noCluster !== undefined)('across hosts (network namespaces + sshd)', () => {
   let c: Cluster;
@@ -31,13 +58,26 @@ describe.skipIf(noCluster !== undefined)('across hosts (network namespaces + ssh
     for (;;) {
       const left = [1, 2].flatMap((i) => pidsIn(c.ns[i]).filter((p) => p !== c.sshd[i]));
       if (left.length === 0) return;
-      if (Date.now() > deadline) throw new Error(`still running on the remote hosts: ${left.map((p) => `${p} ${cmdline(p)}`).join('; ')}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `still running on the remote hosts: ${left.map((p) => `${p} ${cmdline(p)}`).join('; ')}`,
+        );
       await sleep(50);
     }
   };
 
   it('a real job: 4 ranks on two hosts over ssh all-reduce, each on its own host', async () => {
-    const p = ringrunIn(c.ns[0], ['-H', hosts(), '--ssh', c.ssh, '--verbose', '--timeout', '60', NODE, ALLREDUCE]);
+    const p = ringrunIn(c.ns[0], [
+      '-H',
+      hosts(),
+      '--ssh',
+      c.ssh,
+      '--verbose',
+      '--timeout',
+      '60',
+      NODE,
+      ALLREDUCE,
+    ]);
     expect(await p.exited, p.stderr.join('\n')).toBe(0);
     const got = events<Reduced>(p, 'allreduce').sort((a, b) => a.rank - b.rank);
     expect(got.map((e) => [e.rank, e.size, e.localRank, e.localSize, e.wrong, e.first])).toEqual([
@@ -50,27 +90,66 @@ describe.skipIf(noCluster !== undefined)('across hosts (network namespaces + ssh
     // Ranks on one host share memory; across hosts their data goes over TCP.
     expect(got.map((e) => e.shm)).toEqual([[1], [0], [3], [2]]);
     // Without --bind, the rendezvous took the address the hosts are routed through.
-    expect(p.stderr.join('\n')).toMatch(new RegExp(`rendezvous ws://${c.addr[0].replaceAll('.', '\\.')}:\\d+`));
+    expect(p.stderr.join('\n')).toMatch(
+      new RegExp(`rendezvous ws://${c.addr[0].replaceAll('.', '\\.')}:\\d+`),
+    );
     await remoteQuiet(3000);
   });
 
   it('mixes a local rank (no ssh) with remote ones', async () => {
-    const p = ringrunIn(c.ns[0], ['-H', `localhost:1,${c.addr[1]}:1,${c.addr[2]}:1`, '--ssh', c.ssh, '--timeout', '60', NODE, ALLREDUCE]);
+    const p = ringrunIn(c.ns[0], [
+      '-H',
+      `localhost:1,${c.addr[1]}:1,${c.addr[2]}:1`,
+      '--ssh',
+      c.ssh,
+      '--timeout',
+      '60',
+      NODE,
+      ALLREDUCE,
+    ]);
     expect(await p.exited, p.stderr.join('\n')).toBe(0);
     const got = events<Reduced>(p, 'allreduce').sort((a, b) => a.rank - b.rank);
-    expect(got.map((e) => [e.addrs, e.wrong, e.first])).toEqual([[[c.addr[0]], 0, 6], [[c.addr[1]], 0, 6], [[c.addr[2]], 0, 6]]);
+    expect(got.map((e) => [e.addrs, e.wrong, e.first])).toEqual([
+      [[c.addr[0]], 0, 6],
+      [[c.addr[1]], 0, 6],
+      [[c.addr[2]], 0, 6],
+    ]);
   });
 
   it('remote workers get exactly the contract variables and -x values, safely quoted, in the same cwd', async () => {
     const nasty = `it's "quoted" $(touch /tmp/pwned-${process.pid}) \`x\` \\ *\nsecond line`;
-    const p = ringrunIn(c.ns[0], ['-np', '3', '-H', hosts(), '--ssh', c.ssh, '-x', `RR_TEST_Q=${nasty}`, '-x', 'RR_TEST_FWD', NODE, WORKER, 'env'], { RR_TEST_FWD: 'fwd', RR_TEST_NOT: 'x' });
+    const p = ringrunIn(
+      c.ns[0],
+      [
+        '-np',
+        '3',
+        '-H',
+        hosts(),
+        '--ssh',
+        c.ssh,
+        '-x',
+        `RR_TEST_Q=${nasty}`,
+        '-x',
+        'RR_TEST_FWD',
+        NODE,
+        WORKER,
+        'env',
+      ],
+      { RR_TEST_FWD: 'fwd', RR_TEST_NOT: 'x' },
+    );
     expect(await p.exited, p.stderr.join('\n')).toBe(0);
-    const envs = events<{ vars: Record<string, string>; cwd: string }>(p, 'env').sort((a, b) => a.rank - b.rank);
+    const envs = events<{ vars: Record<string, string>; cwd: string }>(p, 'env').sort(
+      (a, b) => a.rank - b.rank,
+    );
     expect(envs).toHaveLength(3);
     const { RINGWIRE_RENDEZVOUS: url, RINGWIRE_TOKEN: token, RINGWIRE_JOB_ID: job } = envs[0].vars;
     expect(url).toMatch(new RegExp(`^ws://${c.addr[0].replaceAll('.', '\\.')}:\\d+$`));
     expect(token).toMatch(/^[0-9a-f]{64}$/);
-    const placed = [[0, 2], [1, 2], [0, 1]];
+    const placed = [
+      [0, 2],
+      [1, 2],
+      [0, 1],
+    ];
     envs.forEach((e, r) => {
       expect(e.vars).toEqual({
         RINGWIRE_RANK: String(r),
@@ -106,8 +185,13 @@ describe.skipIf(noCluster !== undefined)('across hosts (network namespaces + ssh
     process.kill(started.find((e) => e.rank === 1)!.pid, 'SIGKILL');
     expect(await p.exited).toBe(137);
     expect(Date.now() - t0).toBeLessThan(5000);
-    expect(p.stderr).toContain(`ringrun: rank 1 (on ${c.addr[1]}) was killed by SIGKILL (remote exit status 137)`);
-    await allGone(started.map((e) => e.pid), 2000);
+    expect(p.stderr).toContain(
+      `ringrun: rank 1 (on ${c.addr[1]}) was killed by SIGKILL (remote exit status 137)`,
+    );
+    await allGone(
+      started.map((e) => e.pid),
+      2000,
+    );
     await remoteQuiet(3000);
   });
 
@@ -119,7 +203,10 @@ describe.skipIf(noCluster !== undefined)('across hosts (network namespaces + ssh
     expect(exposed).toEqual([]);
     p.child.kill('SIGINT');
     expect(await p.exited).toBe(130);
-    await allGone(started.map((e) => e.pid), 2000);
+    await allGone(
+      started.map((e) => e.pid),
+      2000,
+    );
     await remoteQuiet(3000);
   });
 
@@ -128,14 +215,27 @@ describe.skipIf(noCluster !== undefined)('across hosts (network namespaces + ssh
     const started = await waitEvents(p, 'pid', 4);
     p.child.kill('SIGKILL');
     await p.exited;
-    await allGone(started.map((e) => e.pid), 4000);
+    await allGone(
+      started.map((e) => e.pid),
+      4000,
+    );
     await remoteQuiet(4000);
   });
 
-  it('an unreachable sshd: exit 255, naming the rank and showing ssh\'s message', async () => {
-    const p = ringrunIn(c.ns[0], ['-H', `${c.addr[1]}:1`, '--ssh', c.ssh.replace('-p 2222', '-p 2223'), NODE, WORKER, 'ok']);
+  it("an unreachable sshd: exit 255, naming the rank and showing ssh's message", async () => {
+    const p = ringrunIn(c.ns[0], [
+      '-H',
+      `${c.addr[1]}:1`,
+      '--ssh',
+      c.ssh.replace('-p 2222', '-p 2223'),
+      NODE,
+      WORKER,
+      'ok',
+    ]);
     expect(await p.exited).toBe(255);
-    expect(p.stderr).toContain(`ringrun: rank 0 (on ${c.addr[1]}) exited with code 255: ssh failed (see its message above) or the command exited 255`);
+    expect(p.stderr).toContain(
+      `ringrun: rank 0 (on ${c.addr[1]}) exited with code 255: ssh failed (see its message above) or the command exited 255`,
+    );
     expect(p.stderr.join('\n')).toMatch(/^\[0\] ssh: connect to host .* Connection refused/m);
   });
 
@@ -150,32 +250,60 @@ describe.skipIf(noCluster !== undefined)('across hosts (network namespaces + ssh
     ]);
   });
 
-  it.skipIf(noTbf !== undefined)('a 50 mbit/s link (tbf): a 4 MB all-reduce is slowed but succeeds, no spurious timeout', async () => {
-    shape(c, TBF);
-    try {
-      const p = ringrunIn(c.ns[0], ['-H', hosts(), '--ssh', c.ssh, '-x', 'RR_TEST_COUNT=1000000', '--timeout', '60', NODE, ALLREDUCE]);
-      expect(await p.exited, p.stderr.join('\n')).toBe(0);
-      const got = events<Reduced>(p, 'allreduce');
-      expect(got.map((e) => [e.wrong, e.first])).toEqual(Array(4).fill([0, 10]));
-      // Each host must receive at least one reduced 4 MB vector from the other: >= 0.64 s at 50 Mbit/s.
-      expect(Math.max(...got.map((e) => e.ms))).toBeGreaterThan(500);
-    } finally {
-      shape(c);
-    }
-  });
+  it.skipIf(noTbf !== undefined)(
+    'a 50 mbit/s link (tbf): a 4 MB all-reduce is slowed but succeeds, no spurious timeout',
+    async () => {
+      shape(c, TBF);
+      try {
+        const p = ringrunIn(c.ns[0], [
+          '-H',
+          hosts(),
+          '--ssh',
+          c.ssh,
+          '-x',
+          'RR_TEST_COUNT=1000000',
+          '--timeout',
+          '60',
+          NODE,
+          ALLREDUCE,
+        ]);
+        expect(await p.exited, p.stderr.join('\n')).toBe(0);
+        const got = events<Reduced>(p, 'allreduce');
+        expect(got.map((e) => [e.wrong, e.first])).toEqual(Array(4).fill([0, 10]));
+        // Each host must receive at least one reduced 4 MB vector from the other: >= 0.64 s at 50 Mbit/s.
+        expect(Math.max(...got.map((e) => e.ms))).toBeGreaterThan(500);
+      } finally {
+        shape(c);
+      }
+    },
+  );
 
-  it.skipIf(noNetem !== undefined)('a slow, distant link (netem delay 30ms rate 50mbit): the job still succeeds', async () => {
-    shape(c, NETEM);
-    try {
-      const p = ringrunIn(c.ns[0], ['-H', hosts(), '--ssh', c.ssh, '-x', 'RR_TEST_COUNT=1000000', '--timeout', '60', NODE, ALLREDUCE]);
-      expect(await p.exited, p.stderr.join('\n')).toBe(0);
-      const got = events<Reduced>(p, 'allreduce');
-      expect(got.map((e) => [e.wrong, e.first])).toEqual(Array(4).fill([0, 10]));
-      expect(Math.max(...got.map((e) => e.ms))).toBeGreaterThan(500);
-    } finally {
-      shape(c);
-    }
-  });
+  it.skipIf(noNetem !== undefined)(
+    'a slow, distant link (netem delay 30ms rate 50mbit): the job still succeeds',
+    async () => {
+      shape(c, NETEM);
+      try {
+        const p = ringrunIn(c.ns[0], [
+          '-H',
+          hosts(),
+          '--ssh',
+          c.ssh,
+          '-x',
+          'RR_TEST_COUNT=1000000',
+          '--timeout',
+          '60',
+          NODE,
+          ALLREDUCE,
+        ]);
+        expect(await p.exited, p.stderr.join('\n')).toBe(0);
+        const got = events<Reduced>(p, 'allreduce');
+        expect(got.map((e) => [e.wrong, e.first])).toEqual(Array(4).fill([0, 10]));
+        expect(Math.max(...got.map((e) => e.ms))).toBeGreaterThan(500);
+      } finally {
+        shape(c);
+      }
+    },
+  );
 });
 
 function cmdline(pid: number): string {

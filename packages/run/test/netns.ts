@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,15 +22,22 @@ export interface Cluster {
 
 const SSHD = '/usr/sbin/sshd';
 const PORT = 2222;
-const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 20_000 });
+const run = (cmd: string, args: string[]) =>
+  execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 20_000 });
 const inNs = (ns: string, cmd: string[]) => run('ip', ['netns', 'exec', ns, ...cmd]);
-const errText = (err: unknown) => ((err as { stderr?: string }).stderr?.trim() || (err as Error).message).split('\n')[0];
+const errText = (err: unknown) =>
+  ((err as { stderr?: string }).stderr?.trim() || (err as Error).message).split('\n')[0];
 
 /** Why a network-namespace cluster cannot be built here, found by trying; undefined when it can. */
 export function clusterUnavailable(): string | undefined {
   if (process.platform !== 'linux') return `network namespaces need Linux (this is ${process.platform})`;
   if (process.getuid?.() !== 0) return 'network namespaces need root (run the tests as root)';
-  for (const [bin, args] of [['ip', ['-V']], ['tc', ['-V']], ['ssh', ['-V']], ['ssh-keygen', ['-?']]] as const) {
+  for (const [bin, args] of [
+    ['ip', ['-V']],
+    ['tc', ['-V']],
+    ['ssh', ['-V']],
+    ['ssh-keygen', ['-?']],
+  ] as const) {
     try {
       execFileSync(bin, args, { stdio: 'ignore' });
     } catch (err) {
@@ -93,7 +100,21 @@ export async function buildCluster(hosts: number): Promise<Cluster> {
     run('ip', ['netns', 'add', ns]);
     c.ns.push(ns);
     c.addr.push(addr);
-    run('ip', ['link', 'add', 'name', 'eth0', 'netns', ns, 'type', 'veth', 'peer', 'name', `v${i}`, 'netns', c.router]);
+    run('ip', [
+      'link',
+      'add',
+      'name',
+      'eth0',
+      'netns',
+      ns,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      `v${i}`,
+      'netns',
+      c.router,
+    ]);
     inNs(c.router, ['ip', 'link', 'set', `v${i}`, 'master', 'br0', 'up']);
     inNs(ns, ['ip', 'addr', 'add', `${addr}/24`, 'dev', 'eth0']);
     inNs(ns, ['ip', 'link', 'set', 'eth0', 'up']);
@@ -107,7 +128,7 @@ export async function buildCluster(hosts: number): Promise<Cluster> {
     const conf = join(dir, `sshd${i}.conf`);
     writeFileSync(
       conf,
-      [
+      `${[
         `ListenAddress ${c.addr[i]}:${PORT}`,
         `HostKey ${join(dir, 'host_key')}`,
         'PermitRootLogin yes',
@@ -120,9 +141,11 @@ export async function buildCluster(hosts: number): Promise<Cluster> {
         'MaxStartups 100',
         'MaxSessions 100',
         'LogLevel ERROR',
-      ].join('\n') + '\n',
+      ].join('\n')}\n`,
     );
-    const d = spawn('ip', ['netns', 'exec', c.ns[i], SSHD, '-D', '-e', '-f', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const d = spawn('ip', ['netns', 'exec', c.ns[i], SSHD, '-D', '-e', '-f', conf], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     d.stderr!.on('data', (b: Buffer) => process.stderr.write(`[sshd h${i}] ${b}`));
     sshds.push(d);
     c.sshd[i] = d.pid; // ip netns exec execs sshd: same pid
@@ -146,7 +169,10 @@ export async function buildCluster(hosts: number): Promise<Cluster> {
 /** Applies (or with no args removes) a root qdisc on both ends of every host's link. */
 export function shape(c: Cluster, qdisc?: string[]): void {
   c.ns.forEach((ns, i) => {
-    for (const [where, dev] of [[ns, 'eth0'], [c.router, `v${i}`]]) {
+    for (const [where, dev] of [
+      [ns, 'eth0'],
+      [c.router, `v${i}`],
+    ]) {
       if (qdisc) inNs(where, ['tc', 'qdisc', 'replace', 'dev', dev, 'root', ...qdisc]);
       else inNs(where, ['tc', 'qdisc', 'del', 'dev', dev, 'root']);
     }

@@ -4,8 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { killAll } from '../../../test/helpers/procs.js';
-import { launch, placeRanks, parseHostList, parseHostfile, LineTagger, splitWords, shellQuote } from '../src/index.js';
-import { allGone, BARRIER, events, NODE, ringrun, waitEvents, WORKER } from './helpers.js';
+import {
+  LineTagger,
+  launch,
+  parseHostfile,
+  parseHostList,
+  placeRanks,
+  shellQuote,
+  splitWords,
+} from '../src/index.js';
+import { allGone, BARRIER, events, NODE, ringrun, WORKER, waitEvents } from './helpers.js';
 
 afterEach(() => killAll());
 const tmp = mkdtempSync(join(tmpdir(), 'ringrun-test-'));
@@ -15,7 +23,11 @@ describe('exit codes and fail-fast', () => {
   it('exits 0 when every rank succeeds', async () => {
     const p = ringrun(['-np', '3', NODE, WORKER, 'ok']);
     expect(await p.exited).toBe(0);
-    expect(events(p, 'hello').map((e) => e.rank).sort()).toEqual([0, 1, 2]);
+    expect(
+      events(p, 'hello')
+        .map((e) => e.rank)
+        .sort(),
+    ).toEqual([0, 1, 2]);
     expect(p.stderr).toEqual([]);
   });
 
@@ -37,7 +49,10 @@ describe('exit codes and fail-fast', () => {
     expect(await p.exited).toBe(137);
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(p.stderr).toContain('ringrun: rank 2 was killed by SIGKILL');
-    await allGone(started.map((e) => e.pid), 1000);
+    await allGone(
+      started.map((e) => e.pid),
+      1000,
+    );
   });
 
   it('SIGINT to ringrun stops every worker, SIGKILL after the grace period for one ignoring SIGTERM', async () => {
@@ -77,7 +92,10 @@ describe('output', () => {
     const ranks = 4;
     const p = ringrun(['-np', String(ranks), NODE, WORKER, 'spam', String(n)]);
     expect(await p.exited).toBe(0);
-    for (const [stream, lines, mod] of [['out', p.lines, (i: number) => i % 3 !== 0], ['err', p.stderr, (i: number) => i % 3 === 0]] as const) {
+    for (const [stream, lines, mod] of [
+      ['out', p.lines, (i: number) => i % 3 !== 0],
+      ['err', p.stderr, (i: number) => i % 3 === 0],
+    ] as const) {
       for (let r = 0; r < ranks; r++) {
         const mine = lines.filter((l) => l.startsWith(`[${r}] `)).map((l) => l.slice(`[${r}] `.length));
         const tail = stream === 'out' ? `tail r=${r} no newline` : `tail r=${r} stderr`;
@@ -89,7 +107,7 @@ describe('output', () => {
       }
       // Nothing untagged, nothing from another stream.
       expect(lines.every((l) => /^\[\d\] /.test(l))).toBe(true);
-      expect(lines.length).toBe(ranks * (n / 3 * (stream === 'out' ? 2 : 1) + 1));
+      expect(lines.length).toBe(ranks * ((n / 3) * (stream === 'out' ? 2 : 1) + 1));
     }
   });
 
@@ -109,9 +127,26 @@ describe('output', () => {
 
 describe('environment', () => {
   it('gives every rank the seven RINGWIRE_* variables and -x values', async () => {
-    const p = ringrun(['-np', '3', '-x', 'RR_TEST_SET=a b=c', '-x', 'RR_TEST_FWD', '-x', 'RINGWIRE_LOG_LEVEL=debug', NODE, WORKER, 'env'], { RR_TEST_FWD: 'forwarded', RR_TEST_NOT: 'x' });
+    const p = ringrun(
+      [
+        '-np',
+        '3',
+        '-x',
+        'RR_TEST_SET=a b=c',
+        '-x',
+        'RR_TEST_FWD',
+        '-x',
+        'RINGWIRE_LOG_LEVEL=debug',
+        NODE,
+        WORKER,
+        'env',
+      ],
+      { RR_TEST_FWD: 'forwarded', RR_TEST_NOT: 'x' },
+    );
     expect(await p.exited).toBe(0);
-    const envs = events<{ vars: Record<string, string>; cwd: string }>(p, 'env').sort((a, b) => a.rank - b.rank);
+    const envs = events<{ vars: Record<string, string>; cwd: string }>(p, 'env').sort(
+      (a, b) => a.rank - b.rank,
+    );
     expect(envs).toHaveLength(3);
     const { RINGWIRE_JOB_ID: job, RINGWIRE_TOKEN: token, RINGWIRE_RENDEZVOUS: url } = envs[0].vars;
     expect(url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
@@ -149,7 +184,12 @@ describe('environment', () => {
     const p = ringrun(['--hostfile', hostfile, '-np', '4', '--ssh', 'false', NODE, WORKER, 'env']);
     expect(await p.exited).toBe(0);
     const envs = events<{ vars: Record<string, string> }>(p, 'env').sort((a, b) => a.rank - b.rank);
-    expect(envs.map((e) => [e.vars.RINGWIRE_LOCAL_RANK, e.vars.RINGWIRE_LOCAL_SIZE])).toEqual([['0', '4'], ['1', '4'], ['2', '4'], ['3', '4']]);
+    expect(envs.map((e) => [e.vars.RINGWIRE_LOCAL_RANK, e.vars.RINGWIRE_LOCAL_SIZE])).toEqual([
+      ['0', '4'],
+      ['1', '4'],
+      ['2', '4'],
+      ['3', '4'],
+    ]);
   });
 
   it('leaves the worker command flags alone', async () => {
@@ -173,7 +213,9 @@ describe('timeouts', () => {
   it('--start-timeout names the ranks that never joined the rendezvous', async () => {
     const p = ringrun(['-np', '3', '--start-timeout', '3', NODE, BARRIER], { RR_TEST_SKIP_RANK: '1' });
     expect(await p.exited).toBe(124);
-    expect(p.stderr).toContain('ringrun: start timeout: not every rank joined the rendezvous within 3 s; ranks never joined: 1 (2 of 3 joined)');
+    expect(p.stderr).toContain(
+      'ringrun: start timeout: not every rank joined the rendezvous within 3 s; ranks never joined: 1 (2 of 3 joined)',
+    );
     expect(events(p, 'done')).toEqual([]);
   });
 
@@ -190,9 +232,16 @@ describe('a real job on one host', () => {
     expect(await p.exited).toBe(0);
     const joined = events<{ peers: { rank: number; localRank: number; localSize: number }[] }>(p, 'joined');
     expect(joined.map((e) => e.rank).sort()).toEqual([0, 1, 2, 3]);
-    expect(joined[0].peers.map((x) => [x.rank, x.localRank, x.localSize])).toEqual([[0, 0, 4], [1, 1, 4], [2, 2, 4], [3, 3, 4]]);
+    expect(joined[0].peers.map((x) => [x.rank, x.localRank, x.localSize])).toEqual([
+      [0, 0, 4],
+      [1, 1, 4],
+      [2, 2, 4],
+      [3, 3, 4],
+    ]);
     expect(events(p, 'done')).toHaveLength(4);
-    expect(p.stderr.join('\n')).toMatch(/ringrun: job ringrun-\S+: 4 workers, rendezvous ws:\/\/127\.0\.0\.1:\d+/);
+    expect(p.stderr.join('\n')).toMatch(
+      /ringrun: job ringrun-\S+: 4 workers, rendezvous ws:\/\/127\.0\.0\.1:\d+/,
+    );
     expect(p.stderr).toContain('ringrun:   rank 3 on localhost (local rank 3 of 4)');
     expect(p.stderr).toContain('ringrun: all 4 ranks joined the rendezvous (generation 1)');
   });
@@ -212,12 +261,24 @@ describe('bad input', () => {
     ['bad slots', ['-H', 'localhost:two', ...W], /slots must be a positive integer, got "two"/],
     ['empty host entry', ['-H', 'a:1,,b:1', ...W], /empty host entry/],
     ['bad host name', ['-H', 'a;rm -rf:1', ...W], /bad host name "a;rm -rf"/],
-    ['more ranks than slots', ['-np', '5', '-H', 'localhost:2,127.0.0.1:2', ...W], /-np 5 is more than the 4 slots/],
+    [
+      'more ranks than slots',
+      ['-np', '5', '-H', 'localhost:2,127.0.0.1:2', ...W],
+      /-np 5 is more than the 4 slots/,
+    ],
     ['missing hostfile', ['--hostfile', '/nonexistent/hosts', ...W], /cannot read --hostfile: ENOENT/],
-    ['-x of a contract variable', ['-np', '1', '-x', 'RINGWIRE_RANK=9', ...W], /-x RINGWIRE_RANK: ringrun sets it/],
+    [
+      '-x of a contract variable',
+      ['-np', '1', '-x', 'RINGWIRE_RANK=9', ...W],
+      /-x RINGWIRE_RANK: ringrun sets it/,
+    ],
     ['bad -x name', ['-np', '1', '-x', '1BAD=x', ...W], /-x 1BAD=x: bad variable name/],
     ['bad --timeout', ['-np', '1', '--timeout', '-3', ...W], /--timeout <s>' argument '-3' is invalid/],
-    ['--bind to an address not on this machine', ['-np', '1', '--bind', '203.0.113.77', ...W], /the rendezvous cannot listen on 203\.0\.113\.77: listen EADDRNOTAVAIL/],
+    [
+      '--bind to an address not on this machine',
+      ['-np', '1', '--bind', '203.0.113.77', ...W],
+      /the rendezvous cannot listen on 203\.0\.113\.77: listen EADDRNOTAVAIL/,
+    ],
     ['unterminated --ssh quote', ['-H', 'far.example:1', '--ssh', 'ssh "-i', ...W], /unterminated " quote/],
   ];
   for (const [name, args, message] of cases) {
@@ -236,7 +297,9 @@ describe('bad input', () => {
   });
 
   it('left no process behind', () => {
-    const stray = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(MARK) && !l.includes('ps -eo'));
+    const stray = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes(MARK) && !l.includes('ps -eo'));
     expect(stray).toEqual([]);
   });
 });
@@ -246,12 +309,27 @@ describe('launch() API', () => {
     const out: string[] = [];
     const logs: string[] = [];
     const sink = { write: (s: string) => out.push(s) };
-    const failed = await launch({ command: NODE, args: [WORKER, 'exit', '1', '3'], np: 2, stdout: sink, stderr: sink, log: (m) => logs.push(m) });
+    const failed = await launch({
+      command: NODE,
+      args: [WORKER, 'exit', '1', '3'],
+      np: 2,
+      stdout: sink,
+      stderr: sink,
+      log: (m) => logs.push(m),
+    });
     expect(failed).toEqual({ code: 3, failedRank: 1, reason: 'rank 1 exited with code 3' });
     expect(logs).toEqual(['rank 1 exited with code 3']);
     expect(out.join('')).toContain('[1] {"event":"pid","rank":1');
     const ac = new AbortController();
-    const running = launch({ command: NODE, args: [WORKER, 'hang'], np: 2, stdout: sink, stderr: sink, log: (m) => logs.push(m), signal: ac.signal });
+    const running = launch({
+      command: NODE,
+      args: [WORKER, 'hang'],
+      np: 2,
+      stdout: sink,
+      stderr: sink,
+      log: (m) => logs.push(m),
+      signal: ac.signal,
+    });
     await new Promise((r) => setTimeout(r, 800));
     ac.abort('SIGTERM');
     expect(await running).toEqual({ code: 143, reason: 'SIGTERM: stopping 2 workers' });
@@ -265,10 +343,17 @@ describe('--check, --help', () => {
     expect(await p.exited).toBe(0);
     expect(p.lines[0]).toMatch(/^ringrun \d+\.\d+\.\d+ \(node v\d+/);
     expect(p.lines[1]).toMatch(/^native kernels: (yes|no, using JS kernels: .+)/);
-    expect(p.lines[2]).toMatch(/^shared memory between same-host workers: yes \(\/dev\/shm, \d+\.\d GiB free\)$/);
+    expect(p.lines[2]).toMatch(
+      /^shared memory between same-host workers: yes \(\/dev\/shm, \d+\.\d GiB free\)$/,
+    );
     expect(p.lines.slice(3)).toEqual([
       'TensorFlow.js backends:',
-      ...['@tensorflow/tfjs', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-webgpu'].map((n) => expect.stringMatching(new RegExp(`^  ${n}: (installed|not installed)`))),
+      ...[
+        '@tensorflow/tfjs',
+        '@tensorflow/tfjs-node',
+        '@tensorflow/tfjs-node-gpu',
+        '@tensorflow/tfjs-backend-webgpu',
+      ].map((n) => expect.stringMatching(new RegExp(`^  ${n}: (installed|not installed)`))),
     ]);
   });
 
@@ -286,24 +371,63 @@ describe('--check, --help', () => {
     const p = ringrun(['--help']);
     expect(await p.exited).toBe(0);
     const help = p.lines.join('\n');
-    for (const s of ['--ssh <command>', 'RINGRUN_SSH', 'RINGWIRE_RENDEZVOUS', '128+n', '124', '--start-timeout', '-x <VAR[=value]>', '--hostfile']) expect(help).toContain(s);
+    for (const s of [
+      '--ssh <command>',
+      'RINGRUN_SSH',
+      'RINGWIRE_RENDEZVOUS',
+      '128+n',
+      '124',
+      '--start-timeout',
+      '-x <VAR[=value]>',
+      '--hostfile',
+    ])
+      expect(help).toContain(s);
   });
 });
 
 describe('units', () => {
   it('host lists, hostfiles and placement', () => {
-    expect(parseHostList('a:2,b,[::1]:3')).toEqual([{ host: 'a', slots: 2 }, { host: 'b', slots: 1 }, { host: '::1', slots: 3 }]);
-    expect(parseHostfile('a slots=2 max_slots=4\n# c\nb\n')).toEqual([{ host: 'a', slots: 2 }, { host: 'b', slots: 1 }]);
+    expect(parseHostList('a:2,b,[::1]:3')).toEqual([
+      { host: 'a', slots: 2 },
+      { host: 'b', slots: 1 },
+      { host: '::1', slots: 3 },
+    ]);
+    expect(parseHostfile('a slots=2 max_slots=4\n# c\nb\n')).toEqual([
+      { host: 'a', slots: 2 },
+      { host: 'b', slots: 1 },
+    ]);
     expect(() => parseHostfile('a slots=2 junk')).toThrow(/hostfile:1: expected "host slots=N"/);
-    const plan = placeRanks(3, [{ host: 'h1', slots: 2 }, { host: 'h2', slots: 2 }]);
-    expect(plan.map((p) => [p.rank, p.host, p.localRank, p.localSize])).toEqual([[0, 'h1', 0, 2], [1, 'h1', 1, 2], [2, 'h2', 0, 1]]);
-    expect(placeRanks(undefined, [{ host: 'h1', slots: 1 }, { host: 'h2', slots: 1 }, { host: 'h1', slots: 1 }]).map((p) => p.host)).toEqual(['h1', 'h1', 'h2']);
+    const plan = placeRanks(3, [
+      { host: 'h1', slots: 2 },
+      { host: 'h2', slots: 2 },
+    ]);
+    expect(plan.map((p) => [p.rank, p.host, p.localRank, p.localSize])).toEqual([
+      [0, 'h1', 0, 2],
+      [1, 'h1', 1, 2],
+      [2, 'h2', 0, 1],
+    ]);
+    expect(
+      placeRanks(undefined, [
+        { host: 'h1', slots: 1 },
+        { host: 'h2', slots: 1 },
+        { host: 'h1', slots: 1 },
+      ]).map((p) => p.host),
+    ).toEqual(['h1', 'h1', 'h2']);
   });
 
   it('shell words and quoting round-trip through a real sh', () => {
-    expect(splitWords(`ssh -i "/a b/key" -o 'X=1 2' c\\ d`)).toEqual(['ssh', '-i', '/a b/key', '-o', 'X=1 2', 'c d']);
+    expect(splitWords(`ssh -i "/a b/key" -o 'X=1 2' c\\ d`)).toEqual([
+      'ssh',
+      '-i',
+      '/a b/key',
+      '-o',
+      'X=1 2',
+      'c d',
+    ]);
     const nasty = [`it's`, '$(touch /tmp/pwned)', '`x`', 'a\nb', '"q"', '\\', '', ' lead', '*'];
-    const echoed = execFileSync('sh', ['-c', `printf '%s\\0' ${nasty.map(shellQuote).join(' ')}`], { encoding: 'utf8' });
+    const echoed = execFileSync('sh', ['-c', `printf '%s\\0' ${nasty.map(shellQuote).join(' ')}`], {
+      encoding: 'utf8',
+    });
     expect(echoed.split('\0').slice(0, -1)).toEqual(nasty);
   });
 });

@@ -11,7 +11,7 @@ export type BackendChoice = 'auto' | 'webgpu' | 'node-gpu' | 'node' | 'cpu';
 
 export interface LoadedTfjs {
   /** The TensorFlow.js namespace (with layers). */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: tfjs namespaces differ by package; callers narrow
   tf: any;
   /** tf.getBackend() once ready: 'tensorflow', 'webgpu' or 'cpu'. */
   backend: string;
@@ -36,19 +36,35 @@ async function umbrella(): Promise<LoadedTfjs['tf']> {
 }
 
 export async function loadTfjs(options: { backend?: BackendChoice } = {}): Promise<LoadedTfjs> {
-  const choice = (options.backend ?? (process.env.RINGWIRE_TFJS_BACKEND as BackendChoice | undefined) ?? 'auto') || 'auto';
+  const choice =
+    (options.backend ?? (process.env.RINGWIRE_TFJS_BACKEND as BackendChoice | undefined) ?? 'auto') || 'auto';
   const skipped: string[] = [];
   if (choice === 'webgpu') {
-    const { create, globals } = (await load('webgpu')) as { create: (flags: string[]) => unknown; globals: object };
+    const { create, globals } = (await load('webgpu')) as {
+      create: (flags: string[]) => unknown;
+      globals: object;
+    };
     Object.assign(globalThis, globals);
-    Object.defineProperty(globalThis, 'navigator', { value: { gpu: create([]) }, configurable: true, writable: true });
+    Object.defineProperty(globalThis, 'navigator', {
+      value: { gpu: create([]) },
+      configurable: true,
+      writable: true,
+    });
     const tf = await umbrella();
     await load('@tensorflow/tfjs-backend-webgpu');
-    if (!(await tf.setBackend('webgpu'))) throw new Error('loadTfjs: the webgpu backend did not initialize (no adapter?)');
+    if (!(await tf.setBackend('webgpu')))
+      throw new Error('loadTfjs: the webgpu backend did not initialize (no adapter?)');
     await tf.ready();
     return { tf, backend: tf.getBackend(), source: '@tensorflow/tfjs-backend-webgpu', skipped };
   }
-  const nodes = choice === 'node-gpu' ? ['@tensorflow/tfjs-node-gpu'] : choice === 'node' ? ['@tensorflow/tfjs-node'] : choice === 'auto' ? ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] : [];
+  const nodes =
+    choice === 'node-gpu'
+      ? ['@tensorflow/tfjs-node-gpu']
+      : choice === 'node'
+        ? ['@tensorflow/tfjs-node']
+        : choice === 'auto'
+          ? ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']
+          : [];
   for (const name of nodes) {
     try {
       const m = (await load(name)) as { default?: unknown };
@@ -60,7 +76,10 @@ export async function loadTfjs(options: { backend?: BackendChoice } = {}): Promi
       skipped.push(`${name}: ${reason(err)}`);
     }
   }
-  if (choice !== 'auto' && choice !== 'cpu') throw new Error(`loadTfjs: unknown backend ${JSON.stringify(choice)} (auto, webgpu, node-gpu, node, cpu)`);
+  if (choice !== 'auto' && choice !== 'cpu')
+    throw new Error(
+      `loadTfjs: unknown backend ${JSON.stringify(choice)} (auto, webgpu, node-gpu, node, cpu)`,
+    );
   const tf = await umbrella();
   await tf.setBackend('cpu');
   await tf.ready();

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 
 /** What tf.Optimizer's getWeights and applyGradients take (not exported by tfjs-core's index). */
 type NamedTensor = { name: string; tensor: tf.Tensor };
-import { InvalidArgumentError, type Communicator, type DType } from 'ringwire';
+
+import { type Communicator, type DType, InvalidArgumentError } from 'ringwire';
 import { resolveComm } from './context.js';
 import { checkLayout } from './layout.js';
 import { DistributedOptimizer } from './optimizer.js';
@@ -11,8 +12,18 @@ import { DistributedOptimizer } from './optimizer.js';
 export type VariableLike = tf.Variable | { read(): tf.Variable } | { name: string; tensor: tf.Tensor };
 
 function toVariable(v: VariableLike, i: number): tf.Variable {
-  const candidate = v instanceof tf.Variable ? v : 'read' in v && typeof v.read === 'function' ? v.read() : 'tensor' in v ? v.tensor : undefined;
-  if (!(candidate instanceof tf.Variable)) throw new InvalidArgumentError(`broadcastVariables: element ${i} is not a tf.Variable (or LayerVariable)`);
+  const candidate =
+    v instanceof tf.Variable
+      ? v
+      : 'read' in v && typeof v.read === 'function'
+        ? v.read()
+        : 'tensor' in v
+          ? v.tensor
+          : undefined;
+  if (!(candidate instanceof tf.Variable))
+    throw new InvalidArgumentError(
+      `broadcastVariables: element ${i} is not a tf.Variable (or LayerVariable)`,
+    );
   return candidate;
 }
 
@@ -24,14 +35,27 @@ const WIRE: Partial<Record<tf.DataType, DType>> = { float32: 'float32', int32: '
  * fails every rank with RINGWIRE_ERR_MISMATCH when the lists differ. Every rank must call it with
  * the same variables in the same order.
  */
-export async function broadcastVariables(variables: VariableLike[], rootRank = 0, options: { comm?: Communicator } = {}): Promise<void> {
+export async function broadcastVariables(
+  variables: VariableLike[],
+  rootRank = 0,
+  options: { comm?: Communicator } = {},
+): Promise<void> {
   const comm = resolveComm(options.comm, 'broadcastVariables');
-  if (!Array.isArray(variables)) throw new InvalidArgumentError('broadcastVariables: expected an array of variables');
+  if (!Array.isArray(variables))
+    throw new InvalidArgumentError('broadcastVariables: expected an array of variables');
   const vars = variables.map(toVariable);
   vars.forEach((v) => {
-    if (!WIRE[v.dtype]) throw new InvalidArgumentError(`broadcastVariables: ${v.name} has dtype ${v.dtype}, which cannot be broadcast`);
+    if (!WIRE[v.dtype])
+      throw new InvalidArgumentError(
+        `broadcastVariables: ${v.name} has dtype ${v.dtype}, which cannot be broadcast`,
+      );
   });
-  await checkLayout(comm, 'broadcastVariables', vars.map((v) => ({ name: v.name, shape: v.shape, dtype: v.dtype })), { rootRank });
+  await checkLayout(
+    comm,
+    'broadcastVariables',
+    vars.map((v) => ({ name: v.name, shape: v.shape, dtype: v.dtype })),
+    { rootRank },
+  );
   const groups = new Map<DType, tf.Variable[]>();
   for (const v of vars) groups.set(WIRE[v.dtype]!, [...(groups.get(WIRE[v.dtype]!) ?? []), v]);
   for (const [dtype, group] of groups) {
@@ -61,7 +85,11 @@ export async function broadcastVariables(variables: VariableLike[], rootRank = 0
  * Broadcasts an optimizer's state (its slot variables from getWeights(), and the iteration count)
  * from `rootRank`. Optimizers whose getWeights() is not implemented are skipped on every rank.
  */
-export async function broadcastOptimizerState(optimizer: tf.Optimizer, rootRank = 0, options: { comm?: Communicator } = {}): Promise<void> {
+export async function broadcastOptimizerState(
+  optimizer: tf.Optimizer,
+  rootRank = 0,
+  options: { comm?: Communicator } = {},
+): Promise<void> {
   const comm = resolveComm(options.comm, 'broadcastOptimizerState');
   const inner = optimizer instanceof DistributedOptimizer ? optimizer.optimizer : optimizer;
   let weights: NamedTensor[];

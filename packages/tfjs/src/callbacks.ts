@@ -1,9 +1,14 @@
 import { createRequire } from 'node:module';
-import * as tf from '@tensorflow/tfjs-core';
-import { InvalidArgumentError, type Communicator } from 'ringwire';
+import type * as tf from '@tensorflow/tfjs-core';
+import { type Communicator, InvalidArgumentError } from 'ringwire';
 import { broadcastOptimizerState, broadcastVariables, type VariableLike } from './broadcast.js';
 import { resolveComm } from './context.js';
-import { DistributedOptimizer, getLearningRate, registerCallbackFactory, setLearningRate } from './optimizer.js';
+import {
+  DistributedOptimizer,
+  getLearningRate,
+  registerCallbackFactory,
+  setLearningRate,
+} from './optimizer.js';
 
 /** Logs as tfjs-layers hands them to callbacks: numbers or scalar tensors. */
 export type Logs = Record<string, number | tf.Scalar>;
@@ -95,7 +100,9 @@ export class DistributedOptimizerCallback extends RingwireCallback {
   }
   override async onTrainBegin(): Promise<void> {
     if (this.model && this.model.optimizer !== this.optimizer) {
-      throw new InvalidArgumentError('DistributedOptimizer callback: this model was compiled with another optimizer; compile it with the DistributedOptimizer that made this callback');
+      throw new InvalidArgumentError(
+        'DistributedOptimizer callback: this model was compiled with another optimizer; compile it with the DistributedOptimizer that made this callback',
+      );
     }
     this.optimizer.beginFit();
   }
@@ -123,13 +130,18 @@ registerCallbackFactory((opt) => new DistributedOptimizerCallback(opt));
 export class BroadcastGlobalVariablesCallback extends RingwireCallback {
   private done = false;
   private readonly comm?: Communicator;
-  constructor(readonly rootRank = 0, options: { comm?: Communicator } = {}) {
+  constructor(
+    readonly rootRank = 0,
+    options: { comm?: Communicator } = {},
+  ) {
     super();
     this.comm = options.comm;
   }
   override async onTrainBegin(): Promise<void> {
     if (this.done) return;
-    await broadcastVariables(this.requireModel('BroadcastGlobalVariablesCallback').weights, this.rootRank, { comm: this.comm });
+    await broadcastVariables(this.requireModel('BroadcastGlobalVariablesCallback').weights, this.rootRank, {
+      comm: this.comm,
+    });
   }
   override async onBatchEnd(): Promise<void> {
     if (this.done) return;
@@ -205,7 +217,8 @@ export class LearningRateWarmupCallback extends RingwireCallback {
     this.stepsPerEpochOption = options.stepsPerEpoch;
     this.verbose = options.verbose ?? false;
     this.comm = options.comm;
-    if (!(this.warmupEpochs > 0)) throw new InvalidArgumentError('LearningRateWarmupCallback: warmupEpochs must be > 0');
+    if (!(this.warmupEpochs > 0))
+      throw new InvalidArgumentError('LearningRateWarmupCallback: warmupEpochs must be > 0');
   }
   override async onTrainBegin(): Promise<void> {
     this.initialLr ??= getLearningRate(this.requireModel('LearningRateWarmupCallback').optimizer);
@@ -217,16 +230,27 @@ export class LearningRateWarmupCallback extends RingwireCallback {
     if (this.finished) return;
     const model = this.requireModel('LearningRateWarmupCallback');
     const comm = resolveComm(this.comm, 'LearningRateWarmupCallback');
-    const steps = this.stepsPerEpochOption ?? (this.params.samples && this.params.batchSize ? Math.ceil(this.params.samples / this.params.batchSize) : undefined);
-    if (!steps) throw new InvalidArgumentError('LearningRateWarmupCallback: pass stepsPerEpoch (fit did not say how many batches an epoch has)');
+    const steps =
+      this.stepsPerEpochOption ??
+      (this.params.samples && this.params.batchSize
+        ? Math.ceil(this.params.samples / this.params.batchSize)
+        : undefined);
+    if (!steps)
+      throw new InvalidArgumentError(
+        'LearningRateWarmupCallback: pass stepsPerEpoch (fit did not say how many batches an epoch has)',
+      );
     const e = this.epoch + batch / steps;
     if (e >= this.warmupEpochs) {
       setLearningRate(model.optimizer, this.initialLr!);
       this.finished = true;
-      if (this.verbose && comm.rank === 0) console.log(`Epoch ${this.epoch + 1}: finished gradual learning rate warmup to ${this.initialLr}.`);
+      if (this.verbose && comm.rank === 0)
+        console.log(`Epoch ${this.epoch + 1}: finished gradual learning rate warmup to ${this.initialLr}.`);
       return;
     }
-    setLearningRate(model.optimizer, (this.initialLr! / comm.size) * ((e * (comm.size - 1)) / this.warmupEpochs + 1));
+    setLearningRate(
+      model.optimizer,
+      (this.initialLr! / comm.size) * ((e * (comm.size - 1)) / this.warmupEpochs + 1),
+    );
   }
 }
 
@@ -235,13 +259,23 @@ export class LearningRateWarmupCallback extends RingwireCallback {
  * callback objects ({ onEpochEnd() {...} }) are wrapped in tf.CustomCallback, so they mix with
  * callback instances (tfjs-layers itself only accepts one kind per list).
  */
-export async function distributedFit<T = unknown>(model: ModelLike, x: unknown, y: unknown, args: Record<string, unknown> & { callbacks?: unknown } = {}): Promise<T> {
+export async function distributedFit<T = unknown>(
+  model: ModelLike,
+  x: unknown,
+  y: unknown,
+  args: Record<string, unknown> & { callbacks?: unknown } = {},
+): Promise<T> {
   const opt = model.optimizer;
-  if (!(opt instanceof DistributedOptimizer)) throw new InvalidArgumentError('distributedFit: compile the model with a DistributedOptimizer first');
+  if (!(opt instanceof DistributedOptimizer))
+    throw new InvalidArgumentError('distributedFit: compile the model with a DistributedOptimizer first');
   if (!layers) throw new InvalidArgumentError('distributedFit: @tensorflow/tfjs-layers is not installed');
-  const given = args.callbacks == null ? [] : Array.isArray(args.callbacks) ? args.callbacks : [args.callbacks];
-  const list = given.map((c) => (isBaseCallback(c) ? c : new layers.CustomCallback(c as object, args.yieldEvery)));
-  if (!list.some((c) => c instanceof DistributedOptimizerCallback && c.optimizer === opt)) list.unshift(opt.callback());
+  const given =
+    args.callbacks == null ? [] : Array.isArray(args.callbacks) ? args.callbacks : [args.callbacks];
+  const list = given.map((c) =>
+    isBaseCallback(c) ? c : new layers.CustomCallback(c as object, args.yieldEvery),
+  );
+  if (!list.some((c) => c instanceof DistributedOptimizerCallback && c.optimizer === opt))
+    list.unshift(opt.callback());
   return (await model.fit(x, y, { ...args, callbacks: list })) as T;
 }
 

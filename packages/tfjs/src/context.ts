@@ -1,4 +1,4 @@
-import { init as initComm, InvalidArgumentError, type Communicator, type InitOptions } from 'ringwire';
+import { type Communicator, type InitOptions, InvalidArgumentError, init as initComm } from 'ringwire';
 
 let defaultComm: Communicator | undefined;
 
@@ -19,6 +19,9 @@ export function setCommunicator(comm: Communicator | undefined): void {
 /** The communicator passed in options, else the default one. */
 export function resolveComm(comm: Communicator | undefined, what: string): Communicator {
   const c = comm ?? defaultComm;
-  if (!c) throw new InvalidArgumentError(`${what}: no communicator: pass { comm } or call init() from @ringwire/tfjs first`);
+  if (!c)
+    throw new InvalidArgumentError(
+      `${what}: no communicator: pass { comm } or call init() from @ringwire/tfjs first`,
+    );
   return c;
 }

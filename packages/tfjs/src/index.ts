@@ -1,13 +1,24 @@
-export { init, setCommunicator } from './context.js';
+export { type BackendChoice, type LoadedTfjs, loadTfjs } from './backend.js';
+export { broadcastOptimizerState, broadcastVariables, type VariableLike } from './broadcast.js';
 export {
-  DistributedOptimizer, getLearningRate, setLearningRate,
-  type DistributedOptimizerOptions, type Compression, type StepTimings,
-} from './optimizer.js';
-export { broadcastVariables, broadcastOptimizerState, type VariableLike } from './broadcast.js';
-export {
-  RingwireCallback, DistributedOptimizerCallback, BroadcastGlobalVariablesCallback, MetricAverageCallback,
-  LearningRateWarmupCallback, distributedFit,
-  type LearningRateWarmupOptions, type Logs, type CallbackParams, type ModelLike,
+  BroadcastGlobalVariablesCallback,
+  type CallbackParams,
+  DistributedOptimizerCallback,
+  distributedFit,
+  LearningRateWarmupCallback,
+  type LearningRateWarmupOptions,
+  type Logs,
+  MetricAverageCallback,
+  type ModelLike,
+  RingwireCallback,
 } from './callbacks.js';
-export { loadTfjs, type LoadedTfjs, type BackendChoice } from './backend.js';
+export { init, setCommunicator } from './context.js';
 export { fileHandler, registerFileRouter } from './io.js';
+export {
+  type Compression,
+  DistributedOptimizer,
+  type DistributedOptimizerOptions,
+  getLearningRate,
+  type StepTimings,
+  setLearningRate,
+} from './optimizer.js';

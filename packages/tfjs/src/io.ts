@@ -15,9 +15,13 @@ export function fileHandler(pathOrUrl: string): tf.io.IOHandler {
   const weightsPath = join(dir, 'weights.bin');
   return {
     async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
-      if (artifacts.modelTopology instanceof ArrayBuffer) throw new Error('fileHandler: binary model topologies are not supported');
+      if (artifacts.modelTopology instanceof ArrayBuffer)
+        throw new Error('fileHandler: binary model topologies are not supported');
       await mkdir(dir, { recursive: true });
-      const weights = artifacts.weightData == null ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
+      const weights =
+        artifacts.weightData == null
+          ? new ArrayBuffer(0)
+          : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
       const json: tf.io.ModelJSON = {
         modelTopology: artifacts.modelTopology as object,
         format: artifacts.format,
@@ -37,7 +41,9 @@ export function fileHandler(pathOrUrl: string): tf.io.IOHandler {
       const json = JSON.parse(await readFile(modelPath, 'utf8')) as tf.io.ModelJSON;
       return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
         const specs = manifest.flatMap((group) => group.weights);
-        const buffers = await Promise.all(manifest.flatMap((group) => group.paths.map((p) => readFile(join(dir, p)))));
+        const buffers = await Promise.all(
+          manifest.flatMap((group) => group.paths.map((p) => readFile(join(dir, p)))),
+        );
         const bytes = Buffer.concat(buffers);
         return [specs, bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)];
       });
@@ -53,7 +59,10 @@ export function registerFileRouter(): void {
   const probe = 'file:///ringwire-probe';
   const hasSave = tf.io.getSaveHandlers(probe).length > 0;
   const hasLoad = tf.io.getLoadHandlers(probe).length > 0;
-  const route = ((url: string | string[]) => (typeof url === 'string' && url.startsWith('file://') ? fileHandler(url) : null)) as unknown as Parameters<typeof tf.io.registerSaveRouter>[0];
+  const route = ((url: string | string[]) =>
+    typeof url === 'string' && url.startsWith('file://') ? fileHandler(url) : null) as unknown as Parameters<
+    typeof tf.io.registerSaveRouter
+  >[0];
   if (!hasSave) tf.io.registerSaveRouter(route);
   if (!hasLoad) tf.io.registerLoadRouter(route);
   registered = true;

@@ -1,4 +1,4 @@
-import { MismatchError, type Communicator } from 'ringwire';
+import { type Communicator, MismatchError } from 'ringwire';
 
 export interface LayoutEntry {
   name: string;
@@ -15,10 +15,17 @@ const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
  * descriptor mismatch. Names are reported but not compared (two models in one process get
  * different layer names).
  */
-export async function checkLayout(comm: Communicator, what: string, entries: LayoutEntry[], extra: Record<string, unknown> = {}): Promise<void> {
+export async function checkLayout(
+  comm: Communicator,
+  what: string,
+  entries: LayoutEntry[],
+  extra: Record<string, unknown> = {},
+): Promise<void> {
   const mine = { extra, vars: entries.map((e) => [e.name, e.shape, e.dtype]) };
   const bytes = new TextEncoder().encode(JSON.stringify(mine));
-  const all = (await comm.allgather(bytes)).map((b) => JSON.parse(new TextDecoder().decode(b)) as typeof mine);
+  const all = (await comm.allgather(bytes)).map(
+    (b) => JSON.parse(new TextDecoder().decode(b)) as typeof mine,
+  );
   const key = (d: typeof mine) => JSON.stringify([d.extra, d.vars.map((v) => [v[1], v[2]])]);
   const ref = key(all[0]);
   const bad = all.findIndex((d) => key(d) !== ref);
@@ -39,7 +46,10 @@ export async function checkLayout(comm: Communicator, what: string, entries: Lay
       break;
     }
   }
-  throw new MismatchError(`${what}: ranks disagree on the tensors to exchange (${describe(0)}; ${describe(bad)})${first}`, { rank: bad });
+  throw new MismatchError(
+    `${what}: ranks disagree on the tensors to exchange (${describe(0)}; ${describe(bad)})${first}`,
+    { rank: bad },
+  );
 }
 
 export function layoutKey(entries: LayoutEntry[], extra: Record<string, unknown>): string {

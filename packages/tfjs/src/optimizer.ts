@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { InvalidArgumentError, loadKernels, type Communicator, type Kernels } from 'ringwire';
+import { type Communicator, InvalidArgumentError, type Kernels, loadKernels } from 'ringwire';
 import { resolveComm } from './context.js';
-import { checkLayout, layoutKey, type LayoutEntry } from './layout.js';
+import { checkLayout, type LayoutEntry, layoutKey } from './layout.js';
 
 /** What tf.Optimizer's getWeights and applyGradients take (not exported by tfjs-core's index). */
 type NamedTensor = { name: string; tensor: tf.Tensor };
@@ -124,20 +124,42 @@ export class DistributedOptimizer extends tf.Optimizer {
 
   // tf.Optimizer's static Symbol.hasInstance is duck-typed (any optimizer would pass): use the prototype chain.
   static override [Symbol.hasInstance](x: unknown): boolean {
-    return Function.prototype[Symbol.hasInstance].call(this, x);
+    return Function.prototype[Symbol.hasInstance].call(DistributedOptimizer, x);
   }
 
   constructor(optimizer: tf.Optimizer, options: DistributedOptimizerOptions = {}) {
     super();
-    if (!optimizer || typeof optimizer.applyGradients !== 'function' || typeof optimizer.computeGradients !== 'function') {
+    if (
+      !optimizer ||
+      typeof optimizer.applyGradients !== 'function' ||
+      typeof optimizer.computeGradients !== 'function'
+    ) {
       throw new InvalidArgumentError('DistributedOptimizer: expected a tf.Optimizer to wrap');
     }
-    if (optimizer instanceof DistributedOptimizer) throw new InvalidArgumentError('DistributedOptimizer: the optimizer is already distributed');
-    const { op = 'mean', compression = 'none', backwardPassesPerStep = 1, averageAggregatedGradients = false, fusion = 'auto', profile = false } = options;
-    if (op !== 'mean' && op !== 'sum') throw new InvalidArgumentError(`DistributedOptimizer: op must be 'mean' or 'sum', got ${JSON.stringify(op)}`);
-    if (!['none', 'fp16', 'bf16'].includes(compression)) throw new InvalidArgumentError(`DistributedOptimizer: compression must be 'none', 'fp16' or 'bf16', got ${JSON.stringify(compression)}`);
-    if (!Number.isInteger(backwardPassesPerStep) || backwardPassesPerStep < 1) throw new InvalidArgumentError(`DistributedOptimizer: backwardPassesPerStep must be an integer >= 1, got ${backwardPassesPerStep}`);
-    if (!['auto', 'device', 'host'].includes(fusion)) throw new InvalidArgumentError(`DistributedOptimizer: fusion must be 'auto', 'device' or 'host'`);
+    if (optimizer instanceof DistributedOptimizer)
+      throw new InvalidArgumentError('DistributedOptimizer: the optimizer is already distributed');
+    const {
+      op = 'mean',
+      compression = 'none',
+      backwardPassesPerStep = 1,
+      averageAggregatedGradients = false,
+      fusion = 'auto',
+      profile = false,
+    } = options;
+    if (op !== 'mean' && op !== 'sum')
+      throw new InvalidArgumentError(
+        `DistributedOptimizer: op must be 'mean' or 'sum', got ${JSON.stringify(op)}`,
+      );
+    if (!['none', 'fp16', 'bf16'].includes(compression))
+      throw new InvalidArgumentError(
+        `DistributedOptimizer: compression must be 'none', 'fp16' or 'bf16', got ${JSON.stringify(compression)}`,
+      );
+    if (!Number.isInteger(backwardPassesPerStep) || backwardPassesPerStep < 1)
+      throw new InvalidArgumentError(
+        `DistributedOptimizer: backwardPassesPerStep must be an integer >= 1, got ${backwardPassesPerStep}`,
+      );
+    if (!['auto', 'device', 'host'].includes(fusion))
+      throw new InvalidArgumentError(`DistributedOptimizer: fusion must be 'auto', 'device' or 'host'`);
     this.optimizer = optimizer;
     this.op = op;
     this.compression = compression;
@@ -147,7 +169,8 @@ export class DistributedOptimizer extends tf.Optimizer {
     this.profile = profile;
     this.verifyLayout = options.verifyLayout ?? true;
     this.pipelineBytes = options.pipelineBytes ?? 8 * 1024 * 1024;
-    if (!(this.pipelineBytes >= 4)) throw new InvalidArgumentError('DistributedOptimizer: pipelineBytes must be >= 4');
+    if (!(this.pipelineBytes >= 4))
+      throw new InvalidArgumentError('DistributedOptimizer: pipelineBytes must be >= 4');
     this.commOption = options.comm;
   }
 
@@ -177,7 +200,10 @@ export class DistributedOptimizer extends tf.Optimizer {
     const t1 = now();
     const names = (varList ? varList.map((v) => v.name) : Object.keys(grads)).filter((n) => grads[n] != null);
     try {
-      this.stage(names, names.map((n) => grads[n]));
+      this.stage(
+        names,
+        names.map((n) => grads[n]),
+      );
     } catch (err) {
       tf.dispose(grads);
       value.dispose();
@@ -185,7 +211,8 @@ export class DistributedOptimizer extends tf.Optimizer {
     }
     // Gradients the layout does not use are freed here; with host fusion the staged ones are kept.
     const staged = new Set(names);
-    for (const [n, g] of Object.entries(grads)) if (!staged.has(n) || this.pending?.fusion === 'device') g.dispose();
+    for (const [n, g] of Object.entries(grads))
+      if (!staged.has(n) || this.pending?.fusion === 'device') g.dispose();
     this.partial.compute += t1 - t0;
     this.partial.fuse += now() - t1;
     if (returnCost) return value;
@@ -199,7 +226,7 @@ export class DistributedOptimizer extends tf.Optimizer {
    */
   async synchronize(): Promise<boolean> {
     const p = this.pending;
-    if (!p || !p.ready) return false;
+    if (!p?.ready) return false;
     this.pending = null;
     try {
       await this.exchange(p);
@@ -232,12 +259,17 @@ export class DistributedOptimizer extends tf.Optimizer {
    */
   async applyGradientsAsync(grads: tf.NamedTensorMap | NamedTensor[]): Promise<boolean> {
     this.assertNotReady();
-    const list = Array.isArray(grads) ? grads : Object.entries(grads).map(([name, tensor]) => ({ name, tensor }));
+    const list = Array.isArray(grads)
+      ? grads
+      : Object.entries(grads).map(([name, tensor]) => ({ name, tensor }));
     const named = list.filter((g) => g.tensor != null);
     const t0 = now();
     const clones = named.map((g) => tf.clone(g.tensor));
     try {
-      this.stage(named.map((g) => g.name), clones);
+      this.stage(
+        named.map((g) => g.name),
+        clones,
+      );
     } catch (err) {
       tf.dispose(clones);
       throw err;
@@ -249,10 +281,15 @@ export class DistributedOptimizer extends tf.Optimizer {
 
   /** Synchronous tf.Optimizer API: cannot all-reduce, so it refuses instead of applying locally. */
   override applyGradients(_variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
-    throw new Error('DistributedOptimizer.applyGradients() cannot all-reduce synchronously: use `await opt.applyGradientsAsync(grads)`');
+    throw new Error(
+      'DistributedOptimizer.applyGradients() cannot all-reduce synchronously: use `await opt.applyGradientsAsync(grads)`',
+    );
   }
 
-  override computeGradients(f: () => tf.Scalar, varList?: tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+  override computeGradients(
+    f: () => tf.Scalar,
+    varList?: tf.Variable[],
+  ): { value: tf.Scalar; grads: tf.NamedTensorMap } {
     return this.optimizer.computeGradients(f, varList);
   }
 
@@ -270,7 +307,7 @@ export class DistributedOptimizer extends tf.Optimizer {
   /** @internal used by the fit callback */
   beginFit(): void {
     // A fit that failed half-way may have left a staged step: it was never applied anywhere.
-    if (this.pending?.ready) (tf.dispose(this.pending.pieces), (this.pending = null));
+    if (this.pending?.ready) tf.dispose(this.pending.pieces), (this.pending = null);
     this.mode = 'fit';
   }
 
@@ -334,19 +371,32 @@ export class DistributedOptimizer extends tf.Optimizer {
 
   /** Keeps this pass's gradients (fused on the device, or as they are) and accumulates them. */
   private stage(names: string[], tensors: tf.Tensor[]): void {
-    if (tensors.length === 0) throw new InvalidArgumentError('DistributedOptimizer: no variable has a gradient (is anything trainable connected to the loss?)');
+    if (tensors.length === 0)
+      throw new InvalidArgumentError(
+        'DistributedOptimizer: no variable has a gradient (is anything trainable connected to the loss?)',
+      );
     const bad = tensors.findIndex((t) => t.dtype !== 'float32');
-    if (bad >= 0) throw new InvalidArgumentError(`DistributedOptimizer: gradient of ${names[bad]} is ${tensors[bad].dtype}; only float32 is supported`);
+    if (bad >= 0)
+      throw new InvalidArgumentError(
+        `DistributedOptimizer: gradient of ${names[bad]} is ${tensors[bad].dtype}; only float32 is supported`,
+      );
     const shapes = tensors.map((t) => t.shape.slice());
     const sizes = tensors.map((t) => t.size);
     const entries: LayoutEntry[] = names.map((name, i) => ({ name, shape: shapes[i], dtype: 'float32' }));
     const key = layoutKey(entries, {});
     const prev = this.pending;
-    if (prev && prev.key !== key) throw new Error('DistributedOptimizer: the variables changed between accumulated backward passes');
+    if (prev && prev.key !== key)
+      throw new Error('DistributedOptimizer: the variables changed between accumulated backward passes');
     const fusion = prev?.fusion ?? this.fusionFor();
     let pieces: tf.Tensor[];
     if (fusion === 'device') {
-      pieces = [tf.tidy(() => (tensors.length === 1 ? tf.reshape(tensors[0], [-1]) : tf.concat(tensors.map((t) => tf.reshape(t, [-1])))))];
+      pieces = [
+        tf.tidy(() =>
+          tensors.length === 1
+            ? tf.reshape(tensors[0], [-1])
+            : tf.concat(tensors.map((t) => tf.reshape(t, [-1]))),
+        ),
+      ];
     } else {
       pieces = tensors;
     }
@@ -360,7 +410,14 @@ export class DistributedOptimizer extends tf.Optimizer {
     pieces.forEach((t) => tf.keep(t));
     const passes = (prev?.passes ?? 0) + 1;
     this.pending = {
-      names, shapes, sizes, total: sizes.reduce((a, b) => a + b, 0), key, pieces, fusion, passes,
+      names,
+      shapes,
+      sizes,
+      total: sizes.reduce((a, b) => a + b, 0),
+      key,
+      pieces,
+      fusion,
+      passes,
       ready: passes >= this.backwardPassesPerStep,
     };
   }
@@ -371,7 +428,12 @@ export class DistributedOptimizer extends tf.Optimizer {
   }
 
   /** float32 <-> float16/bfloat16 with ringwire's kernels. */
-  private convert(half: 'float16' | 'bfloat16', way: 'narrow' | 'widen', src: Uint8Array, dst: Uint8Array): void {
+  private convert(
+    half: 'float16' | 'bfloat16',
+    way: 'narrow' | 'widen',
+    src: Uint8Array,
+    dst: Uint8Array,
+  ): void {
     const k = this.k;
     if (way === 'narrow') {
       if (half === 'float16') k.f32ToF16(src, dst);
@@ -383,22 +445,41 @@ export class DistributedOptimizer extends tf.Optimizer {
   private buffers(comm: Communicator, total: number): { f32: Float32Array; u16: Uint16Array | null } {
     if (this.bufComm !== comm) (this.f32 = null), (this.u16 = null), (this.bufComm = comm);
     if (!this.f32 || this.f32.length < total) this.f32 = comm.allocate('float32', total) as Float32Array;
-    if (this.compression !== 'none' && (!this.u16 || this.u16.length < total)) this.u16 = comm.allocate('float16', total) as Uint16Array;
-    return { f32: this.f32.length === total ? this.f32 : this.f32.subarray(0, total), u16: this.u16 && this.u16.subarray(0, total) };
+    if (this.compression !== 'none' && (!this.u16 || this.u16.length < total))
+      this.u16 = comm.allocate('float16', total) as Uint16Array;
+    return {
+      f32: this.f32.length === total ? this.f32 : this.f32.subarray(0, total),
+      u16: this.u16 ? this.u16.subarray(0, total) : null,
+    };
   }
 
   private async exchange(p: Pending): Promise<void> {
     const comm = this.comm;
     const half = this.compression === 'fp16' ? 'float16' : this.compression === 'bf16' ? 'bfloat16' : null;
     // Every rank must fuse the same variables in the same order: check once per layout.
-    const extra = { op: this.op, compression: this.compression, backwardPassesPerStep: this.backwardPassesPerStep, pipelineBytes: this.pipelineBytes };
+    const extra = {
+      op: this.op,
+      compression: this.compression,
+      backwardPassesPerStep: this.backwardPassesPerStep,
+      pipelineBytes: this.pipelineBytes,
+    };
     const entries = p.names.map((name, i) => ({ name, shape: p.shapes[i], dtype: 'float32' }));
     const key = layoutKey(entries, extra);
     if (this.verifyLayout && key !== this.checkedKey) {
       await checkLayout(comm, 'DistributedOptimizer', entries, extra);
       this.checkedKey = key;
     }
-    const timings: StepTimings = { ...this.partial, download: 0, allreduce: 0, upload: 0, apply: 0, count: p.total, moved: 0, fusion: p.fusion, backend: tf.getBackend() };
+    const timings: StepTimings = {
+      ...this.partial,
+      download: 0,
+      allreduce: 0,
+      upload: 0,
+      apply: 0,
+      count: p.total,
+      moved: 0,
+      fusion: p.fusion,
+      backend: tf.getBackend(),
+    };
     this.partial = { compute: 0, fuse: 0 };
     if (this.profile) {
       const t = now();
@@ -443,12 +524,17 @@ export class DistributedOptimizer extends tf.Optimizer {
           if (moved) timings.moved += data.length;
           else this.k.copy(bytes(own), bytes(data)); // a memmove: TypedArray#set into shared memory is 2.4x slower
           at = start = at + data.length; // before the transfer detaches data
-          inflight.push(comm.allreduce(own, { op: this.op, transfer: moved, wire: half ?? undefined }).then((r) => (results[i] = r)));
+          inflight.push(
+            comm
+              .allreduce(own, { op: this.op, transfer: moved, wire: half ?? undefined })
+              .then((r) => (results[i] = r)),
+          );
           continue;
         }
         for (let o = 0; o < data.length; ) {
           const n = Math.min(data.length - o, start + chunk - at);
-          if (half) this.convert(half, 'narrow', bytes(data.subarray(o, o + n)), bytes(u16!.subarray(at, at + n)));
+          if (half)
+            this.convert(half, 'narrow', bytes(data.subarray(o, o + n)), bytes(u16!.subarray(at, at + n)));
           else this.k.copy(bytes(f32.subarray(at, at + n)), bytes(data.subarray(o, o + n)));
           o += n;
           at += n;
@@ -479,11 +565,14 @@ export class DistributedOptimizer extends tf.Optimizer {
     // copy. Views of the fusion buffer live only until applyGradients returns (the next step
     // overwrites it). Other backends copy into device memory anyway; they get ordinary arrays,
     // since native bindings (Dawn's writeBuffer, TensorFlow's C API) need not accept shared memory.
-    const plain = (a: Float32Array) => (timings.backend === 'cpu' || !(a.buffer instanceof SharedArrayBuffer) ? a : a.slice());
+    const plain = (a: Float32Array) =>
+      timings.backend === 'cpu' || !(a.buffer instanceof SharedArrayBuffer) ? a : a.slice();
     const parts = tf.tidy(() => {
       if (p.fusion === 'host') return results.map((r, i) => tf.tensor(plain(r), p.shapes[i], 'float32'));
       const flat = tf.tensor1d(plain(results[0]), 'float32');
-      return p.names.length === 1 ? [tf.reshape(flat, p.shapes[0])] : tf.split(flat, p.sizes).map((s, i) => tf.reshape(s, p.shapes[i]));
+      return p.names.length === 1
+        ? [tf.reshape(flat, p.shapes[0])]
+        : tf.split(flat, p.sizes).map((s, i) => tf.reshape(s, p.shapes[i]));
     });
     timings.upload = now() - t;
 
@@ -504,25 +593,38 @@ export class DistributedOptimizer extends tf.Optimizer {
  */
 function movable(piece: tf.Tensor, data: Float32Array): boolean {
   const backend = tf.backend() as unknown as { refCount?: (dataId: object) => number };
-  return data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && backend.refCount?.(piece.dataId) === 1;
+  return (
+    data.buffer instanceof ArrayBuffer &&
+    data.byteOffset === 0 &&
+    data.byteLength === data.buffer.byteLength &&
+    backend.refCount?.(piece.dataId) === 1
+  );
 }
 
 /** Reads a tf.Optimizer's learning rate (a DistributedOptimizer's is its wrapped optimizer's). */
 export function getLearningRate(opt: tf.Optimizer): number {
-  const o = (opt instanceof DistributedOptimizer ? opt.optimizer : opt) as unknown as { learningRate?: number };
-  if (typeof o.learningRate !== 'number') throw new InvalidArgumentError(`${opt.getClassName()} has no numeric learningRate`);
+  const o = (opt instanceof DistributedOptimizer ? opt.optimizer : opt) as unknown as {
+    learningRate?: number;
+  };
+  if (typeof o.learningRate !== 'number')
+    throw new InvalidArgumentError(`${opt.getClassName()} has no numeric learningRate`);
   return o.learningRate;
 }
 
 /** Sets a tf.Optimizer's learning rate (setLearningRate where the class has it, else the field). */
 export function setLearningRate(opt: tf.Optimizer, lr: number): void {
-  const o = (opt instanceof DistributedOptimizer ? opt.optimizer : opt) as unknown as { learningRate?: number; setLearningRate?: (lr: number) => void };
+  const o = (opt instanceof DistributedOptimizer ? opt.optimizer : opt) as unknown as {
+    learningRate?: number;
+    setLearningRate?: (lr: number) => void;
+  };
   if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
   else if (typeof o.learningRate === 'number') o.learningRate = lr;
   else throw new InvalidArgumentError(`${opt.getClassName()} has no learning rate to set`);
 }
 
-let callbackFactory: ((opt: DistributedOptimizer) => import('./callbacks.js').DistributedOptimizerCallback) | undefined;
+let callbackFactory:
+  | ((opt: DistributedOptimizer) => import('./callbacks.js').DistributedOptimizerCallback)
+  | undefined;
 /** @internal set by callbacks.ts (avoids an import cycle) */
 export function registerCallbackFactory(f: typeof callbackFactory): void {
   callbackFactory = f;

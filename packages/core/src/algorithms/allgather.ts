@@ -1,7 +1,7 @@
 import { InvalidArgumentError, ProtocolError } from '@ringwire/rendezvous';
 import { copyBytes } from '../kernels/index.js';
-import { ringAllgather } from './ring.js';
 import type { OpContext, Range } from './context.js';
+import { ringAllgather } from './ring.js';
 
 /** A rank's data up to this many bytes rides with its length, so small all-gathers take one ring pass. */
 const INLINE = 4096;
@@ -14,7 +14,12 @@ const INLINE = 4096;
  * record, that was all; otherwise a ring all-gather of the data follows, into a buffer laid out
  * rank by rank. Returns the buffer and the layout.
  */
-export async function allgather(ctx: OpContext, input: Uint8Array, room: number, alloc: (bytes: number) => Uint8Array): Promise<{ out: Uint8Array; segs: Range[] }> {
+export async function allgather(
+  ctx: OpContext,
+  input: Uint8Array,
+  room: number,
+  alloc: (bytes: number) => Uint8Array,
+): Promise<{ out: Uint8Array; segs: Range[] }> {
   const { rank: r, size: n } = ctx;
   const rec = 16 + INLINE;
   const records = new Uint8Array(n * rec);
@@ -22,22 +27,33 @@ export async function allgather(ctx: OpContext, input: Uint8Array, room: number,
   fields.setFloat64(r * rec, input.length, true);
   fields.setFloat64(r * rec + 8, room, true);
   if (input.length <= INLINE) records.set(input, r * rec + 16);
-  await ringAllgather({ ...ctx, elem: 1 }, records, Array.from({ length: n }, (_, i) => [i * rec, rec] as const));
+  await ringAllgather(
+    { ...ctx, elem: 1 },
+    records,
+    Array.from({ length: n }, (_, i) => [i * rec, rec] as const),
+  );
   const segs: Range[] = [];
   let total = 0;
   for (let i = 0; i < n; i++) {
     const len = fields.getFloat64(i * rec, true);
-    if (!Number.isSafeInteger(len) || len < 0 || len % ctx.elem) throw new ProtocolError(`rank ${i} announced ${len} bytes for all-gather`, { rank: i });
+    if (!Number.isSafeInteger(len) || len < 0 || len % ctx.elem)
+      throw new ProtocolError(`rank ${i} announced ${len} bytes for all-gather`, { rank: i });
     segs.push([total, len]);
     total += len;
   }
   for (let i = 0; i < n; i++) {
     const has = fields.getFloat64(i * rec + 8, true);
-    if (has >= 0 && has < total) throw new InvalidArgumentError(`allgather: rank ${i}'s out holds ${has} bytes, the result needs ${total}`, { rank: i });
+    if (has >= 0 && has < total)
+      throw new InvalidArgumentError(
+        `allgather: rank ${i}'s out holds ${has} bytes, the result needs ${total}`,
+        { rank: i },
+      );
   }
   const out = alloc(total);
   if (segs.every(([, len]) => len <= INLINE)) {
-    segs.forEach(([o, len], i) => copyBytes(out.subarray(o, o + len), records.subarray(i * rec + 16, i * rec + 16 + len)));
+    segs.forEach(([o, len], i) =>
+      copyBytes(out.subarray(o, o + len), records.subarray(i * rec + 16, i * rec + 16 + len)),
+    );
     return { out, segs };
   }
   copyBytes(out.subarray(segs[r][0], segs[r][0] + input.length), input);

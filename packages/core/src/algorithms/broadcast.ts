@@ -1,4 +1,4 @@
-import { copyInto, Landing, mod, placeSteps, recvRange, sendRange, type OpContext } from './context.js';
+import { copyInto, Landing, mod, type OpContext, placeSteps, recvRange, sendRange } from './context.js';
 
 /**
  * Small messages: binomial tree from the root, ceil(log2 n) hops.

@@ -2,7 +2,7 @@ import { MismatchError, ProtocolError } from '@ringwire/rendezvous';
 import { copyBytes } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
 import type { Transport } from '../transport.js';
-import { describe, FrameType, type Descriptor, type FrameHeader } from '../wire.js';
+import { type Descriptor, describe, type FrameHeader, FrameType } from '../wire.js';
 
 /** Everything an algorithm needs for one collective; algorithms hold no other state. */
 export interface OpContext {
@@ -25,13 +25,25 @@ export type Range = readonly [offset: number, length: number];
 export function segments(count: number, n: number, elem: number): Range[] {
   const base = Math.floor(count / n);
   const extra = count % n;
-  return Array.from({ length: n }, (_, i) => [(i * base + Math.min(i, extra)) * elem, (base + (i < extra ? 1 : 0)) * elem] as const);
+  return Array.from(
+    { length: n },
+    (_, i) => [(i * base + Math.min(i, extra)) * elem, (base + (i < extra ? 1 : 0)) * elem] as const,
+  );
 }
 
 export const mod = (a: number, n: number) => ((a % n) + n) % n;
 
 function header(ctx: OpContext, step: number, offset: number, length: number): FrameHeader {
-  return { type: FrameType.DATA, desc: ctx.desc, hash: ctx.hash, step, generation: ctx.t.generation, seq: ctx.seq, offset, length };
+  return {
+    type: FrameType.DATA,
+    desc: ctx.desc,
+    hash: ctx.hash,
+    step,
+    generation: ctx.t.generation,
+    seq: ctx.seq,
+    offset,
+    length,
+  };
 }
 
 /** Chunk size for a range: whole elements, at most chunkBytes. */
@@ -45,14 +57,24 @@ function chunkOf(ctx: OpContext): number {
  * With `after`, each chunk waits for after(its end within the range) first (see Landing).
  * A zero-length range still sends one empty frame, which keeps the peers in step.
  */
-export async function sendRange(ctx: OpContext, peer: number, step: number, buf: Uint8Array, [off, len]: Range, after?: (end: number) => Promise<void>): Promise<void> {
+export async function sendRange(
+  ctx: OpContext,
+  peer: number,
+  step: number,
+  buf: Uint8Array,
+  [off, len]: Range,
+  after?: (end: number) => Promise<void>,
+): Promise<void> {
   const chunk = chunkOf(ctx);
   const writes: Promise<void>[] = [];
   let pos = 0;
   do {
     const n = Math.min(chunk, len - pos);
     if (after) await after(pos + n);
-    writes.push((await ctx.t.send(peer, header(ctx, step, off + pos, n), buf.subarray(off + pos, off + pos + n))).written);
+    writes.push(
+      (await ctx.t.send(peer, header(ctx, step, off + pos, n), buf.subarray(off + pos, off + pos + n)))
+        .written,
+    );
     pos += n;
   } while (pos < len);
   await Promise.all(writes);
@@ -75,7 +97,10 @@ export async function recvRange(
   do {
     const f = await ctx.t.recv(peer);
     check(ctx, peer, f.h, step, off + pos);
-    if (pos + f.h.length > len) throw new ProtocolError(`rank ${peer} sent ${f.h.length} bytes past the end of step ${step}`, { rank: peer });
+    if (pos + f.h.length > len)
+      throw new ProtocolError(`rank ${peer} sent ${f.h.length} bytes past the end of step ${step}`, {
+        rank: peer,
+      });
     consume(buf.subarray(off + pos, off + pos + f.h.length), f.payload);
     ctx.t.release(peer);
     pos += f.h.length;
@@ -101,7 +126,8 @@ export class Landing {
 
   /** Resolves once `step` has consumed `end` bytes (or a later step has begun). */
   async until(step: number, end: number): Promise<void> {
-    while (this.step < step || (this.step === step && this.end < end)) await new Promise<void>((resolve) => (this.wake = resolve));
+    while (this.step < step || (this.step === step && this.end < end))
+      await new Promise<void>((resolve) => (this.wake = resolve));
   }
 }
 
@@ -116,10 +142,22 @@ export const copyInto = (dst: Uint8Array, src: Uint8Array) => {
  * pass less. Only a frame of this op and step whose bytes lie inside the step's range is placed;
  * any other still goes to a slot and fails check() as before.
  */
-export function placeSteps(ctx: OpContext, peer: number, buf: Uint8Array, ranges: Map<number, Range>): () => void {
+export function placeSteps(
+  ctx: OpContext,
+  peer: number,
+  buf: Uint8Array,
+  ranges: Map<number, Range>,
+): () => void {
   ctx.t.place(peer, (h) => {
     const range = ranges.get(h.step);
-    if (!range || h.seq !== ctx.seq || h.hash !== ctx.hash || h.offset < range[0] || h.offset + h.length > range[0] + range[1]) return undefined;
+    if (
+      !range ||
+      h.seq !== ctx.seq ||
+      h.hash !== ctx.hash ||
+      h.offset < range[0] ||
+      h.offset + h.length > range[0] + range[1]
+    )
+      return undefined;
     return buf.subarray(h.offset, h.offset + h.length);
   });
   return () => ctx.t.place(peer, undefined);
@@ -132,18 +170,30 @@ export function reducer(ctx: OpContext): (dst: Uint8Array, src: Uint8Array) => v
 
 /** A frame from another collective, or another shape of this one, fails the job with both descriptors. */
 function check(ctx: OpContext, peer: number, h: FrameHeader, step: number, offset: number): void {
-  if (h.seq !== ctx.seq || h.hash !== ctx.hash) throw mismatch(ctx.rank, ctx.seq, ctx.desc, peer, h.seq, h.desc);
+  if (h.seq !== ctx.seq || h.hash !== ctx.hash)
+    throw mismatch(ctx.rank, ctx.seq, ctx.desc, peer, h.seq, h.desc);
   if (h.step !== step || h.offset !== offset) {
-    throw new ProtocolError(`rank ${peer} sent step ${h.step} offset ${h.offset}, expected step ${step} offset ${offset}`, { rank: peer });
+    throw new ProtocolError(
+      `rank ${peer} sent step ${h.step} offset ${h.offset}, expected step ${step} offset ${offset}`,
+      { rank: peer },
+    );
   }
 }
 
 /** The error for rank `peer` being at op #theirSeq `theirs` while this rank runs op #seq `mine`. */
-export function mismatch(rank: number, seq: number, mine: Descriptor, peer: number, theirSeq: number, theirs: Descriptor): MismatchError {
+export function mismatch(
+  rank: number,
+  seq: number,
+  mine: Descriptor,
+  peer: number,
+  theirSeq: number,
+  theirs: Descriptor,
+): MismatchError {
   const t = { ...theirs, layout: 0 };
   const same = describe(t) === describe({ ...mine, layout: 0 });
-  const what = theirSeq !== seq
-    ? `rank ${peer} sent data for op #${theirSeq} ${describe(t)} while rank ${rank} is at op #${seq} ${describe(mine)}`
-    : `rank ${rank} called ${describe(mine)} but rank ${peer} called ${describe(t)}${same ? ' with its grouped arrays laid out differently' : ''}`;
+  const what =
+    theirSeq !== seq
+      ? `rank ${peer} sent data for op #${theirSeq} ${describe(t)} while rank ${rank} is at op #${seq} ${describe(mine)}`
+      : `rank ${rank} called ${describe(mine)} but rank ${peer} called ${describe(t)}${same ? ' with its grouped arrays laid out differently' : ''}`;
   return new MismatchError(`collective mismatch at op #${seq}: ${what}`, { rank: peer });
 }

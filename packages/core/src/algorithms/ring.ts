@@ -1,4 +1,15 @@
-import { copyInto, Landing, mod, placeSteps, recvRange, reducer, segments, sendRange, type OpContext, type Range } from './context.js';
+import {
+  copyInto,
+  Landing,
+  mod,
+  type OpContext,
+  placeSteps,
+  type Range,
+  recvRange,
+  reducer,
+  segments,
+  sendRange,
+} from './context.js';
 
 /**
  * The ring: at each step rank r sends one segment to r+1 and receives one from r-1. In the
@@ -10,31 +21,50 @@ import { copyInto, Landing, mod, placeSteps, recvRange, reducer, segments, sendR
  * `scale` multiplies the own segment as its reduction completes ('mean'). Wire steps are
  * numbered from `firstStep`.
  */
-async function ring(ctx: OpContext, buf: Uint8Array, segs: Range[], phases: { reduce: boolean; gather: boolean; scale?: number; firstStep?: number }): Promise<void> {
+async function ring(
+  ctx: OpContext,
+  buf: Uint8Array,
+  segs: Range[],
+  phases: { reduce: boolean; gather: boolean; scale?: number; firstStep?: number },
+): Promise<void> {
   const { rank: r, size: n } = ctx;
   const reduce = reducer(ctx);
   const steps: { send: Range; recv: Range; consume: (dst: Uint8Array, src: Uint8Array) => void }[] = [];
   if (phases.reduce) {
-    for (let k = 0; k < n - 1; k++) steps.push({ send: segs[mod(r - k - 1, n)], recv: segs[mod(r - k - 2, n)], consume: reduce });
+    for (let k = 0; k < n - 1; k++)
+      steps.push({ send: segs[mod(r - k - 1, n)], recv: segs[mod(r - k - 2, n)], consume: reduce });
     const { scale } = phases;
-    if (scale !== undefined) steps[n - 2].consume = (dst, src) => (reduce(dst, src), ctx.k.scale(ctx.desc.dtype, dst, scale));
+    if (scale !== undefined)
+      steps[n - 2].consume = (dst, src) => (reduce(dst, src), ctx.k.scale(ctx.desc.dtype, dst, scale));
   }
   if (phases.gather) {
-    for (let k = 0; k < n - 1; k++) steps.push({ send: segs[mod(r - k, n)], recv: segs[mod(r - k - 1, n)], consume: copyInto });
+    for (let k = 0; k < n - 1; k++)
+      steps.push({ send: segs[mod(r - k, n)], recv: segs[mod(r - k - 1, n)], consume: copyInto });
   }
   const first = phases.firstStep ?? 0;
   const landing = new Landing();
   const next = mod(r + 1, n);
   const prev = mod(r - 1, n);
-  const stored = new Map(steps.flatMap((s, i) => (s.consume === copyInto ? [[first + i, s.recv] as const] : [])));
+  const stored = new Map(
+    steps.flatMap((s, i) => (s.consume === copyInto ? [[first + i, s.recv] as const] : [])),
+  );
   const unplace = placeSteps(ctx, prev, buf, stored);
   try {
     await Promise.all([
       (async () => {
-        for (const [i, s] of steps.entries()) await sendRange(ctx, next, first + i, buf, s.send, i > 0 ? (end) => landing.until(i - 1, end) : undefined);
+        for (const [i, s] of steps.entries())
+          await sendRange(
+            ctx,
+            next,
+            first + i,
+            buf,
+            s.send,
+            i > 0 ? (end) => landing.until(i - 1, end) : undefined,
+          );
       })(),
       (async () => {
-        for (const [i, s] of steps.entries()) await recvRange(ctx, prev, first + i, buf, s.recv, s.consume, (end) => landing.mark(i, end));
+        for (const [i, s] of steps.entries())
+          await recvRange(ctx, prev, first + i, buf, s.recv, s.consume, (end) => landing.mark(i, end));
       })(),
     ]);
   } finally {
@@ -43,14 +73,20 @@ async function ring(ctx: OpContext, buf: Uint8Array, segs: Range[], phases: { re
 }
 
 /** Ring reduce-scatter: afterwards rank r holds the reduction of segment r. */
-export const ringReduceScatter = (ctx: OpContext, buf: Uint8Array, segs: Range[]) => ring(ctx, buf, segs, { reduce: true, gather: false });
+export const ringReduceScatter = (ctx: OpContext, buf: Uint8Array, segs: Range[]) =>
+  ring(ctx, buf, segs, { reduce: true, gather: false });
 
 /** Ring all-gather: every rank ends with every segment; wire steps from `firstStep`. */
-export const ringAllgather = (ctx: OpContext, buf: Uint8Array, segs: Range[], firstStep = 0) => ring(ctx, buf, segs, { reduce: false, gather: true, firstStep });
+export const ringAllgather = (ctx: OpContext, buf: Uint8Array, segs: Range[], firstStep = 0) =>
+  ring(ctx, buf, segs, { reduce: false, gather: true, firstStep });
 
 /**
  * Bandwidth-optimal all-reduce: reduce-scatter then all-gather, each rank sending 2(n-1)/n of
  * the data. For 'mean' only the owned segment is scaled, before it is gathered.
  */
 export const ringAllreduce = (ctx: OpContext, buf: Uint8Array) =>
-  ring(ctx, buf, segments(ctx.desc.count, ctx.size, ctx.elem), { reduce: true, gather: true, scale: ctx.desc.op === 'mean' ? 1 / ctx.size : undefined });
+  ring(ctx, buf, segments(ctx.desc.count, ctx.size, ctx.elem), {
+    reduce: true,
+    gather: true,
+    scale: ctx.desc.op === 'mean' ? 1 / ctx.size : undefined,
+  });

@@ -1,4 +1,4 @@
-import { copyInto, recvRange, sendRange, type OpContext } from './context.js';
+import { copyInto, type OpContext, recvRange, sendRange } from './context.js';
 
 /**
  * Latency-optimal all-reduce for small messages: recursive doubling, log2(p) exchange rounds
@@ -25,7 +25,10 @@ export async function treeAllreduce(ctx: OpContext, buf: Uint8Array, scratch: Ui
     for (let mask = 1; mask < p; mask <<= 1) {
       step++;
       const partner = r ^ mask;
-      await Promise.all([sendRange(ctx, partner, step, buf, range), recvRange(ctx, partner, step, scratch, range, copyInto)]);
+      await Promise.all([
+        sendRange(ctx, partner, step, buf, range),
+        recvRange(ctx, partner, step, scratch, range, copyInto),
+      ]);
       reduceFrom();
     }
     if (r + p < n) await sendRange(ctx, r + p, 64, buf, range);

@@ -236,14 +236,14 @@ function minI32(d: Int32Array, s: Int32Array): void {
   for (let i = 0; i < d.length; i++) {
     const a = d[i];
     const b = s[i];
-    d[i] = b < a ? b : a;
+    d[i] = Math.min(b, a);
   }
 }
 function maxI32(d: Int32Array, s: Int32Array): void {
   for (let i = 0; i < d.length; i++) {
     const a = d[i];
     const b = s[i];
-    d[i] = b > a ? b : a;
+    d[i] = Math.max(b, a);
   }
 }
 
@@ -257,14 +257,14 @@ function minU8(d: Uint8Array, s: Uint8Array): void {
   for (let i = 0; i < d.length; i++) {
     const a = d[i];
     const b = s[i];
-    d[i] = b < a ? b : a;
+    d[i] = Math.min(b, a);
   }
 }
 function maxU8(d: Uint8Array, s: Uint8Array): void {
   for (let i = 0; i < d.length; i++) {
     const a = d[i];
     const b = s[i];
-    d[i] = b > a ? b : a;
+    d[i] = Math.max(b, a);
   }
 }
 
@@ -437,12 +437,15 @@ export const jsKernels: Kernels = Object.freeze({
     if (fn === null) throw new TypeError('scale: float dtypes only');
     if (typeof factor !== 'number') throw new TypeError('scale: factor must be a number');
     if (dst.byteLength % eb !== 0) {
-      throw new RangeError(`scale: dst (${dst.byteLength} bytes) is not a whole number of ${eb}-byte elements`);
+      throw new RangeError(
+        `scale: dst (${dst.byteLength} bytes) is not a whole number of ${eb}-byte elements`,
+      );
     }
     fn(dst, factor);
   },
   copy(dst: Uint8Array, src: Uint8Array): void {
-    if (dst.byteLength !== src.byteLength) throw new RangeError(`copy: dst (${dst.byteLength} bytes) and src (${src.byteLength} bytes) differ`);
+    if (dst.byteLength !== src.byteLength)
+      throw new RangeError(`copy: dst (${dst.byteLength} bytes) and src (${src.byteLength} bytes) differ`);
     dst.set(src);
   },
   f32ToF16(src: Uint8Array, dst: Uint8Array): void {
