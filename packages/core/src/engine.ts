@@ -20,8 +20,8 @@ import { DTYPES, type DType } from './dtypes.js';
 import { loadKernels } from './kernels/index.js';
 import type { Kernels } from './kernels/types.js';
 import type { EngineConfig, EngineReply, OpRequest } from './messages.js';
-import { sharedMemoryInfo } from './shared.js';
-import { Transport } from './transport.js';
+import { Transport } from './transport/peers.js';
+import { sharedMemoryInfo } from './transport/shared-memory.js';
 import { type Descriptor, describe, descriptorHash } from './wire.js';
 
 /** What a peer's engine says about itself when asked: the last op submitted, and the one running. */

@@ -23,4 +23,4 @@ export { DTYPE_NAMES, DTYPES, type DType, REDUCE_OPS, type ReduceOp, type Ringwi
 export { jsKernels, type Kernels, type KernelsInfo, kernelsInfo, loadKernels } from './kernels/index.js';
 export type { Algo } from './messages.js';
 export type { InitOptions } from './options.js';
-export { type SharedMemoryInfo, sharedMemoryInfo } from './shared.js';
+export { type SharedMemoryInfo, sharedMemoryInfo } from './transport/shared-memory.js';

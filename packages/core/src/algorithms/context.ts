@@ -1,12 +1,12 @@
 import { MismatchError, ProtocolError } from '@ringwire/rendezvous';
 import { copyBytes } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
-import type { Transport } from '../transport.js';
+import type { CollectiveTransport } from '../transport/types.js';
 import { type Descriptor, describe, type FrameHeader, FrameType } from '../wire.js';
 
 /** Everything an algorithm needs for one collective; algorithms hold no other state. */
 export interface OpContext {
-  t: Transport;
+  t: CollectiveTransport;
   k: Kernels;
   rank: number;
   size: number;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { statfsSync, unlinkSync } from 'node:fs';
-import { kernelsInfo, nativeMapShared } from './kernels/index.js';
+import { kernelsInfo, nativeMapShared } from '../kernels/index.js';
 
 /**
  * Shared memory for peers on the same host, as NCCL's and Open MPI's shared-memory transports do.

@@ -15,10 +15,11 @@ import {
   RingwireError,
 } from '@ringwire/rendezvous';
 import WebSocket, { WebSocketServer } from 'ws';
-import { copyBytes } from './kernels/index.js';
-import { createRegion, openRegion, type SharedRegion, sameHost, unlinkRegion } from './shared.js';
-import { DataSocket } from './websocket.js';
-import { type FrameHeader, FrameType, HEADER_BYTES, isFrame, readHeader, writeHeader } from './wire.js';
+import { copyBytes } from '../kernels/index.js';
+import { type FrameHeader, FrameType, HEADER_BYTES, isFrame, readHeader, writeHeader } from '../wire.js';
+import { DataSocket } from './data-socket.js';
+import { createRegion, openRegion, type SharedRegion, sameHost, unlinkRegion } from './shared-memory.js';
+import type { CollectiveTransport, Frame, Placer } from './types.js';
 
 export interface TransportOptions {
   job: string;
@@ -34,11 +35,6 @@ export interface TransportOptions {
   /** Offer and accept shared memory with peers on this host (shared.ts). */
   sharedMemory: boolean;
   log: Logger;
-}
-
-export interface Frame {
-  h: FrameHeader;
-  payload: Buffer;
 }
 
 interface Inbox {
@@ -71,7 +67,7 @@ const CREDIT_DESC = { kind: 'barrier', dtype: 'uint8', op: 'sum', root: 0, count
  *
  * Events: 'control' (rank, msg), 'lost' (rank, reason).
  */
-export class Transport extends EventEmitter {
+export class Transport extends EventEmitter implements CollectiveTransport {
   rank = -1;
   size = 0;
   generation = 0;
@@ -479,7 +475,7 @@ export class Transport extends EventEmitter {
   }
 
   /** Data frames from `peer` go where `placer` says (see DataSocket.placer); undefined stops it. */
-  place(peer: number, placer: DataSocket['placer']): void {
+  place(peer: number, placer: Placer | undefined): void {
     const ds = this.inbound[peer];
     if (ds) ds.placer = placer;
   }

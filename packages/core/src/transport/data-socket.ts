@@ -2,9 +2,10 @@ import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { ProtocolError } from '@ringwire/rendezvous';
-import { copyBytes } from './kernels/index.js';
-import { sameHost } from './shared.js';
-import { type FrameHeader, HEADER_BYTES, MAGIC, readHeader } from './wire.js';
+import { copyBytes } from '../kernels/index.js';
+import { type FrameHeader, HEADER_BYTES, MAGIC, readHeader } from '../wire.js';
+import { sameHost } from './shared-memory.js';
+import type { Placer } from './types.js';
 
 /**
  * The receiving end of a peer data connection: a minimal RFC 6455 WebSocket client. The `ws`
@@ -44,7 +45,7 @@ export class DataSocket extends EventEmitter {
    * Given a data frame's header, the place its payload belongs (exactly its length), or
    * undefined for a slot. Placed frames still take a credit; they skip the copy out of the slot.
    */
-  placer?: (h: FrameHeader) => Uint8Array | undefined;
+  placer?: Placer;
 
   /** The sender's shared-memory slots (shared.ts), when it puts payloads there. */
   shared?: Buffer[];
