@@ -5,10 +5,10 @@ import {
   DEFAULTS,
   ErrorCode,
   InvalidArgumentError,
-  RendezvousServer,
   RingwireError,
   TimeoutError,
-} from '@ringwire/rendezvous';
+} from '@ringwire/common';
+import { RendezvousServer } from '@ringwire/rendezvous';
 import { DTYPES, type DType, REDUCE_OPS, type ReduceOp, type RingwireArray } from './dtypes.js';
 import { copyBytes } from './kernels/index.js';
 import type { Algo, EngineConfig, EngineReply, ErrorJSON, OpRequest } from './messages.js';

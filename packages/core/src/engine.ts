@@ -1,16 +1,15 @@
 import type { MessagePort } from 'node:worker_threads';
 import {
-  type AbortEvent,
   AbortedError,
   createLogger,
   DEFAULTS,
   ErrorCode,
   type Logger,
   PeerLostError,
-  RendezvousClient,
   RingwireError,
   TimeoutError,
-} from '@ringwire/rendezvous';
+} from '@ringwire/common';
+import { type AbortEvent, RendezvousClient } from '@ringwire/rendezvous';
 import { allgather } from './algorithms/allgather.js';
 import { chainBroadcast, treeBroadcast } from './algorithms/broadcast.js';
 import { mismatch, type OpContext, segments } from './algorithms/context.js';
@@ -20,15 +19,10 @@ import { DTYPES, type DType } from './dtypes.js';
 import { loadKernels } from './kernels/index.js';
 import type { Kernels } from './kernels/types.js';
 import type { EngineConfig, EngineReply, OpRequest } from './messages.js';
+import type { EngineMessage, PeerStatus } from './transport/control.js';
 import { Transport } from './transport/peers.js';
 import { sharedMemoryInfo } from './transport/shared-memory.js';
 import { type Descriptor, describe, descriptorHash } from './wire.js';
-
-/** What a peer's engine says about itself when asked: the last op submitted, and the one running. */
-interface PeerStatus {
-  seq: number;
-  running?: { seq: number; desc: Descriptor; hash: number };
-}
 
 /**
  * The communication engine, one per communicator, in its own worker thread (like Horovod's
@@ -335,7 +329,7 @@ export class Engine {
         const op = this.running;
         return this.t.control(from, {
           t: 'status',
-          id: msg.id,
+          id: Number(msg.id),
           seq: this.submitted,
           running: op ? { seq: op.seq, desc: op.desc, hash: descriptorHash(op.desc) } : null,
         });
@@ -374,8 +368,10 @@ export class Engine {
     this.queue.clear();
     this.post({ t: 'failed', error: err.toJSON() });
     if (spread) {
-      const msg = { t: 'abort', ...err.toJSON() };
-      for (let r = 0; r < this.size; r++) if (r !== this.rank) this.t.control(r, msg);
+      const msg: EngineMessage = { t: 'abort', ...err.toJSON() };
+      // On both connections: whichever of them a peer sees close first, the abort (naming the
+      // root cause) arrives before that close, so the peer does not blame this rank instead.
+      for (let r = 0; r < this.size; r++) if (r !== this.rank) this.t.control(r, msg, true);
       this.rdzv?.reportFailure(err.message, { code: err.code, rank: err.rank ?? this.rank }).catch(() => {});
     }
     if (this.closing) this.closeDone?.();

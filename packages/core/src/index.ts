@@ -11,7 +11,7 @@ export {
   RendezvousError,
   RingwireError,
   TimeoutError,
-} from '@ringwire/rendezvous';
+} from '@ringwire/common';
 export {
   type AllreduceOptions,
   Communicator,

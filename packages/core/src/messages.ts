@@ -1,4 +1,4 @@
-import type { ErrorCode } from '@ringwire/rendezvous';
+import type { Algo, ErrorCode } from '@ringwire/common';
 import type { Descriptor } from './wire.js';
 
 /** What the caller's thread hands the engine thread at start (plain data: it is cloned). */
@@ -24,7 +24,7 @@ export interface EngineConfig {
   logLevel?: string;
 }
 
-export type Algo = 'auto' | 'ring' | 'tree';
+export type { Algo };
 
 /**
  * One collective, posted to the engine. `buf` is shared (no tensor bytes are copied), or an

@@ -1,9 +1,9 @@
-import { DEFAULTS, envNumber, InvalidArgumentError } from '@ringwire/rendezvous';
-import type { Algo, EngineConfig } from './messages.js';
+import { ALGOS, type Algo, DEFAULTS, ENV, InvalidArgumentError, LOG_LEVELS, readEnv } from '@ringwire/common';
+import type { EngineConfig } from './messages.js';
 
 /**
  * Options of `init()`. Each falls back to its environment variable (set by `ringrun`), then to
- * the default in @ringwire/rendezvous's DEFAULTS.
+ * the default in @ringwire/common's DEFAULTS (environment names: its ENV table).
  */
 export interface InitOptions {
   /** ws://host:port of the rendezvous (RINGWIRE_RENDEZVOUS). Without it, size 1 runs alone. */
@@ -41,22 +41,11 @@ export interface InitOptions {
   logLevel?: string;
 }
 
-const ALGOS: Algo[] = ['auto', 'ring', 'tree'];
-
 function int(name: string, v: unknown, min: number): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min)
     throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
   return v;
-}
-
-function envInt(name: string, env: NodeJS.ProcessEnv, min: number): number | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min)
-    throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
-  return n;
 }
 
 function bool(name: string, v: unknown): boolean | undefined {
@@ -65,46 +54,29 @@ function bool(name: string, v: unknown): boolean | undefined {
   return v;
 }
 
-function envBool(name: string, env: NodeJS.ProcessEnv): boolean | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
-  if (raw !== '0' && raw !== '1')
-    throw new InvalidArgumentError(`${name} must be 0 or 1, got ${JSON.stringify(raw)}`);
-  return raw === '1';
-}
-
 /** Resolves options + environment into the engine's configuration, rejecting anything malformed. */
 export function resolveConfig(
   o: InitOptions,
   env: NodeJS.ProcessEnv = process.env,
 ): Omit<EngineConfig, 'rendezvous'> & { rendezvous?: string } {
   if (o === null || typeof o !== 'object') throw new InvalidArgumentError('init options must be an object');
-  const size = int('size', o.size, 1) ?? envInt('RINGWIRE_SIZE', env, 1) ?? 1;
-  const rank = int('rank', o.rank, 0) ?? envInt('RINGWIRE_RANK', env, 0);
+  const size = int('size', o.size, 1) ?? readEnv('size', env) ?? 1;
+  const rank = int('rank', o.rank, 0) ?? readEnv('rank', env);
   if (rank !== undefined && rank >= size)
     throw new InvalidArgumentError(`rank ${rank} is out of range for size ${size}`);
-  const algo = (o.algo ?? env.RINGWIRE_ALGO ?? 'auto') as Algo;
-  if (!ALGOS.includes(algo))
-    throw new InvalidArgumentError(
-      `algo must be one of ${ALGOS.join(', ')}, got ${JSON.stringify(algo)} (RINGWIRE_ALGO)`,
-    );
+  const algo = oneOf('algo', o.algo, ALGOS) ?? readEnv('algo', env) ?? 'auto';
   const chunkBytes = int('chunkBytes', o.chunkBytes, 1024) ?? DEFAULTS.chunkBytes;
-  const timeoutMs =
-    int('timeoutMs', o.timeoutMs, 1) ?? envNumber('RINGWIRE_TIMEOUT_MS', DEFAULTS.opTimeoutMs, env);
+  const timeoutMs = int('timeoutMs', o.timeoutMs, 1) ?? readEnv('timeoutMs', env) ?? DEFAULTS.opTimeoutMs;
   if (chunkBytes % 8 !== 0)
     throw new InvalidArgumentError(`chunkBytes must be a multiple of 8, got ${chunkBytes}`);
-  const str = (name: string, v: unknown) => {
-    if (v !== undefined && typeof v !== 'string') throw new InvalidArgumentError(`${name} must be a string`);
-    return v as string | undefined;
-  };
   return {
-    rendezvous: str('rendezvous', o.rendezvous) ?? (env.RINGWIRE_RENDEZVOUS || undefined),
-    jobId: str('jobId', o.jobId) ?? (env.RINGWIRE_JOB_ID || 'default'),
-    token: str('token', o.token) ?? env.RINGWIRE_TOKEN ?? '',
-    host: str('host', o.host) ?? (env.RINGWIRE_HOST || undefined),
+    rendezvous: str('rendezvous', o.rendezvous) ?? readEnv('rendezvous', env),
+    jobId: str('jobId', o.jobId) ?? readEnv('jobId', env) ?? 'default',
+    token: str('token', o.token) ?? env[ENV.token.name] ?? '',
+    host: str('host', o.host) ?? readEnv('host', env),
     size,
     rank,
-    localRank: int('localRank', o.localRank, 0) ?? envInt('RINGWIRE_LOCAL_RANK', env, 0),
+    localRank: int('localRank', o.localRank, 0) ?? readEnv('localRank', env),
     joinTimeoutMs: int('joinTimeoutMs', o.joinTimeoutMs, 1) ?? DEFAULTS.joinTimeoutMs,
     connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs, 1) ?? DEFAULTS.connectTimeoutMs,
     timeoutMs,
@@ -114,8 +86,19 @@ export function resolveConfig(
     chunkBytes,
     credits: int('credits', o.credits, 1) ?? DEFAULTS.credits,
     crossoverBytes: int('crossoverBytes', o.crossoverBytes, 0) ?? DEFAULTS.crossoverBytes,
-    logLevel: str('logLevel', o.logLevel) ?? env.RINGWIRE_LOG_LEVEL,
+    logLevel: oneOf('logLevel', o.logLevel, LOG_LEVELS) ?? readEnv('logLevel', env),
     algo,
-    sharedMemory: bool('sharedMemory', o.sharedMemory) ?? envBool('RINGWIRE_SHM', env) ?? true,
+    sharedMemory: bool('sharedMemory', o.sharedMemory) ?? readEnv('sharedMemory', env) ?? true,
   };
+}
+
+function str(name: string, v: unknown): string | undefined {
+  if (v !== undefined && typeof v !== 'string') throw new InvalidArgumentError(`${name} must be a string`);
+  return v;
+}
+
+function oneOf<T extends string>(name: string, v: unknown, values: readonly T[]): T | undefined {
+  if (v !== undefined && !values.includes(v as T))
+    throw new InvalidArgumentError(`${name} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
+  return v as T | undefined;
 }

@@ -1,4 +1,4 @@
-import { ProtocolError } from '@ringwire/rendezvous';
+import { ProtocolError } from '@ringwire/common';
 import type { DType, ReduceOp } from './dtypes.js';
 import { DTYPE_NAMES, REDUCE_OPS } from './dtypes.js';
 

@@ -1,8 +1,22 @@
 import { EventEmitter } from 'node:events';
+import {
+  AuthError,
+  DEFAULTS,
+  ErrorCode,
+  InvalidArgumentError,
+  RendezvousError,
+  RingwireError,
+} from '@ringwire/common';
 import WebSocket from 'ws';
-import { DEFAULTS } from './defaults.js';
-import { AuthError, ErrorCode, InvalidArgumentError, RendezvousError, RingwireError } from './errors.js';
-import { decode, encode, type JoinRequest, type PeerTable, proof } from './protocol.js';
+import {
+  type ClientMessage,
+  decode,
+  encode,
+  type JoinRequest,
+  type PeerTable,
+  proof,
+  type Request,
+} from './protocol.js';
 
 export interface RendezvousClientOptions {
   /** ws://host:port of the rendezvous server. */
@@ -35,7 +49,13 @@ interface Pending {
  * One worker's connection to the rendezvous. Emits 'abort' (AbortEvent) when the job fails
  * anywhere, and 'lost' (RingwireError) if the connection to the server itself drops.
  */
-export class RendezvousClient extends EventEmitter {
+/** The client's events: an abort pushed by the server, and the loss of the connection. */
+export interface RendezvousClientEvents {
+  abort: [event: AbortEvent];
+  lost: [err: RendezvousError];
+}
+
+export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private heartbeat?: NodeJS.Timeout;
@@ -119,13 +139,18 @@ export class RendezvousClient extends EventEmitter {
     });
     this.ws.on('error', () => {}); // 'close' follows and says it
     this.heartbeat = setInterval(
-      () => this.ws.readyState === WebSocket.OPEN && this.ws.send(encode({ t: 'hb' })),
+      () => this.ws.readyState === WebSocket.OPEN && this.send({ t: 'hb' }),
       heartbeatMs,
     );
     this.heartbeat.unref();
   }
 
-  private request<T>(op: string, args: object, timeoutMs: number = DEFAULTS.connectTimeoutMs): Promise<T> {
+  private send(msg: ClientMessage): void {
+    this.ws.send(encode(msg));
+  }
+
+  private request<T>(req: Request, timeoutMs: number = DEFAULTS.connectTimeoutMs): Promise<T> {
+    const { op } = req;
     if (this.lostError) return Promise.reject(this.lostError);
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
@@ -134,29 +159,29 @@ export class RendezvousClient extends EventEmitter {
         reject(new RendezvousError(`rendezvous did not answer ${op} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      this.ws.send(encode({ t: 'req', id, op, ...args }));
+      this.send({ t: 'req', id, ...req });
     });
   }
 
   /** Joins the job; resolves when all `size` workers are in, with this worker's rank and the peer table. */
   join(req: JoinRequest): Promise<JoinResult> {
     const timeoutMs = req.timeoutMs ?? DEFAULTS.joinTimeoutMs;
-    return this.request('join', { ...req, timeoutMs }, timeoutMs + 5_000);
+    return this.request({ op: 'join', ...req, timeoutMs }, timeoutMs + 5_000);
   }
 
   set(key: string, value: unknown): Promise<void> {
-    return this.request('set', { key, value });
+    return this.request({ op: 'set', key, value });
   }
 
   /** The value at key (null when absent); with `wait`, blocks until some worker sets it, up to timeoutMs. */
   get<T = unknown>(key: string, options: { wait?: boolean; timeoutMs?: number } = {}): Promise<T | null> {
     const timeoutMs = options.timeoutMs ?? DEFAULTS.waitTimeoutMs;
-    return this.request('get', { key, wait: options.wait ?? false, timeoutMs }, timeoutMs + 5_000);
+    return this.request({ op: 'get', key, wait: options.wait ?? false, timeoutMs }, timeoutMs + 5_000);
   }
 
   /** Atomically adds delta to the integer at key (absent counts as 0) and returns the new value. */
   add(key: string, delta = 1): Promise<number> {
-    return this.request('add', { key, delta });
+    return this.request({ op: 'add', key, delta });
   }
 
   /** Sets key to value only if it currently holds `expected` (null: absent). */
@@ -165,29 +190,34 @@ export class RendezvousClient extends EventEmitter {
     expected: unknown,
     value: unknown,
   ): Promise<{ swapped: boolean; value: unknown }> {
-    return this.request('cas', { key, expected: expected ?? null, value });
+    return this.request({ op: 'cas', key, expected: expected ?? null, value });
   }
 
   delete(key: string): Promise<boolean> {
-    return this.request('del', { key });
+    return this.request({ op: 'del', key });
   }
 
   /** Resolves once every member of the job has called barrier(name). */
   barrier(name: string, options: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = options.timeoutMs ?? DEFAULTS.waitTimeoutMs;
-    return this.request('barrier', { name, timeoutMs }, timeoutMs + 5_000);
+    return this.request({ op: 'barrier', name, timeoutMs }, timeoutMs + 5_000);
   }
 
   /** Tells every member of the job that it failed; `rank` defaults to this worker's. */
   reportFailure(reason: string, options: { rank?: number; code?: string } = {}): Promise<void> {
-    return this.request('report', { reason, rank: options.rank, code: options.code ?? ErrorCode.ABORTED });
+    return this.request({
+      op: 'report',
+      reason,
+      rank: options.rank,
+      code: options.code ?? ErrorCode.ABORTED,
+    });
   }
 
   /** Leaves gracefully (no abort is raised for this worker) and closes the connection. */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    if (this.ws.readyState === WebSocket.OPEN) await this.request('leave', {}, 2_000).catch(() => {});
+    if (this.ws.readyState === WebSocket.OPEN) await this.request({ op: 'leave' }, 2_000).catch(() => {});
     clearInterval(this.heartbeat);
     await new Promise<void>((resolve) => {
       if (this.ws.readyState === WebSocket.CLOSED) return resolve();
@@ -236,7 +266,7 @@ function handshake(url: string, job: string, token: string, deadline: number): P
         return fail(err as Error);
       }
       if (msg.t === 'challenge' && msg.nonce instanceof Uint8Array) {
-        ws.send(encode({ t: 'hello', job, proof: proof(token, msg.nonce, job) }));
+        ws.send(encode({ t: 'hello', job, proof: proof(token, msg.nonce, job) } satisfies ClientMessage));
       } else if (msg.t === 'welcome') {
         done = true;
         clearTimeout(timer);

@@ -1,12 +1,24 @@
+/**
+ * The shared vocabulary moved to @ringwire/common; these re-exports keep existing imports
+ * working. @deprecated import errors, DEFAULTS, the logger and env parsers from
+ * '@ringwire/common' (or from 'ringwire').
+ */
+export * from '@ringwire/common';
 export {
   type AbortEvent,
   type JoinResult,
   RendezvousClient,
   type RendezvousClientOptions,
 } from './client.js';
-export { DEFAULTS, envNumber } from './defaults.js';
-export * from './errors.js';
-export { createLogger, isLoopback, type Logger, type LogLevel } from './log.js';
-export type { JoinRequest, PeerInfo, PeerTable } from './protocol.js';
+export type {
+  ClientMessage,
+  JoinRequest,
+  PeerInfo,
+  PeerTable,
+  Request,
+  RequestOp,
+  ServerMessage,
+  Untrusted,
+} from './protocol.js';
 export { decode, encode, proof, proofMatches } from './protocol.js';
 export { RendezvousServer, type RendezvousServerOptions } from './server.js';

@@ -1,27 +1,55 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { ProtocolError } from '@ringwire/common';
 import { Packr } from 'msgpackr';
-import { ProtocolError } from './errors.js';
 
 /**
  * The rendezvous protocol: msgpack maps over one WebSocket per worker. `useRecords: false` keeps
- * every message a plain map any msgpack reader understands. Tensors never travel here.
+ * every message a plain map any msgpack reader understands. Tensors never travel here. Every
+ * message either side may send is a member of the unions below; a receiver still checks each
+ * field, since the bytes come from the network.
  *
- *   server -> client  { t: 'challenge', nonce }                 on connect
- *   client -> server  { t: 'hello', job, proof }                proof = HMAC-SHA256(token, nonce|job)
- *   server -> client  { t: 'welcome' }                          or the socket is closed
- *   client -> server  { t: 'req', id, op, ...args }             ops below
- *   server -> client  { t: 'res', id, ok, value?, error? }
- *   server -> client  { t: 'abort', rank, reason, code }        pushed to every member of the job
- *   client -> server  { t: 'hb' }                               heartbeat
+ *   server -> client  challenge, then welcome (or the socket is closed); res to each req; abort
+ *   client -> server  hello (proof = HMAC-SHA256(token, nonce|job)), req, hb (heartbeat)
  */
 export const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: true });
 
-export function encode(msg: object): Buffer {
+/** The requests a member may make (`req.op`) and their arguments. */
+export type Request =
+  | ({ op: 'join' } & JoinRequest)
+  | { op: 'leave' }
+  | { op: 'set'; key: string; value: unknown }
+  | { op: 'get'; key: string; wait: boolean; timeoutMs: number }
+  | { op: 'add'; key: string; delta: number }
+  | { op: 'cas'; key: string; expected: unknown; value: unknown }
+  | { op: 'del'; key: string }
+  | { op: 'barrier'; name: string; timeoutMs: number }
+  | { op: 'report'; reason: string; rank?: number; code: string };
+export type RequestOp = Request['op'];
+
+/** What a client sends. */
+export type ClientMessage =
+  | { t: 'hello'; job: string; proof: Uint8Array }
+  | ({ t: 'req'; id: number } & Request)
+  | { t: 'hb' };
+
+/** What the server sends. */
+export type ServerMessage =
+  | { t: 'challenge'; nonce: Uint8Array }
+  | { t: 'welcome' }
+  | { t: 'res'; id: number; ok: true; value: unknown }
+  | { t: 'res'; id: number; ok: false; error: { code: string; message: string; rank?: number } }
+  | { t: 'abort'; rank: number; reason: string; code: string };
+
+/** A decoded message: a map with a string `t`, its other fields unchecked. */
+export type Untrusted = Record<string, unknown> & { t: string };
+
+/** Encodes one control message (rendezvous or peer: both use this codec). */
+export function encode<M extends { t: string }>(msg: M): Buffer {
   return packr.pack(msg);
 }
 
 /** Decodes one control message; anything that is not a map with a string `t` is a protocol error. */
-export function decode(data: Buffer | ArrayBuffer | Buffer[]): Record<string, unknown> & { t: string } {
+export function decode(data: Buffer | ArrayBuffer | Buffer[]): Untrusted {
   const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
   let msg: unknown;
   try {
@@ -37,7 +65,7 @@ export function decode(data: Buffer | ArrayBuffer | Buffer[]): Record<string, un
   ) {
     throw new ProtocolError('control message is not a map with a type');
   }
-  return msg as Record<string, unknown> & { t: string };
+  return msg as Untrusted;
 }
 
 /** Proof that a connection holds the job token, bound to the server's nonce and the job id. */

@@ -2,18 +2,27 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type WebSocket, WebSocketServer } from 'ws';
-import { DEFAULTS } from './defaults.js';
 import {
   AbortedError,
+  createLogger,
+  DEFAULTS,
   ErrorCode,
   InvalidArgumentError,
+  isLoopback,
+  type Logger,
   RendezvousError,
   RingwireError,
   TimeoutError,
-} from './errors.js';
-import { createLogger, isLoopback, type Logger } from './log.js';
-import { decode, encode, type PeerInfo, type PeerTable, proofMatches } from './protocol.js';
+} from '@ringwire/common';
+import { type WebSocket, WebSocketServer } from 'ws';
+import {
+  decode,
+  encode,
+  type PeerInfo,
+  type PeerTable,
+  proofMatches,
+  type ServerMessage,
+} from './protocol.js';
 
 export interface RendezvousServerOptions {
   /** Address to bind; anything but loopback requires a token. Default 127.0.0.1. */
@@ -215,7 +224,7 @@ export class RendezvousServer extends EventEmitter {
       this.conns.delete(conn);
       this.onGone(conn, 'connection closed');
     });
-    ws.send(encode({ t: 'challenge', nonce: conn.nonce }));
+    ws.send(encode({ t: 'challenge', nonce: conn.nonce } satisfies ServerMessage));
   }
 
   /** Closes one offending connection; the jobs are not disturbed. */
@@ -244,7 +253,7 @@ export class RendezvousServer extends EventEmitter {
       return;
     }
     conn.job = this.job(msg.job);
-    conn.ws.send(encode({ t: 'welcome' }));
+    conn.ws.send(encode({ t: 'welcome' } satisfies ServerMessage));
   }
 
   private job(id: string): Job {
@@ -332,12 +341,12 @@ export class RendezvousServer extends EventEmitter {
 
   private reply(conn: Conn, id: number, value: unknown): void {
     if (conn.ws.readyState === conn.ws.OPEN)
-      conn.ws.send(encode({ t: 'res', id, ok: true, value: value ?? null }));
+      conn.ws.send(encode({ t: 'res', id, ok: true, value: value ?? null } satisfies ServerMessage));
   }
 
   private fail(conn: Conn, id: number, err: RingwireError): void {
     if (conn.ws.readyState === conn.ws.OPEN)
-      conn.ws.send(encode({ t: 'res', id, ok: false, error: err.toJSON() }));
+      conn.ws.send(encode({ t: 'res', id, ok: false, error: err.toJSON() } satisfies ServerMessage));
   }
 
   private join(conn: Conn, job: Job, id: number, msg: Record<string, unknown>): void {
@@ -511,7 +520,8 @@ export class RendezvousServer extends EventEmitter {
     job.abort = { rank, reason, code };
     this.opts.log('warn', `job ${job.id}: ${reason}`);
     for (const m of job.members ?? []) {
-      if (m.conn.ws.readyState === m.conn.ws.OPEN) m.conn.ws.send(encode({ t: 'abort', rank, reason, code }));
+      if (m.conn.ws.readyState === m.conn.ws.OPEN)
+        m.conn.ws.send(encode({ t: 'abort', rank, reason, code } satisfies ServerMessage));
     }
     const err = new AbortedError(`job ${job.id} was aborted: ${reason}`, { rank });
     for (const list of job.getWaiters.values())

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { readEnv } from '@ringwire/common';
 
 export const TFJS_PACKAGES = [
   '@tensorflow/tfjs',
@@ -100,7 +101,7 @@ function kernels({ mod, error }: { mod?: CoreModule; error: string }, cwd: strin
 function sharedMemory({ mod, error }: { mod?: CoreModule; error: string }): CheckReport['sharedMemory'] {
   if (typeof mod?.sharedMemoryInfo !== 'function')
     return { available: false, reason: error || 'ringwire does not export sharedMemoryInfo()' };
-  return { ...mod.sharedMemoryInfo(), ...(process.env.RINGWIRE_SHM === '0' && { off: true }) };
+  return { ...mod.sharedMemoryInfo(), ...(readEnv('sharedMemory') === false && { off: true }) };
 }
 
 export async function check(cwd = process.cwd()): Promise<CheckReport> {

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsc, statSync } from 'node:fs';
 import { hostname, constants as osc } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { LAUNCHER_ENV, readEnv } from '@ringwire/common';
 import { type PeerTable, RendezvousServer } from '@ringwire/rendezvous';
 import { assertCanListen, chooseAddress } from './address.js';
 import { type HostSlots, type Placement, placeRanks, UsageError } from './hosts.js';
@@ -55,15 +56,7 @@ export interface LaunchResult {
 }
 
 /** The variables ringrun sets for every worker (see DESIGN.md, Contracts); `-x` may not override them. */
-export const CONTRACT_VARS = [
-  'RINGWIRE_RANK',
-  'RINGWIRE_SIZE',
-  'RINGWIRE_LOCAL_RANK',
-  'RINGWIRE_LOCAL_SIZE',
-  'RINGWIRE_RENDEZVOUS',
-  'RINGWIRE_JOB_ID',
-  'RINGWIRE_TOKEN',
-];
+export const CONTRACT_VARS: readonly string[] = LAUNCHER_ENV;
 
 interface Worker {
   p: Placement;
@@ -81,7 +74,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   const log = options.log ?? ((m: string) => process.stderr.write(`ringrun: ${m}\n`));
   const out = options.stdout ?? process.stdout;
   const err = options.stderr ?? process.stderr;
-  const ssh = options.ssh ?? (process.env.RINGRUN_SSH ? splitWords(process.env.RINGRUN_SSH) : ['ssh']);
+  const ssh = options.ssh ?? splitWords(readEnv('ringrunSsh') ?? 'ssh');
   for (const k of Object.keys(extraEnv)) {
     if (CONTRACT_VARS.includes(k)) throw new UsageError(`-x ${k}: ringrun sets it for every worker`);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))

@@ -1,3 +1,4 @@
+import { readEnv } from '@ringwire/common';
 /**
  * Picks the best TensorFlow.js available, for examples and benchmarks. Packages are imported
  * dynamically from the caller's install, so none of them is required.
@@ -36,8 +37,7 @@ async function umbrella(): Promise<LoadedTfjs['tf']> {
 }
 
 export async function loadTfjs(options: { backend?: BackendChoice } = {}): Promise<LoadedTfjs> {
-  const choice =
-    (options.backend ?? (process.env.RINGWIRE_TFJS_BACKEND as BackendChoice | undefined) ?? 'auto') || 'auto';
+  const choice = (options.backend ?? readEnv('tfjsBackend') ?? 'auto') || 'auto';
   const skipped: string[] = [];
   if (choice === 'webgpu') {
     const { create, globals } = (await load('webgpu')) as {

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, ProtocolError } from '@ringwire/rendezvous';
+import { InvalidArgumentError, ProtocolError } from '@ringwire/common';
 import { copyBytes } from '../kernels/index.js';
 import type { OpContext, Range } from './context.js';
 import { ringAllgather } from './ring.js';

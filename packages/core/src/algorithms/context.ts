@@ -1,4 +1,4 @@
-import { MismatchError, ProtocolError } from '@ringwire/rendezvous';
+import { MismatchError, ProtocolError } from '@ringwire/common';
 import { copyBytes } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
 import type { CollectiveTransport } from '../transport/types.js';

@@ -3,6 +3,7 @@
  * else the pure-JS kernels. Loading is synchronous (createRequire) and attempted once per thread.
  */
 import { createRequire } from 'node:module';
+import { readEnv } from '@ringwire/common';
 import { jsKernels } from './js.js';
 import type { Kernels } from './types.js';
 
@@ -46,7 +47,7 @@ function loadNative(): { mod: NativeModule } | { error: string } {
 }
 
 function disabled(): boolean {
-  return process.env.RINGWIRE_NO_NATIVE === '1';
+  return readEnv('noNative') === true;
 }
 
 /** The native kernels regardless of RINGWIRE_NO_NATIVE, or null when the addon does not load. */

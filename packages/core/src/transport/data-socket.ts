@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { ProtocolError } from '@ringwire/rendezvous';
+import { ProtocolError } from '@ringwire/common';
 import { copyBytes } from '../kernels/index.js';
 import { type FrameHeader, HEADER_BYTES, MAGIC, readHeader } from '../wire.js';
 import { sameHost } from './shared-memory.js';
@@ -20,7 +20,15 @@ import type { Placer } from './types.js';
  * Events: 'frame' (header, payload view into a slot or its placed destination; call release() when consumed),
  * 'control' (Buffer: a whole non-data message), 'close'.
  */
-export class DataSocket extends EventEmitter {
+/** DataSocket's events: a data frame in its slot, a control message, a protocol error, the close. */
+export interface DataSocketEvents {
+  frame: [h: FrameHeader, payload: Uint8Array];
+  control: [data: Buffer];
+  error: [err: Error];
+  close: [];
+}
+
+export class DataSocket extends EventEmitter<DataSocketEvents> {
   private readonly socket: net.Socket;
   private readonly slots: Buffer[];
   private head = 0;

@@ -2,21 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import {
-  AuthError,
-  decode,
-  encode,
-  type Logger,
-  PeerLostError,
-  type PeerTable,
-  ProtocolError,
-  proof,
-  proofMatches,
-  RingwireError,
-} from '@ringwire/rendezvous';
+import { AuthError, type Logger, PeerLostError, ProtocolError, RingwireError } from '@ringwire/common';
+import { decode, encode, type PeerTable, proof, proofMatches, type Untrusted } from '@ringwire/rendezvous';
 import WebSocket, { WebSocketServer } from 'ws';
 import { copyBytes } from '../kernels/index.js';
 import { type FrameHeader, FrameType, HEADER_BYTES, isFrame, readHeader, writeHeader } from '../wire.js';
+import type { EngineMessage, HandshakeMessage } from './control.js';
 import { DataSocket } from './data-socket.js';
 import { createRegion, openRegion, type SharedRegion, sameHost, unlinkRegion } from './shared-memory.js';
 import type { CollectiveTransport, Frame, Placer } from './types.js';
@@ -65,9 +56,15 @@ const CREDIT_DESC = { kind: 'barrier', dtype: 'uint8', op: 'sum', root: 0, count
  * arrive in order (TCP), and every rank issues collectives in the same order, so each peer's
  * frames are consumed from a FIFO and checked against what this rank expects next.
  *
- * Events: 'control' (rank, msg), 'lost' (rank, reason).
  */
-export class Transport extends EventEmitter implements CollectiveTransport {
+/** Transport's events: a peer's control message, a lost peer, a peer that broke the protocol. */
+export interface TransportEvents {
+  control: [rank: number, msg: Untrusted];
+  lost: [rank: number, reason: string];
+  protocol: [rank: number, err: ProtocolError];
+}
+
+export class Transport extends EventEmitter<TransportEvents> implements CollectiveTransport {
   rank = -1;
   size = 0;
   generation = 0;
@@ -206,7 +203,7 @@ export class Transport extends EventEmitter implements CollectiveTransport {
           t: 'welcome',
           proof: proof(this.opts.token, hello.nonce, this.opts.job),
           shm: region?.offer,
-        }),
+        } satisfies HandshakeMessage),
       );
       const ready = (shared?: Buffer[]) => {
         clearTimeout(timer);
@@ -237,7 +234,7 @@ export class Transport extends EventEmitter implements CollectiveTransport {
         ready(ok ? region.slots : undefined);
       });
     });
-    ws.send(encode({ t: 'challenge', nonce }));
+    ws.send(encode({ t: 'challenge', nonce } satisfies HandshakeMessage));
   }
 
   /**
@@ -308,7 +305,7 @@ export class Transport extends EventEmitter implements CollectiveTransport {
               rank: this.rank,
               proof: proof(this.opts.token, msg.nonce, this.opts.job),
               nonce: myNonce,
-            }),
+            } satisfies HandshakeMessage),
           );
         } else if (msg.t === 'welcome' && proofMatches(this.opts.token, myNonce, this.opts.job, msg.proof)) {
           clearTimeout(timer);
@@ -322,11 +319,11 @@ export class Transport extends EventEmitter implements CollectiveTransport {
                 `cannot map rank ${rank}'s shared memory, using TCP: ${(err as Error).message}`,
               );
             }
-            ds.send(encode({ t: 'shm', ok: ds.shared !== undefined }));
+            ds.send(encode({ t: 'shm', ok: ds.shared !== undefined } satisfies HandshakeMessage));
           }
           ds.removeAllListeners();
           ds.on('control', (d: Buffer) => this.onMessage(rank, d, false));
-          ds.on('frame', (h: FrameHeader, payload: Buffer) => this.onData(rank, h, payload));
+          ds.on('frame', (h: FrameHeader, payload: Uint8Array) => this.onData(rank, h, payload));
           ds.on('error', (err: Error) => this.protocolError(rank, err));
           ds.on('close', () => this.onClose(rank, 'recv'));
           this.inbound[rank] = ds;
@@ -362,7 +359,7 @@ export class Transport extends EventEmitter implements CollectiveTransport {
   }
 
   /** A data frame from `rank`, its payload in a slot of the receiving socket. */
-  private onData(rank: number, h: FrameHeader, payload: Buffer): void {
+  private onData(rank: number, h: FrameHeader, payload: Uint8Array): void {
     if (h.type !== FrameType.DATA)
       return this.protocolError(rank, new ProtocolError('credit frame on a receiving connection'));
     if (h.generation !== this.generation)
@@ -500,7 +497,7 @@ export class Transport extends EventEmitter implements CollectiveTransport {
   }
 
   /** Sends a control message (msgpack) to `peer`, on both its connections with `both`; dropped if gone. */
-  control(peer: number, msg: object, both = false): void {
+  control(peer: number, msg: EngineMessage, both = false): void {
     const data = encode(msg);
     const ds = this.inbound[peer];
     const ws = this.outbox[peer]?.ws;

@@ -3,7 +3,7 @@ import type { FrameHeader } from '../wire.js';
 /** One data frame as an algorithm sees it: its header and its payload bytes. */
 export interface Frame {
   h: FrameHeader;
-  payload: Buffer;
+  payload: Uint8Array;
 }
 
 /**

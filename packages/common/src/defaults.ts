@@ -1,5 +1,3 @@
-import { InvalidArgumentError } from './errors.js';
-
 /**
  * Every timeout and limit, with its default, in one place. Environment variables named here
  * override the defaults (see `envNumber`); explicit options override both.
@@ -33,14 +31,3 @@ export const DEFAULTS = {
   /** The caller's thread copies into staging buffers in slices this big, yielding in between. */
   stagingSliceBytes: 1024 * 1024,
 } as const;
-
-/** Parses a positive integer environment variable, or throws a clear error naming it. */
-export function envNumber(name: string, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0 || !Number.isInteger(n)) {
-    throw new InvalidArgumentError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  }
-  return n;
-}

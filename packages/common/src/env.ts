@@ -1,0 +1,107 @@
+import { InvalidArgumentError } from './errors.js';
+
+/**
+ * Every environment variable ringwire reads, named and parsed here and nowhere else (as
+ * Horovod's common header does). A malformed value is an InvalidArgumentError naming the
+ * variable; an unset or empty one reads as undefined, so callers apply their own defaults.
+ */
+
+type Parser<T> = (raw: string, name: string) => T;
+
+function bad(name: string, want: string, raw: string): InvalidArgumentError {
+  return new InvalidArgumentError(`${name} must be ${want}, got ${JSON.stringify(raw)}`);
+}
+
+/** An integer >= min. */
+const int =
+  (min: number): Parser<number> =>
+  (raw, name) => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min) throw bad(name, `an integer >= ${min}`, raw);
+    return n;
+  };
+
+/** '0' or '1'. */
+const flag: Parser<boolean> = (raw, name) => {
+  if (raw !== '0' && raw !== '1') throw bad(name, '0 or 1', raw);
+  return raw === '1';
+};
+
+const text: Parser<string> = (raw) => raw;
+
+const oneOf =
+  <T extends string>(values: readonly T[]): Parser<T> =>
+  (raw, name) => {
+    if (!values.includes(raw as T)) throw bad(name, `one of ${values.join(', ')}`, raw);
+    return raw as T;
+  };
+
+/** The algorithms `RINGWIRE_ALGO` and `init({ algo })` accept. */
+export const ALGOS = ['auto', 'ring', 'tree'] as const;
+export type Algo = (typeof ALGOS)[number];
+
+/** The levels `RINGWIRE_LOG_LEVEL` accepts, least verbose first. */
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The tfjs backends `RINGWIRE_TFJS_BACKEND` accepts. */
+export const TFJS_BACKENDS = ['auto', 'webgpu', 'node-gpu', 'node', 'cpu'] as const;
+
+interface Spec<T> {
+  name: string;
+  doc: string;
+  parse: Parser<T>;
+}
+const spec = <T>(name: string, doc: string, parse: Parser<T>): Spec<T> => ({ name, doc, parse });
+
+/** The table: key -> variable name, meaning, parser. The README's environment table mirrors it. */
+export const ENV = {
+  rank: spec('RINGWIRE_RANK', "this worker's rank (set by ringrun)", int(0)),
+  size: spec('RINGWIRE_SIZE', 'number of workers (set by ringrun)', int(1)),
+  localRank: spec('RINGWIRE_LOCAL_RANK', 'rank among the workers on this host (set by ringrun)', int(0)),
+  localSize: spec('RINGWIRE_LOCAL_SIZE', 'workers on this host (set by ringrun)', int(1)),
+  rendezvous: spec('RINGWIRE_RENDEZVOUS', 'ws://host:port of the rendezvous (set by ringrun)', text),
+  jobId: spec('RINGWIRE_JOB_ID', "the job's id (set by ringrun; default 'default')", text),
+  token: spec('RINGWIRE_TOKEN', 'the job token every connection proves it holds (set by ringrun)', text),
+  host: spec('RINGWIRE_HOST', 'the address peers use to reach this worker', text),
+  timeoutMs: spec('RINGWIRE_TIMEOUT_MS', 'a collective without progress this long fails', int(1)),
+  algo: spec('RINGWIRE_ALGO', 'force the all-reduce/broadcast algorithm', oneOf(ALGOS)),
+  sharedMemory: spec('RINGWIRE_SHM', '0 turns off shared memory between same-host peers', flag),
+  noNative: spec('RINGWIRE_NO_NATIVE', '1 uses the JS kernels even when the addon loads', flag),
+  logLevel: spec('RINGWIRE_LOG_LEVEL', 'error | warn | info | debug', oneOf(LOG_LEVELS)),
+  tfjsBackend: spec('RINGWIRE_TFJS_BACKEND', '@ringwire/tfjs backend choice', oneOf(TFJS_BACKENDS)),
+  ringrunSsh: spec('RINGRUN_SSH', 'the ssh command ringrun starts remote workers with', text),
+} as const;
+
+export type EnvKey = keyof typeof ENV;
+type Value<K extends EnvKey> = (typeof ENV)[K] extends Spec<infer T> ? T : never;
+
+/** Reads and parses one variable; undefined when unset or empty. */
+export function readEnv<K extends EnvKey>(
+  key: K,
+  env: NodeJS.ProcessEnv = process.env,
+): Value<K> | undefined {
+  const { name, parse } = ENV[key] as Spec<Value<K>>;
+  const raw = env[name];
+  return raw === undefined || raw === '' ? undefined : parse(raw, name);
+}
+
+/** The variables ringrun sets for every worker: the launcher contract of DESIGN.md. */
+export const LAUNCHER_ENV = [
+  ENV.rank.name,
+  ENV.size.name,
+  ENV.localRank.name,
+  ENV.localSize.name,
+  ENV.rendezvous.name,
+  ENV.jobId.name,
+  ENV.token.name,
+] as const;
+
+/**
+ * Parses a positive integer environment variable by name, or throws a clear error naming it.
+ * @deprecated use `readEnv` with a key of `ENV`; kept for code that names arbitrary variables.
+ */
+export function envNumber(name: string, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[name];
+  return raw === undefined || raw === '' ? fallback : int(1)(raw, name);
+}
