@@ -22,7 +22,7 @@ import type { EngineConfig, EngineReply, OpRequest } from './messages.js';
 import type { EngineMessage, PeerStatus } from './transport/control.js';
 import { Transport } from './transport/peers.js';
 import { sharedMemoryInfo } from './transport/shared-memory.js';
-import { type Descriptor, describe, descriptorHash } from './wire.js';
+import { describe, descriptorHash } from './wire.js';
 
 /**
  * The communication engine, one per communicator, in its own worker thread (like Horovod's
