@@ -7,22 +7,22 @@ import {
   type Logger,
   PeerLostError,
   RingwireError,
-  TimeoutError,
 } from '@ringwire/common';
-import { type AbortEvent, RendezvousClient } from '@ringwire/rendezvous';
+import { type AbortEvent, RendezvousClient, type Untrusted } from '@ringwire/rendezvous';
 import { allgather } from './algorithms/allgather.js';
 import { chainBroadcast, treeBroadcast } from './algorithms/broadcast.js';
-import { mismatch, type OpContext, segments } from './algorithms/context.js';
+import { type OpContext, segments } from './algorithms/context.js';
 import { ringAllreduce, ringReduceScatter } from './algorithms/ring.js';
 import { treeAllreduce } from './algorithms/tree.js';
 import { DTYPES, type DType } from './dtypes.js';
 import { loadKernels } from './kernels/index.js';
 import type { Kernels } from './kernels/types.js';
 import type { EngineConfig, EngineReply, OpRequest } from './messages.js';
-import type { EngineMessage, PeerStatus } from './transport/control.js';
+import { StallInspector } from './stall.js';
+import type { EngineMessage } from './transport/control.js';
 import { Transport } from './transport/peers.js';
 import { sharedMemoryInfo } from './transport/shared-memory.js';
-import { describe, descriptorHash } from './wire.js';
+import { descriptorHash } from './wire.js';
 
 /**
  * The communication engine, one per communicator, in its own worker thread (like Horovod's
@@ -47,8 +47,7 @@ export class Engine {
   private closing = false;
   private scratch = new Uint8Array(0);
   private half = new Uint8Array(0);
-  private statusId = 0;
-  private readonly statusWaiters = new Map<number, Map<number, PeerStatus>>();
+  private stall!: StallInspector;
 
   constructor(
     private readonly cfg: EngineConfig,
@@ -104,7 +103,16 @@ export class Engine {
       });
       this.rank = table.rank;
       this.size = table.size;
-      transport.on('control', (from: number, msg: Record<string, unknown>) => this.onControl(from, msg));
+      this.stall = new StallInspector({
+        t: transport,
+        rank: this.rank,
+        size: this.size,
+        timeoutMs: cfg.timeoutMs,
+        stallWarningMs: cfg.stallWarningMs,
+        log: this.log,
+        failed: () => this.failure !== undefined,
+      });
+      transport.on('control', (from, msg) => this.onControl(from, msg));
       transport.on('lost', (from: number, reason: string) => this.onLost(from, reason));
       transport.on('protocol', (_from: number, err: RingwireError) => this.fail(err, true));
       await transport.connect(table);
@@ -146,7 +154,7 @@ export class Engine {
       this.nextSeq++;
       this.running = op;
       try {
-        const result = await this.watch(op, () => this.execute(op));
+        const result = await this.stall.watch(op, () => this.execute(op));
         // A transferred (ordinary) buffer goes back the way it came.
         if (!(op.buf instanceof SharedArrayBuffer)) result.out = op.buf;
         this.post({ t: 'done', id: op.id, ...result });
@@ -238,92 +246,7 @@ export class Engine {
     return this.scratch;
   }
 
-  /**
-   * Runs one collective under the stall inspector. After a second without progress it asks the
-   * peers which op they are in: a different collective at the same sequence number is a mismatch
-   * even when no frame could show it (two ranks both waiting to receive). Without progress for
-   * stallWarningMs it names the ranks that have not arrived; for timeoutMs, it fails the job.
-   */
-  private async watch<T>(op: OpRequest, run: () => Promise<T>): Promise<T> {
-    const started = Date.now();
-    const hash = descriptorHash(op.desc);
-    let warned = false;
-    let settled = false;
-    let timer: NodeJS.Timeout | undefined;
-    const every = Math.min(500, this.cfg.timeoutMs / 4, this.cfg.stallWarningMs / 2);
-    const stalled = new Promise<never>((_, reject) => {
-      const tick = async () => {
-        const idle = Date.now() - Math.max(started, this.t.lastProgress);
-        if (idle >= Math.min(1000, this.cfg.stallWarningMs)) {
-          const peers = await this.peerStatus();
-          // The op may have ended while we asked: a timer set now would keep the thread alive.
-          if (settled) return;
-          for (const [r, { running: o }] of peers)
-            if (o?.seq === op.seq && o.hash !== hash)
-              return reject(mismatch(this.rank, op.seq, op.desc, r, o.seq, o.desc));
-          const late = this.late(op.seq, peers);
-          if (idle >= this.cfg.timeoutMs) {
-            return reject(
-              new TimeoutError(
-                `op #${op.seq} ${describe(op.desc)} made no progress for ${idle} ms (RINGWIRE_TIMEOUT_MS=${this.cfg.timeoutMs}); ${late.text}`,
-                { ranks: late.ranks },
-              ),
-            );
-          }
-          if (idle >= this.cfg.stallWarningMs && !warned) {
-            warned = true;
-            this.log(
-              'warn',
-              `stall: op #${op.seq} ${describe(op.desc)} has made no progress for ${Math.round(idle / 1000)} s; ${late.text}`,
-            );
-          }
-        }
-        timer = setTimeout(tick, every);
-      };
-      timer = setTimeout(tick, every);
-    });
-    try {
-      return await Promise.race([run(), stalled]);
-    } finally {
-      settled = true;
-      clearTimeout(timer);
-    }
-  }
-
-  /** Asks every peer's engine (up to 1 s) which op it has reached and which one it is running. */
-  private async peerStatus(): Promise<Map<number, PeerStatus>> {
-    const id = ++this.statusId;
-    const replies = new Map<number, PeerStatus>();
-    this.statusWaiters.set(id, replies);
-    for (let r = 0; r < this.size; r++) if (r !== this.rank) this.t.control(r, { t: 'status?', id });
-    const deadline = Date.now() + 1000;
-    while (replies.size < this.size - 1 && Date.now() < deadline && !this.failure)
-      await new Promise((r) => setTimeout(r, 20));
-    this.statusWaiters.delete(id);
-    return replies;
-  }
-
-  /** Ranks behind op #seq (not arrived) or silent, as a sentence for errors and warnings. */
-  private late(seq: number, replies: Map<number, PeerStatus>): { ranks: number[]; text: string } {
-    const late: number[] = [];
-    const silent: number[] = [];
-    for (let r = 0; r < this.size; r++) {
-      if (r === this.rank) continue;
-      const s = replies.get(r);
-      if (s === undefined) silent.push(r);
-      else if (s.seq < seq) late.push(r);
-    }
-    const parts = [];
-    if (late.length)
-      parts.push(
-        `ranks not arrived at op #${seq}: ${late.map((r) => `${r} (at op #${replies.get(r)!.seq})`).join(', ')}`,
-      );
-    if (silent.length) parts.push(`ranks not answering: ${silent.join(', ')}`);
-    if (!parts.length) parts.push('every rank has arrived; no data is moving');
-    return { ranks: [...late, ...silent], text: parts.join('; ') };
-  }
-
-  private onControl(from: number, msg: Record<string, unknown>): void {
+  private onControl(from: number, msg: Untrusted): void {
     switch (msg.t) {
       case 'status?': {
         const op = this.running;
@@ -335,11 +258,7 @@ export class Engine {
         });
       }
       case 'status': {
-        this.statusWaiters.get(msg.id as number)?.set(from, {
-          seq: msg.seq as number,
-          running: (msg.running as PeerStatus['running']) ?? undefined,
-        });
-        return;
+        return this.stall.onStatus(from, msg);
       }
       case 'abort':
         return this.fail(RingwireError.fromJSON(msg as unknown as { code: string; message: string }), false);
