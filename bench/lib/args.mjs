@@ -37,7 +37,7 @@ const CONVERT = {
 /**
  * Parses `argv` against `options` (name -> BenchOption); returns the values by option name,
  * converted to their type, plus `help: true` when --help was asked for. Throws
- * InvalidArgumentError (code ERR_INVALID_ARG) for an unknown flag or a bad value.
+ * InvalidArgumentError (code RINGWIRE_ERR_INVALID_ARG) for an unknown flag or a bad value.
  * @param {Record<string, BenchOption>} options
  */
 export function parseBenchArgs(options, argv = process.argv.slice(2), env = process.env) {
