@@ -2,7 +2,7 @@
 // Kernel throughput: float32 sum-into (the all-reduce inner loop), float16 sum-into, and
 // float32 -> float16 conversion, for the JS kernels and every native table this CPU runs.
 //
-//   node bench/kernels.mjs [--mib 64] [--runs 5]
+//   node bench/micro/kernels.mjs [--mib 64] [--runs 5]
 //
 // GB/s = 1e9 bytes/s of destination bytes (float32 input bytes for the conversion), median of
 // --runs timed runs after one warm-up. Buffers are SharedArrayBuffers, as in the engine.
@@ -13,8 +13,14 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { benchArgs } from '../lib/args.mjs';
+import { quantile } from '../lib/stats.mjs';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+const o = benchArgs('node bench/micro/kernels.mjs [options]', {
+  mib: { type: 'number', default: 64, help: 'MiB per array' },
+  runs: { type: 'number', default: 5, help: 'timed runs per kernel (median), after one warm-up' },
+});
+const root = fileURLToPath(new URL('../..', import.meta.url));
 const outDir = `${root}bench/results/tmp/kernels`;
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(
@@ -40,12 +46,8 @@ execFileSync(
 );
 const { jsKernels, nativeKernelVariants, kernelsInfo } = await import(`${outDir}/kernels/index.js`);
 
-function arg(name, def) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
-const MIB = arg('mib', 64);
-const RUNS = arg('runs', 5);
+const MIB = o.mib;
+const RUNS = o.runs;
 const BYTES = MIB * 1024 * 1024;
 
 function sharedBytes(bytes, fill) {
@@ -63,11 +65,6 @@ const f16Data = (v) => {
   for (let i = 0; i < h.length; i++) h[i] = 0x3000 | ((i * 40503) & 0x3ff); // 0.125 .. 0.25
 };
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
 /** Median GB/s of fn() moving `bytes` destination bytes. */
 function measure(fn, bytes, runs = RUNS) {
   fn(); // warm-up: JIT, page faults on first touch
@@ -77,7 +74,7 @@ function measure(fn, bytes, runs = RUNS) {
     fn();
     times.push(performance.now() - t0);
   }
-  return bytes / (median(times) / 1e3) / 1e9;
+  return bytes / (quantile(times, 0.5) / 1e3) / 1e9;
 }
 
 // The loop a user would write by hand: no NaN canonicalization, for comparison with jsKernels.
