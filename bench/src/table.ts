@@ -1,3 +1,4 @@
+import { UsageError } from '@ringwire/common';
 /** Sizes, bandwidth formulas, statistics and the nccl-tests-style table. No I/O here. */
 
 export const COLLECTIVES = ['allreduce', 'broadcast', 'allgather', 'reducescatter'] as const;
@@ -9,7 +10,7 @@ export const OPS = ['sum', 'mean', 'min', 'max', 'prod'] as const;
 export type BenchOp = (typeof OPS)[number];
 export const FLOAT_DTYPES: readonly BenchDType[] = ['float32', 'float64', 'float16', 'bfloat16'];
 
-export class UsageError extends Error {}
+export { UsageError };
 
 /** Whether a collective reduces (has a meaningful op). */
 export const reduces = (c: Collective) => c === 'allreduce' || c === 'reducescatter';

@@ -105,6 +105,17 @@ export class ClosedError extends RingwireError {
   }
 }
 
+/**
+ * A command line that cannot run as given (a bad flag or value): the CLIs print it with their
+ * usage and exit 2. An InvalidArgumentError, so code that catches those catches it too.
+ */
+export class UsageError extends InvalidArgumentError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(message, details);
+    this.name = 'UsageError';
+  }
+}
+
 const byCode = new Map<ErrorCode, new (message: string, details?: ErrorDetails) => RingwireError>([
   [ErrorCode.INVALID_ARG, InvalidArgumentError],
   [ErrorCode.PEER_LOST, PeerLostError],

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { UsageError } from '@ringwire/common';
 
 /** One host and how many workers it may run. */
 export interface HostSlots {
@@ -18,9 +19,7 @@ export interface Placement {
 }
 
 /** A malformed host list, hostfile or rank count; the CLI prints the message and exits 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+export { UsageError };
 
 // A hostname, an IPv4 address, or a bracketed IPv6 address. Anything else would end up on an ssh command line.
 const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])$/;

@@ -1,124 +1,12 @@
-import { createRequire } from 'node:module';
-import type * as tf from '@tensorflow/tfjs-core';
 import { type Communicator, InvalidArgumentError } from 'ringwire';
-import { broadcastOptimizerState, broadcastVariables, type VariableLike } from './broadcast.js';
+import { broadcastOptimizerState, broadcastVariables } from './broadcast.js';
+import { type Logs, layers, type ModelLike, RingwireCallback } from './callback-base.js';
 import { resolveComm } from './context.js';
-import {
-  DistributedOptimizer,
-  getLearningRate,
-  registerCallbackFactory,
-  setLearningRate,
-} from './optimizer.js';
+import { DistributedOptimizer, getLearningRate, setLearningRate } from './optimizer.js';
+import { DistributedOptimizerCallback } from './optimizer-callback.js';
 
-/** Logs as tfjs-layers hands them to callbacks: numbers or scalar tensors. */
-export type Logs = Record<string, number | tf.Scalar>;
-
-export interface CallbackParams {
-  epochs?: number;
-  samples?: number;
-  batchSize?: number;
-  steps?: number;
-  metrics?: string[];
-  [key: string]: unknown;
-}
-
-/** What the callbacks use of a tf.LayersModel. */
-export interface ModelLike {
-  optimizer: tf.Optimizer;
-  weights: VariableLike[];
-  fit(x: unknown, y: unknown, args?: Record<string, unknown>): Promise<unknown>;
-}
-
-/** The shape of tfjs-layers' BaseCallback. */
-interface BaseCallbackLike {
-  params: CallbackParams;
-  validationData: unknown;
-  setParams(params: CallbackParams): void;
-  setModel(model: unknown): void;
-  onEpochBegin(epoch: number, logs?: Logs): Promise<void>;
-  onEpochEnd(epoch: number, logs?: Logs): Promise<void>;
-  onBatchBegin(batch: number, logs?: Logs): Promise<void>;
-  onBatchEnd(batch: number, logs?: Logs): Promise<void>;
-  onTrainBegin(logs?: Logs): Promise<void>;
-  onTrainEnd(logs?: Logs): Promise<void>;
-}
-
-interface LayersModule {
-  Callback: new () => BaseCallbackLike;
-  CustomCallback: new (args: object, yieldEvery?: unknown) => BaseCallbackLike;
-}
-
-// tfjs-layers is an optional peer: fit's callbacks must be instances of its BaseCallback
-// (standardizeCallbacks checks instanceof), so extend its Callback when it is installed. In Node,
-// import and require of @tensorflow/* load the same CommonJS build, so this is the user's class.
-function loadLayers(): LayersModule | null {
-  try {
-    return createRequire(import.meta.url)('@tensorflow/tfjs-layers') as LayersModule;
-  } catch {
-    return null;
-  }
-}
-const layers = loadLayers();
-
-class NoLayersBase implements BaseCallbackLike {
-  params: CallbackParams = {};
-  validationData: unknown = null;
-  setParams(params: CallbackParams): void {
-    this.params = params;
-  }
-  setModel(_model: unknown): void {}
-  async onEpochBegin(_epoch: number, _logs?: Logs): Promise<void> {}
-  async onEpochEnd(_epoch: number, _logs?: Logs): Promise<void> {}
-  async onBatchBegin(_batch: number, _logs?: Logs): Promise<void> {}
-  async onBatchEnd(_batch: number, _logs?: Logs): Promise<void> {}
-  async onTrainBegin(_logs?: Logs): Promise<void> {}
-  async onTrainEnd(_logs?: Logs): Promise<void> {}
-}
-
-const Base: new () => BaseCallbackLike = layers?.Callback ?? NoLayersBase;
-
-/** Base of the @ringwire/tfjs fit callbacks: a tfjs-layers Callback that remembers its model. */
-export class RingwireCallback extends Base {
-  model: ModelLike | null = null;
-  override setModel(model: unknown): void {
-    this.model = model as ModelLike;
-  }
-  protected requireModel(what: string): ModelLike {
-    if (!this.model) throw new InvalidArgumentError(`${what}: no model (use it in model.fit's callbacks)`);
-    return this.model;
-  }
-}
-
-/**
- * Runs the second half of every distributed step in model.fit: after each batch, the gradients
- * that minimize() fused are all-reduced and applied (fit awaits onBatchEnd). Get it from
- * `opt.callback()`; `distributedFit` adds it for you.
- */
-export class DistributedOptimizerCallback extends RingwireCallback {
-  constructor(readonly optimizer: DistributedOptimizer) {
-    super();
-  }
-  override async onTrainBegin(): Promise<void> {
-    if (this.model && this.model.optimizer !== this.optimizer) {
-      throw new InvalidArgumentError(
-        'DistributedOptimizer callback: this model was compiled with another optimizer; compile it with the DistributedOptimizer that made this callback',
-      );
-    }
-    this.optimizer.beginFit();
-  }
-  override async onBatchEnd(): Promise<void> {
-    await this.optimizer.synchronize();
-  }
-  override async onTrainEnd(): Promise<void> {
-    try {
-      await this.optimizer.synchronize();
-    } finally {
-      this.optimizer.endFit();
-    }
-  }
-}
-
-registerCallbackFactory((opt) => new DistributedOptimizerCallback(opt));
+export { type CallbackParams, type Logs, type ModelLike, RingwireCallback } from './callback-base.js';
+export { DistributedOptimizerCallback } from './optimizer-callback.js';
 
 /**
  * Horovod's BroadcastGlobalVariablesCallback: makes every rank start from rank `rootRank`'s state.
@@ -268,11 +156,12 @@ export async function distributedFit<T = unknown>(
   const opt = model.optimizer;
   if (!(opt instanceof DistributedOptimizer))
     throw new InvalidArgumentError('distributedFit: compile the model with a DistributedOptimizer first');
-  if (!layers) throw new InvalidArgumentError('distributedFit: @tensorflow/tfjs-layers is not installed');
+  const tfl = layers;
+  if (!tfl) throw new InvalidArgumentError('distributedFit: @tensorflow/tfjs-layers is not installed');
   const given =
     args.callbacks == null ? [] : Array.isArray(args.callbacks) ? args.callbacks : [args.callbacks];
   const list = given.map((c) =>
-    isBaseCallback(c) ? c : new layers.CustomCallback(c as object, args.yieldEvery),
+    isBaseCallback(c) ? c : new tfl.CustomCallback(c as object, args.yieldEvery),
   );
   if (!list.some((c) => c instanceof DistributedOptimizerCallback && c.optimizer === opt))
     list.unshift(opt.callback());

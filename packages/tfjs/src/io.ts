@@ -2,6 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
+import { InvalidArgumentError } from 'ringwire';
 
 /**
  * A tf.io handler that saves to and loads from a directory: model.json + weights.bin, the layout
@@ -16,7 +17,7 @@ export function fileHandler(pathOrUrl: string): tf.io.IOHandler {
   return {
     async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
       if (artifacts.modelTopology instanceof ArrayBuffer)
-        throw new Error('fileHandler: binary model topologies are not supported');
+        throw new InvalidArgumentError('fileHandler: binary model topologies are not supported');
       await mkdir(dir, { recursive: true });
       const weights =
         artifacts.weightData == null

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type Communicator, InvalidArgumentError, type Kernels, loadKernels } from 'ringwire';
 import { resolveComm } from './context.js';
 import { checkLayout, type LayoutEntry, layoutKey } from './layout.js';
+import { DistributedOptimizerCallback } from './optimizer-callback.js';
 
 /** What tf.Optimizer's getWeights and applyGradients take (not exported by tfjs-core's index). */
 type NamedTensor = { name: string; tensor: tf.Tensor };
@@ -188,7 +189,7 @@ export class DistributedOptimizer extends tf.Optimizer {
    */
   override minimize(f: () => tf.Scalar, returnCost = false, varList?: tf.Variable[]): tf.Scalar | null {
     if (!this.mode) {
-      throw new Error(
+      throw new InvalidArgumentError(
         'DistributedOptimizer.minimize() ran outside a distributed step, so its gradients would never be all-reduced. ' +
           'In model.fit, pass opt.callback() in the callbacks (or call distributedFit(model, x, y, args)); ' +
           'in a custom loop, use `await opt.step(lossFn)`.',
@@ -281,7 +282,7 @@ export class DistributedOptimizer extends tf.Optimizer {
 
   /** Synchronous tf.Optimizer API: cannot all-reduce, so it refuses instead of applying locally. */
   override applyGradients(_variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
-    throw new Error(
+    throw new InvalidArgumentError(
       'DistributedOptimizer.applyGradients() cannot all-reduce synchronously: use `await opt.applyGradientsAsync(grads)`',
     );
   }
@@ -294,9 +295,8 @@ export class DistributedOptimizer extends tf.Optimizer {
   }
 
   /** The fit callback that runs synchronize() after every batch (put it in model.fit's callbacks). */
-  callback(): import('./callbacks.js').DistributedOptimizerCallback {
-    if (!callbackFactory) throw new Error('@ringwire/tfjs callbacks are not loaded');
-    return callbackFactory(this);
+  callback(): DistributedOptimizerCallback {
+    return new DistributedOptimizerCallback(this);
   }
 
   /** Whether backwardPassesPerStep passes are staged and wait for synchronize(). */
@@ -356,7 +356,7 @@ export class DistributedOptimizer extends tf.Optimizer {
 
   private assertNotReady(): void {
     if (this.pending?.ready) {
-      throw new Error(
+      throw new InvalidArgumentError(
         "DistributedOptimizer: the previous step's gradients were computed but never all-reduced and applied. " +
           'In model.fit, pass opt.callback() in the callbacks (or use distributedFit); in a custom loop, use `await opt.step(lossFn)` ' +
           'or `await opt.synchronize()` after minimize().',
@@ -386,7 +386,9 @@ export class DistributedOptimizer extends tf.Optimizer {
     const key = layoutKey(entries, {});
     const prev = this.pending;
     if (prev && prev.key !== key)
-      throw new Error('DistributedOptimizer: the variables changed between accumulated backward passes');
+      throw new InvalidArgumentError(
+        'DistributedOptimizer: the variables changed between accumulated backward passes',
+      );
     const fusion = prev?.fusion ?? this.fusionFor();
     let pieces: tf.Tensor[];
     if (fusion === 'device') {
@@ -620,12 +622,4 @@ export function setLearningRate(opt: tf.Optimizer, lr: number): void {
   if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
   else if (typeof o.learningRate === 'number') o.learningRate = lr;
   else throw new InvalidArgumentError(`${opt.getClassName()} has no learning rate to set`);
-}
-
-let callbackFactory:
-  | ((opt: DistributedOptimizer) => import('./callbacks.js').DistributedOptimizerCallback)
-  | undefined;
-/** @internal set by callbacks.ts (avoids an import cycle) */
-export function registerCallbackFactory(f: typeof callbackFactory): void {
-  callbackFactory = f;
 }
