@@ -1,15 +1,10 @@
-/** Structurally the `Kernels` interface of ringwire's core (packages/core/src/kernels/types.ts). */
-export interface NativeKernels {
+import type { Kernels } from '@ringwire/common';
+
+/** The addon's kernels: ringwire's one `Kernels` interface (@ringwire/common), natively. */
+export interface NativeKernels extends Kernels {
   readonly name: 'native';
   /** Which compiled table: 'avx2+f16c' or 'portable'. */
   readonly simd: string;
-  reduceInto(dtype: string, op: string, dst: Uint8Array, src: Uint8Array): void;
-  scale(dtype: string, dst: Uint8Array, factor: number): void;
-  copy(dst: Uint8Array, src: Uint8Array): void;
-  f32ToF16(src: Uint8Array, dst: Uint8Array): void;
-  f32ToBf16(src: Uint8Array, dst: Uint8Array): void;
-  f16ToF32(src: Uint8Array, dst: Uint8Array): void;
-  bf16ToF32(src: Uint8Array, dst: Uint8Array): void;
 }
 
 /** Name of the table `kernels` uses on this CPU. */

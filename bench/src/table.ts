@@ -1,11 +1,15 @@
-import { UsageError } from '@ringwire/common';
+import { DTYPE_NAMES, DTYPES, type DType, UsageError } from '@ringwire/common';
 /** Sizes, bandwidth formulas, statistics and the nccl-tests-style table. No I/O here. */
 
 export const COLLECTIVES = ['allreduce', 'broadcast', 'allgather', 'reducescatter'] as const;
 export type Collective = (typeof COLLECTIVES)[number];
 
-export const DTYPE_BYTES = { float32: 4, float64: 8, int32: 4, uint8: 1, float16: 2, bfloat16: 2 } as const;
-export type BenchDType = keyof typeof DTYPE_BYTES;
+/** Bytes per element of each dtype ringbench sweeps (the table is @ringwire/common's DTYPES). */
+export const DTYPE_BYTES = Object.fromEntries(DTYPE_NAMES.map((d) => [d, DTYPES[d].bytes])) as Record<
+  DType,
+  number
+>;
+export type BenchDType = DType;
 export const OPS = ['sum', 'mean', 'min', 'max', 'prod'] as const;
 export type BenchOp = (typeof OPS)[number];
 export const FLOAT_DTYPES: readonly BenchDType[] = ['float32', 'float64', 'float16', 'bfloat16'];

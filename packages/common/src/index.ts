@@ -1,5 +1,14 @@
 export { DEFAULTS } from './defaults.js';
 export {
+  DTYPE_NAMES,
+  DTYPES,
+  type DType,
+  type KernelOp,
+  REDUCE_OPS,
+  type ReduceOp,
+  type RingwireArray,
+} from './dtypes.js';
+export {
   ALGOS,
   type Algo,
   ENV,
@@ -11,4 +20,5 @@ export {
   TFJS_BACKENDS,
 } from './env.js';
 export * from './errors.js';
+export type { Kernels } from './kernels.js';
 export { createLogger, isLoopback, LEVELS, type Logger, type LogLevel } from './log.js';

@@ -3,13 +3,17 @@ import {
   AbortedError,
   ClosedError,
   DEFAULTS,
+  DTYPES,
+  type DType,
   ErrorCode,
   InvalidArgumentError,
+  REDUCE_OPS,
+  type ReduceOp,
+  type RingwireArray,
   RingwireError,
   TimeoutError,
 } from '@ringwire/common';
 import { RendezvousServer } from '@ringwire/rendezvous';
-import { DTYPES, type DType, REDUCE_OPS, type ReduceOp, type RingwireArray } from './dtypes.js';
 import { copyBytes } from './kernels/index.js';
 import type { Algo, EngineConfig, EngineReply, ErrorJSON, OpRequest } from './messages.js';
 import { type InitOptions, resolveConfig } from './options.js';

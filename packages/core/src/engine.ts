@@ -1,8 +1,11 @@
 import type { MessagePort } from 'node:worker_threads';
+import type { Kernels } from '@ringwire/common';
 import {
   AbortedError,
   createLogger,
   DEFAULTS,
+  DTYPES,
+  type DType,
   ErrorCode,
   type Logger,
   PeerLostError,
@@ -14,9 +17,7 @@ import { chainBroadcast, treeBroadcast } from './algorithms/broadcast.js';
 import { type OpContext, segments } from './algorithms/context.js';
 import { ringAllreduce, ringReduceScatter } from './algorithms/ring.js';
 import { treeAllreduce } from './algorithms/tree.js';
-import { DTYPES, type DType } from './dtypes.js';
 import { loadKernels } from './kernels/index.js';
-import type { Kernels } from './kernels/types.js';
 import type { EngineConfig, EngineReply, OpRequest } from './messages.js';
 import { StallInspector } from './stall.js';
 import type { EngineMessage } from './transport/control.js';

@@ -3,12 +3,18 @@ export {
   AuthError,
   ClosedError,
   DEFAULTS,
+  DTYPE_NAMES,
+  DTYPES,
+  type DType,
   ErrorCode,
   InvalidArgumentError,
   MismatchError,
   PeerLostError,
   ProtocolError,
+  REDUCE_OPS,
+  type ReduceOp,
   RendezvousError,
+  type RingwireArray,
   RingwireError,
   TimeoutError,
 } from '@ringwire/common';
@@ -19,7 +25,6 @@ export {
   type ReduceOptions,
   type TypeOptions,
 } from './communicator.js';
-export { DTYPE_NAMES, DTYPES, type DType, REDUCE_OPS, type ReduceOp, type RingwireArray } from './dtypes.js';
 export { jsKernels, type Kernels, type KernelsInfo, kernelsInfo, loadKernels } from './kernels/index.js';
 export type { Algo } from './messages.js';
 export type { InitOptions } from './options.js';

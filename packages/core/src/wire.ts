@@ -1,6 +1,5 @@
-import { ProtocolError } from '@ringwire/common';
-import type { DType, ReduceOp } from './dtypes.js';
-import { DTYPE_NAMES, REDUCE_OPS } from './dtypes.js';
+import type { DType, ReduceOp } from '@ringwire/common';
+import { DTYPE_NAMES, ProtocolError, REDUCE_OPS } from '@ringwire/common';
 
 /**
  * The peer wire format, all of it. A peer connection carries binary WebSocket messages of two

@@ -1,6 +1,6 @@
+import type { Kernels } from '@ringwire/common';
 import { MismatchError, ProtocolError } from '@ringwire/common';
 import { copyBytes } from '../kernels/index.js';
-import type { Kernels } from '../kernels/types.js';
 import type { CollectiveTransport } from '../transport/types.js';
 import { type Descriptor, describe, type FrameHeader, FrameType } from '../wire.js';
 

@@ -3,12 +3,12 @@
  * else the pure-JS kernels. Loading is synchronous (createRequire) and attempted once per thread.
  */
 import { createRequire } from 'node:module';
+import type { Kernels } from '@ringwire/common';
 import { readEnv } from '@ringwire/common';
 import { jsKernels } from './js.js';
-import type { Kernels } from './types.js';
 
+export type { Kernels } from '@ringwire/common';
 export { jsKernels } from './js.js';
-export type { Kernels } from './types.js';
 
 /** What `ringrun --check` reports about the kernels this process would use. */
 export interface KernelsInfo {

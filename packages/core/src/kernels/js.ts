@@ -14,8 +14,9 @@
  * float32 arithmetic is done in float64 and rounded on store; for + and * of two float32 values
  * that double rounding is exact (53 >= 2*24+2), so results equal true float32 arithmetic.
  */
-import type { DType, KernelOp } from '../dtypes.js';
-import type { Kernels } from './types.js';
+
+import type { Kernels } from '@ringwire/common';
+import { DTYPES, type DType, type KernelOp } from '@ringwire/common';
 
 type Arr = Float32Array | Float64Array | Int32Array | Uint16Array | Uint8Array;
 /** Elementwise loop: d[i] = op(d[i], s[i]) over d.length elements. */
@@ -395,17 +396,8 @@ const SCALE = Object.assign(Object.create(null) as Record<DType, Scaler | null>,
   bfloat16: (dst: Uint8Array, f: number) => runUnary(U16, scaleBf16, dst, f),
 });
 
-const DTYPE_BYTES = Object.assign(Object.create(null) as Record<DType, number>, {
-  float32: 4,
-  float64: 8,
-  int32: 4,
-  uint8: 1,
-  float16: 2,
-  bfloat16: 2,
-});
-
 function elementBytes(dtype: DType): number {
-  const b = DTYPE_BYTES[dtype];
+  const b = Object.hasOwn(DTYPES, dtype) ? DTYPES[dtype].bytes : undefined;
   if (b === undefined) throw new TypeError(`unknown dtype: ${String(dtype)}`);
   return b;
 }

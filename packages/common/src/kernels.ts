@@ -1,4 +1,4 @@
-import type { DType, KernelOp } from '../dtypes.js';
+import type { DType, KernelOp } from './dtypes.js';
 
 /**
  * The reduction and conversion kernels the engine calls on every chunk. All views are byte views
