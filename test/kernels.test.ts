@@ -3,7 +3,7 @@
 // kernels bit for bit. Native tests fail when the addon is missing (CI builds it); set
 // RINGWIRE_NO_NATIVE=1 to run only the JS half.
 import { afterEach, describe, expect, it } from 'vitest';
-import { DTYPE_NAMES, DTYPES, type DType, type KernelOp } from '../packages/core/src/dtypes.js';
+import { DTYPE_NAMES, DTYPES, type DType, type KernelOp } from '../packages/common/src/dtypes.js';
 import {
   jsKernels,
   type Kernels,

@@ -12,6 +12,11 @@ export const DEFAULTS = {
   authTimeoutMs: 5_000,
   /** Connecting to a rendezvous or peer listener, retries included. */
   connectTimeoutMs: 30_000,
+  /**
+   * A peer whose connection drops is blamed only if no abort naming another root cause arrives
+   * within this long (a peer that failed because of another rank may exit before its abort lands).
+   */
+  lostGraceMs: 250,
   /** A graceful close waits this long for queued data to drain and the peer to answer. */
   closeTimeoutMs: 10_000,
   /** Blocking KV get and barrier when the caller gives no timeout. */

@@ -17,7 +17,8 @@ const int =
   (min: number): Parser<number> =>
   (raw, name) => {
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < min) throw bad(name, `an integer >= ${min}`, raw);
+    if (!Number.isInteger(n) || n < min)
+      throw bad(name, min === 1 ? 'a positive integer' : `an integer >= ${min}`, raw);
     return n;
   };
 

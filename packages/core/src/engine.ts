@@ -49,6 +49,10 @@ export class Engine {
   private scratch = new Uint8Array(0);
   private half = new Uint8Array(0);
   private stall!: StallInspector;
+  private suspectTimer?: NodeJS.Timeout;
+  private failedNow!: () => void;
+  /** Settles when the communicator fails. */
+  private readonly failed = new Promise<void>((resolve) => (this.failedNow = resolve));
 
   constructor(
     private readonly cfg: EngineConfig,
@@ -160,10 +164,12 @@ export class Engine {
         if (!(op.buf instanceof SharedArrayBuffer)) result.out = op.buf;
         this.post({ t: 'done', id: op.id, ...result });
       } catch (err) {
+        if (err instanceof PeerLostError && !this.failure) await this.suspect(err);
         const e =
-          err instanceof RingwireError
+          this.failure ??
+          (err instanceof RingwireError
             ? err
-            : new AbortedError(`op #${op.seq} failed: ${(err as Error).stack ?? err}`);
+            : new AbortedError(`op #${op.seq} failed: ${(err as Error).stack ?? err}`));
         this.fail(e, true);
         this.reject(op, e);
       } finally {
@@ -272,7 +278,20 @@ export class Engine {
 
   private onLost(rank: number, reason: string): void {
     if (this.closing && !this.running && this.queue.size === 0) return;
-    this.fail(new PeerLostError(`rank ${rank} ${reason}`, { rank }), true);
+    void this.suspect(new PeerLostError(`rank ${rank} ${reason}`, { rank }));
+  }
+
+  /**
+   * A peer's connection closed, or a send to it failed. That peer may have failed because of
+   * another rank and exited before its abort reached us (queued behind data it was sending), so
+   * wait up to DEFAULTS.lostGraceMs for an abort naming the root cause, from a peer or from the
+   * rendezvous (which sees a dead process's idle connection drop at once); blame this peer only
+   * when none comes. Resolves once the communicator has failed.
+   */
+  private suspect(err: PeerLostError): Promise<void> {
+    if (!this.failure && !this.suspectTimer)
+      this.suspectTimer = setTimeout(() => this.fail(err, true), DEFAULTS.lostGraceMs);
+    return this.failed;
   }
 
   /**
@@ -282,6 +301,8 @@ export class Engine {
   private fail(err: RingwireError, spread: boolean): void {
     if (this.failure || (this.closing && !this.running && this.queue.size === 0)) return;
     this.failure = err;
+    clearTimeout(this.suspectTimer);
+    this.failedNow();
     this.log('error', err.message);
     this.t?.fail(err);
     for (const op of this.queue.values()) this.reject(op, err);

@@ -1,15 +1,16 @@
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { AuthError, type Logger, PeerLostError, ProtocolError, RingwireError } from '@ringwire/common';
-import { decode, encode, type PeerTable, proof, proofMatches, type Untrusted } from '@ringwire/rendezvous';
+import { type Logger, PeerLostError, ProtocolError, RingwireError } from '@ringwire/common';
+import { decode, encode, type PeerTable, type Untrusted } from '@ringwire/rendezvous';
 import WebSocket, { WebSocketServer } from 'ws';
 import { copyBytes } from '../kernels/index.js';
 import { type FrameHeader, FrameType, HEADER_BYTES, isFrame, readHeader, writeHeader } from '../wire.js';
-import type { EngineMessage, HandshakeMessage } from './control.js';
+import type { EngineMessage } from './control.js';
+import { Credits } from './credits.js';
 import { DataSocket } from './data-socket.js';
-import { createRegion, openRegion, type SharedRegion, sameHost, unlinkRegion } from './shared-memory.js';
+import { acceptPeer, greetPeer } from './handshake.js';
+import { createRegion, type SharedRegion, sameHost } from './shared-memory.js';
 import type { CollectiveTransport, Frame, Placer } from './types.js';
 
 export interface TransportOptions {
@@ -37,8 +38,7 @@ interface Outbox {
   ws: WebSocket;
   /** The raw socket under `ws`: data frames are written to it directly (see send). */
   socket: Socket;
-  credits: number;
-  waiters: { resolve: () => void; reject: (e: Error) => void }[];
+  credits: Credits;
   /** The peer maps these slots: payloads go there (frame number % credits), headers on `socket`. */
   shared?: Buffer[];
   sent: number;
@@ -49,14 +49,6 @@ const READ_BUFFER_BYTES = 1024 * 1024;
 
 const CREDIT_DESC = { kind: 'barrier', dtype: 'uint8', op: 'sum', root: 0, count: 0, layout: 0 } as const;
 
-/**
- * Peer connections for one communicator. Every ordered pair (i -> j) gets its own WebSocket on
- * which i is the server: server frames are not masked, so bulk data always flows server to
- * client, and the client sends back only credits and control messages. Frames from one peer
- * arrive in order (TCP), and every rank issues collectives in the same order, so each peer's
- * frames are consumed from a FIFO and checked against what this rank expects next.
- *
- */
 /** Transport's events: a peer's control message, a lost peer, a peer that broke the protocol. */
 export interface TransportEvents {
   control: [rank: number, msg: Untrusted];
@@ -64,6 +56,13 @@ export interface TransportEvents {
   protocol: [rank: number, err: ProtocolError];
 }
 
+/**
+ * Peer connections for one communicator. Every ordered pair (i -> j) gets its own WebSocket on
+ * which i is the server: server frames are not masked, so bulk data always flows server to
+ * client, and the client sends back only credits and control messages. Frames from one peer
+ * arrive in order (TCP), and every rank issues collectives in the same order, so each peer's
+ * frames are consumed from a FIFO and checked against what this rank expects next.
+ */
 export class Transport extends EventEmitter<TransportEvents> implements CollectiveTransport {
   rank = -1;
   size = 0;
@@ -149,92 +148,28 @@ export class Transport extends EventEmitter<TransportEvents> implements Collecti
     if (this.size > 0 && this.outbox.filter(Boolean).length === this.size - 1) this.inboundDone?.();
   }
 
-  /** A peer connects to receive our data: authenticate it, then it becomes our outbox to that rank. */
-  private onInbound(ws: WebSocket, remote: string, sameHost: boolean): void {
-    const nonce = randomBytes(32);
-    let authed = false;
-    const reject = (why: string, code = 1008) => {
-      this.opts.log('warn', `peer listener: closing ${remote}: ${why}`);
-      ws.close(code, 'rejected');
-      setTimeout(() => ws.terminate(), 1000).unref();
-    };
-    const timer = setTimeout(
-      () => !authed && reject('did not authenticate in time'),
-      this.opts.authTimeoutMs,
-    );
-    ws.on('error', () => {});
-    ws.once('message', async (data: Buffer) => {
-      let hello: ReturnType<typeof decode>;
-      try {
-        hello = decode(data);
-      } catch {
-        return reject('malformed hello');
-      }
-      if (
-        hello.t !== 'hello' ||
-        hello.job !== this.opts.job ||
-        !proofMatches(this.opts.token, nonce, this.opts.job, hello.proof) ||
-        !(hello.nonce instanceof Uint8Array)
-      ) {
-        return reject(
-          hello.job !== this.opts.job
-            ? `hello for another job (${String(hello.job).slice(0, 64)})`
-            : 'authentication failed',
-          4401,
-        );
-      }
-      const table = await this.table;
-      const r = hello.rank;
-      if (hello.generation !== table.generation)
-        return reject(`stale generation ${hello.generation}, this job is at ${table.generation}`);
-      if (
-        typeof r !== 'number' ||
-        !Number.isInteger(r) ||
-        r < 0 ||
-        r >= table.size ||
-        r === table.rank ||
-        this.outbox[r]
-      )
-        return reject(`bad or duplicate rank ${r}`);
-      authed = true;
-      const region = sameHost && this.opts.sharedMemory ? this.tryRegion() : undefined;
-      ws.send(
-        encode({
-          t: 'welcome',
-          proof: proof(this.opts.token, hello.nonce, this.opts.job),
-          shm: region?.offer,
-        } satisfies HandshakeMessage),
-      );
-      const ready = (shared?: Buffer[]) => {
-        clearTimeout(timer);
-        this.outbox[r] = {
-          ws,
-          socket: (ws as unknown as { _socket: Socket })._socket,
-          credits: this.opts.credits,
-          waiters: [],
-          shared,
-          sent: 0,
-        };
-        ws.on('message', (msg: Buffer) => this.onMessage(r, msg, true));
-        ws.on('close', () => this.onClose(r, 'send'));
-        this.checkInbound();
-      };
-      if (!region) return ready();
-      // The peer answers the offer first (before any credit); the file goes once it has.
-      ws.once('close', () => unlinkRegion(region));
-      ws.once('message', (data: Buffer) => {
-        unlinkRegion(region);
-        let ok = false;
-        try {
-          const reply = decode(data);
-          ok = reply.t === 'shm' && reply.ok === true;
-        } catch {
-          return reject('malformed shared-memory answer');
-        }
-        ready(ok ? region.slots : undefined);
-      });
+  /** A peer connects to receive our data: once it passes the handshake it is our outbox to it. */
+  private async onInbound(ws: WebSocket, remote: string, sameHost: boolean): Promise<void> {
+    const peer = await acceptPeer(ws, {
+      ...this.opts,
+      remote,
+      sameHost,
+      table: this.table,
+      taken: (r) => this.outbox[r] !== undefined,
+      region: () => this.tryRegion(),
     });
-    ws.send(encode({ t: 'challenge', nonce } satisfies HandshakeMessage));
+    if (!peer) return;
+    const r = peer.rank;
+    this.outbox[r] = {
+      ws,
+      socket: (ws as unknown as { _socket: Socket })._socket,
+      credits: new Credits(this.opts.credits),
+      shared: peer.shared,
+      sent: 0,
+    };
+    ws.on('message', (msg: Buffer) => this.onMessage(r, msg, true));
+    ws.on('close', () => this.onClose(r, 'send'));
+    this.checkInbound();
   }
 
   /**
@@ -280,63 +215,24 @@ export class Transport extends EventEmitter<TransportEvents> implements Collecti
       readBufferBytes: READ_BUFFER_BYTES,
       timeoutMs: Math.max(1, deadline - Date.now()),
     });
-    const myNonce = randomBytes(32);
-    await new Promise<void>((resolve, reject) => {
-      const fail = (err: Error) => (ds.destroy(), reject(err));
-      const timer = setTimeout(
-        () => fail(new AuthError(`rank ${rank} did not complete the handshake in time`, { rank })),
-        Math.max(1, deadline - Date.now()),
-      );
-      ds.once('close', () => fail(new Error('closed during the handshake')));
-      ds.on('error', (err: Error) => fail(err));
-      const onControl = (data: Buffer) => {
-        let msg: ReturnType<typeof decode>;
-        try {
-          msg = decode(data);
-        } catch {
-          return fail(new ProtocolError(`rank ${rank} sent a malformed handshake`, { rank }));
-        }
-        if (msg.t === 'challenge' && msg.nonce instanceof Uint8Array) {
-          ds.send(
-            encode({
-              t: 'hello',
-              job: this.opts.job,
-              generation: this.generation,
-              rank: this.rank,
-              proof: proof(this.opts.token, msg.nonce, this.opts.job),
-              nonce: myNonce,
-            } satisfies HandshakeMessage),
-          );
-        } else if (msg.t === 'welcome' && proofMatches(this.opts.token, myNonce, this.opts.job, msg.proof)) {
-          clearTimeout(timer);
-          if (msg.shm !== undefined) {
-            try {
-              if (this.opts.sharedMemory && ds.sameHost)
-                ds.shared = openRegion(msg.shm, this.opts.credits, this.opts.chunkBytes);
-            } catch (err) {
-              this.opts.log(
-                this.unmapped++ ? 'debug' : 'warn',
-                `cannot map rank ${rank}'s shared memory, using TCP: ${(err as Error).message}`,
-              );
-            }
-            ds.send(encode({ t: 'shm', ok: ds.shared !== undefined } satisfies HandshakeMessage));
-          }
-          ds.removeAllListeners();
-          ds.on('control', (d: Buffer) => this.onMessage(rank, d, false));
-          ds.on('frame', (h: FrameHeader, payload: Uint8Array) => this.onData(rank, h, payload));
-          ds.on('error', (err: Error) => this.protocolError(rank, err));
-          ds.on('close', () => this.onClose(rank, 'recv'));
-          this.inbound[rank] = ds;
-          resolve();
-        } else {
-          fail(
-            new AuthError(`rank ${rank} at ${host}:${port} failed to prove it holds the job token`, { rank }),
-          );
-        }
-      };
-      ds.on('control', onControl);
-      ds.start();
+    await greetPeer(ds, {
+      ...this.opts,
+      rank,
+      where: `${host}:${port}`,
+      myRank: this.rank,
+      generation: this.generation,
+      deadline,
+      unmapped: (err) =>
+        this.opts.log(
+          this.unmapped++ ? 'debug' : 'warn',
+          `cannot map rank ${rank}'s shared memory, using TCP: ${err.message}`,
+        ),
     });
+    ds.on('control', (d: Buffer) => this.onMessage(rank, d, false));
+    ds.on('frame', (h: FrameHeader, payload: Uint8Array) => this.onData(rank, h, payload));
+    ds.on('error', (err: Error) => this.protocolError(rank, err));
+    ds.on('close', () => this.onClose(rank, 'recv'));
+    this.inbound[rank] = ds;
   }
 
   /** Control messages (either side) and credits (on our sending connections). */
@@ -350,9 +246,7 @@ export class Transport extends EventEmitter<TransportEvents> implements Collecti
         throw new ProtocolError(`frame from generation ${h.generation}, this job is at ${this.generation}`);
       this.lastProgress = Date.now();
       const box = this.outbox[rank]!;
-      box.credits += h.length;
-      if (box.credits > this.opts.credits) throw new ProtocolError('more credit than was ever granted');
-      while (box.credits > 0 && box.waiters.length) box.credits--, box.waiters.shift()!.resolve();
+      box.credits.grant(h.length);
     } catch (err) {
       this.protocolError(rank, err);
     }
@@ -393,8 +287,7 @@ export class Transport extends EventEmitter<TransportEvents> implements Collecti
     if (!this.byes.has(rank)) return void this.emit('lost', rank, 'connection closed');
     if (which === 'recv' && this.inbox[rank]?.waiter)
       this.inbox[rank].waiter!.reject(this.gone(rank)), (this.inbox[rank].waiter = undefined);
-    if (which === 'send')
-      for (const w of this.outbox[rank]?.waiters.splice(0) ?? []) w.reject(this.gone(rank));
+    if (which === 'send') this.outbox[rank]?.credits.fail(this.gone(rank));
   }
 
   /** The peer announced a graceful close: later uses of it fail as lost, without alarm. */
@@ -410,8 +303,8 @@ export class Transport extends EventEmitter<TransportEvents> implements Collecti
     const box = this.outbox[peer];
     if (this.failure) throw this.failure;
     if (!box || box.ws.readyState !== WebSocket.OPEN) throw this.gone(peer);
-    if (box.credits > 0) box.credits--;
-    else await new Promise<void>((resolve, reject) => box.waiters.push({ resolve, reject }));
+    const wait = box.credits.take();
+    if (wait) await wait; // no await (no extra tick) while credit is at hand
     if (box.ws.readyState !== WebSocket.OPEN) throw this.gone(peer);
     // One unmasked WebSocket frame (server to client), written without copying the payload:
     // the frame header and our header in one small buffer, then the payload where it lies.
@@ -510,7 +403,7 @@ export class Transport extends EventEmitter<TransportEvents> implements Collecti
     if (this.failure) return;
     this.failure = err;
     for (const inbox of this.inbox) if (inbox.waiter) inbox.waiter.reject(err), (inbox.waiter = undefined);
-    for (const box of this.outbox) for (const w of box?.waiters.splice(0) ?? []) w.reject(err);
+    for (const box of this.outbox) box?.credits.fail(err);
   }
 
   async close(): Promise<void> {
