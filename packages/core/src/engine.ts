@@ -307,7 +307,8 @@ export class Engine {
     this.t?.fail(err);
     for (const op of this.queue.values()) this.reject(op, err);
     this.queue.clear();
-    this.post({ t: 'failed', error: err.toJSON() });
+    // Peers and the rendezvous hear of it before the caller does: a caller that exits at once
+    // must not take the news with it (ringrun names the root cause from the reports).
     if (spread) {
       const msg: EngineMessage = { t: 'abort', ...err.toJSON() };
       // On both connections: whichever of them a peer sees close first, the abort (naming the
@@ -315,6 +316,7 @@ export class Engine {
       for (let r = 0; r < this.size; r++) if (r !== this.rank) this.t.control(r, msg, true);
       this.rdzv?.reportFailure(err.message, { code: err.code, rank: err.rank ?? this.rank }).catch(() => {});
     }
+    this.post({ t: 'failed', error: err.toJSON() });
     if (this.closing) this.closeDone?.();
   }
 
