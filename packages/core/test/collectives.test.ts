@@ -106,7 +106,7 @@ describe('every collective, type and op against exact expected values', () => {
   it('one rank without shared memory (RINGWIRE_SHM=0): its peers fall back to TCP with it only', async () => {
     const { procs } = startJob(3, 'all', {
       env: { LENGTHS: '7,3001' },
-      perRank: (r) => (r === 1 ? { RINGWIRE_SHM: '0' } : {}),
+      perRank: (r): Record<string, string> => (r === 1 ? { RINGWIRE_SHM: '0' } : {}),
     });
     const { codes, checks, output } = await finish(procs, 110_000);
     expect(codes, output).toEqual([0, 0, 0]);
