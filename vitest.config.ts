@@ -3,12 +3,7 @@ import { defineConfig } from 'vitest/config';
 // Multi-process tests spawn real workers; on 2 cores, run files one at a time so timings stay sane.
 export default defineConfig({
   test: {
-    include: [
-      'packages/*/test/**/*.test.ts',
-      'native/test/**/*.test.ts',
-      'bench/test/**/*.test.ts',
-      'test/**/*.test.ts',
-    ],
+    include: ['packages/*/test/**/*.test.ts', 'native/test/**/*.test.ts', 'bench/test/**/*.test.ts'],
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,

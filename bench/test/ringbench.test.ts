@@ -2,8 +2,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { killAll, spawnNode } from '@ringwire/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { killAll, spawnNode } from '../../test/helpers/procs.js';
 import {
   countWrong,
   encode,

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { encode, type PeerInfo, RendezvousClient, RendezvousServer } from '@ringwire/rendezvous';
+import { jsonEvents, killAll, type Proc, spawnNode, waitForJson } from '@ringwire/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { jsonEvents, killAll, type Proc, spawnNode, waitForJson } from '../../../test/helpers/procs.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/worker.mjs', import.meta.url));
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));

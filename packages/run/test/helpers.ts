@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { type Proc, spawnNode } from '../../../test/helpers/procs.js';
+import { killAll, type Proc, sleep, spawnNode, spawnProc } from '@ringwire/testing';
+
+export { alive, allGone, sleep } from '@ringwire/testing';
 
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 export const WORKER = fileURLToPath(new URL('./fixtures/worker.mjs', import.meta.url));
@@ -15,40 +14,13 @@ export function ringrun(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   return spawnNode(CLI, args, env);
 }
 
-const live = new Set<ChildProcess>();
-
 /** Runs ringrun inside a network namespace (`ip netns exec` execs it: the pid is ringrun's). */
 export function ringrunIn(ns: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn('ip', ['netns', 'exec', ns, NODE, CLI, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  live.add(child);
-  const lines: string[] = [];
-  const stderr: string[] = [];
-  createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
-  createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
-  const exited = new Promise<number>((resolve) =>
-    child.on(
-      'exit',
-      (code, signal) => (
-        live.delete(child), resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15))
-      ),
-    ),
-  );
-  return { child, lines, stderr, exited, waitFor: () => Promise.reject(new Error('use waitEvents')) };
+  return spawnProc(['ip', 'netns', 'exec', ns, NODE, CLI, ...args], env);
 }
 
-export async function killRingrunIn(): Promise<void> {
-  await Promise.all(
-    [...live].map(
-      (c) =>
-        new Promise((r) =>
-          c.exitCode !== null || c.signalCode !== null ? r(null) : (c.once('exit', r), c.kill('SIGKILL')),
-        ),
-    ),
-  );
-}
+/** Kept for hosts.test.ts: every spawned process, ringrunIn's included, is killed by killAll. */
+export const killRingrunIn = killAll;
 
 /** The JSON events a rank printed through ringrun. */
 export function events<T = Record<string, unknown>>(
@@ -79,24 +51,3 @@ export async function waitEvents<T = Record<string, unknown>>(
     await sleep(25);
   }
 }
-
-/** A process counts as alive until it is gone or a zombie (nobody may have reaped it yet). */
-export function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-/** Resolves once none of the pids is alive; rejects naming the survivors after timeoutMs. */
-export async function allGone(pids: number[], timeoutMs = 3_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (pids.some(alive)) {
-    if (Date.now() > deadline)
-      throw new Error(`still alive after ${timeoutMs} ms: ${pids.filter(alive).join(', ')}`);
-    await sleep(25);
-  }
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

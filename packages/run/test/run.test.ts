@@ -2,8 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { killAll } from '@ringwire/testing';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { killAll } from '../../../test/helpers/procs.js';
 import {
   LineTagger,
   launch,

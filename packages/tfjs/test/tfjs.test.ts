@@ -2,39 +2,29 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { RendezvousServer } from '@ringwire/rendezvous';
+import {
+  type Check,
+  type ErrorEvent,
+  finish,
+  killAll,
+  startRanks,
+  startRendezvous,
+  type TestRendezvous,
+} from '@ringwire/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Check, type ErrorEvent, finish } from './helpers/job.js';
-import { killAll, type Proc, spawnNode } from './helpers/procs.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/tfjs-worker.mjs', import.meta.url));
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const TOKEN = 'ringwire-tfjs-test-token';
-let server: RendezvousServer;
-let url = '';
-let jobs = 0;
+/** The repository root: the example runs from there, as the README says. */
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+let rdv: TestRendezvous;
 
-beforeAll(async () => {
-  server = new RendezvousServer({ token: TOKEN, log: () => {} });
-  ({ url } = await server.listen());
-});
-afterAll(() => server?.close());
+beforeAll(async () => (rdv = await startRendezvous()));
+afterAll(() => rdv?.close());
 afterEach(killAll);
 
-function startJob(size: number, scenario: string): Proc[] {
-  const job = `tfjs-${process.pid}-${++jobs}`;
-  return Array.from({ length: size }, (_, r) =>
-    spawnNode(WORKER, [scenario], {
-      RINGWIRE_RANK: String(r),
-      RINGWIRE_SIZE: String(size),
-      RINGWIRE_LOCAL_RANK: String(r),
-      RINGWIRE_LOCAL_SIZE: String(size),
-      RINGWIRE_RENDEZVOUS: url,
-      RINGWIRE_JOB_ID: job,
-      RINGWIRE_TOKEN: TOKEN,
-    }),
-  );
-}
+/** The ranks of one job of the tfjs worker running `scenario`. */
+const startJob = (size: number, scenario: string) =>
+  startRanks(rdv, WORKER, size, { args: [scenario] }).procs;
 
 /** Every rank exits 0, reports no failed check, and (per rank) reports the same named checks. */
 function expectAllPassed(
@@ -63,7 +53,7 @@ describe('@ringwire/tfjs DistributedOptimizer', () => {
   });
 
   it('2 ranks: missing callback, backwardPassesPerStep, compression, broadcast, callbacks, leaks, model.save', async () => {
-    const res = await finish(startJob(2, 'features'));
+    const res = await finish(startJob(2, 'features'), 110_000);
     expectAllPassed(res, 37);
     const names = res.checks[0].map((c) => c.name);
     for (const n of [
@@ -141,7 +131,7 @@ describe('@ringwire/tfjs DistributedOptimizer', () => {
       if (!m) throw new Error(`no accuracy in:\n${out}`);
       return Number(m[1]);
     };
-    const ringrun = fileURLToPath(new URL('../packages/run/dist/cli.js', import.meta.url));
+    const ringrun = fileURLToPath(new URL('../../run/dist/cli.js', import.meta.url));
     const [two, one] = await Promise.all([
       run(
         process.execPath,

@@ -1,22 +1,35 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import { encode, proof, type RendezvousServer } from '@ringwire/rendezvous';
+import { fileURLToPath } from 'node:url';
+import { encode, proof } from '@ringwire/rendezvous';
+import {
+  type ErrorEvent,
+  finish,
+  killAll,
+  startRanks,
+  startRendezvous,
+  type TestRendezvous,
+  waitForJson,
+} from '@ringwire/testing';
 import { type Communicator, init } from 'ringwire';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { type ErrorEvent, finish, startJob, startRendezvous, stopRendezvous, TOKEN } from './helpers/job.js';
-import { killAll, waitForJson } from './helpers/procs.js';
 
-let server: RendezvousServer;
-beforeAll(async () => (server = await startRendezvous()));
-afterAll(stopRendezvous);
+const COLLECTIVES = fileURLToPath(new URL('./fixtures/collectives.mjs', import.meta.url));
+let rdv: TestRendezvous;
+beforeAll(async () => (rdv = await startRendezvous()));
+afterAll(() => rdv?.close());
 afterEach(() => killAll());
+
+/** A job of the collectives fixture running `scenario`, with `env` for every rank. */
+const startJob = (size: number, scenario: string, env: Record<string, string> = {}) =>
+  startRanks(rdv, COLLECTIVES, size, { args: [scenario], env });
 
 describe('a dead peer', () => {
   for (const shm of ['1', '0'])
     it(`SIGKILL of one rank during a 64 MiB all-reduce fails every other rank within 3 s, naming it (${shm === '1' ? 'shared memory' : 'TCP'})`, async () => {
-      const { procs } = startJob(4, ['hold'], { RINGWIRE_SHM: shm });
+      const { procs } = startJob(4, 'hold', { RINGWIRE_SHM: shm });
       await Promise.all(procs.map((p) => waitForJson(p, 'looping', 30_000)));
       await new Promise((r) => setTimeout(r, 300));
       const t0 = Date.now();
@@ -42,7 +55,7 @@ describe('a frozen peer that then dies', () => {
   it('fails the others with PEER_LOST, and they close at once, not at the op timeout', async () => {
     // A stopped rank answers no status query, so the others' stall checks each wait their full
     // second: the failure lands in the middle of one, which must not keep the engine alive.
-    const { procs } = startJob(3, ['skip'], { RINGWIRE_TIMEOUT_MS: '30000' });
+    const { procs } = startJob(3, 'skip', { RINGWIRE_TIMEOUT_MS: '30000' });
     await waitForJson(procs[2], 'skipping');
     procs[2].child.kill('SIGSTOP');
     await new Promise((r) => setTimeout(r, 3500));
@@ -68,7 +81,7 @@ describe('mismatched collectives fail on every rank with both descriptors', () =
   ];
   for (const [kind, pattern, late] of [...cases, ['count', cases[0][1], '1']]) {
     it(`different ${kind}${late ? ', with rank 1 calling after the others failed' : ''}`, async () => {
-      const { procs } = startJob(3, ['mismatch'], {
+      const { procs } = startJob(3, 'mismatch', {
         MISMATCH: kind,
         RINGWIRE_TIMEOUT_MS: '20000',
         LATE: late ?? '',
@@ -92,7 +105,7 @@ describe('mismatched collectives fail on every rank with both descriptors', () =
 
 describe('an all-gather output too small on one rank', () => {
   it('fails the collective on every rank, naming that rank', async () => {
-    const { procs } = startJob(3, ['mismatch'], { MISMATCH: 'out' });
+    const { procs } = startJob(3, 'mismatch', { MISMATCH: 'out' });
     const { codes, errors, output } = await finish(procs);
     expect(codes, output).toEqual([1, 1, 1]);
     for (const [e] of errors)
@@ -108,7 +121,7 @@ describe('an all-gather output too small on one rank', () => {
 
 describe('a program that forgets close()', () => {
   it('exits by itself once idle, and no rank sees a failure', async () => {
-    const { procs } = startJob(3, ['loop'], { ITERS: '20', NO_CLOSE: '1' });
+    const { procs } = startJob(3, 'loop', { ITERS: '20', NO_CLOSE: '1' });
     const t0 = Date.now();
     const { codes, checks, errors, output } = await finish(procs);
     expect(codes, output).toEqual([0, 0, 0]);
@@ -121,7 +134,7 @@ describe('a program that forgets close()', () => {
 
 describe('a rank that never arrives', () => {
   it('times out naming it, after a stall warning that names it earlier', async () => {
-    const { procs } = startJob(3, ['skip'], { RINGWIRE_TIMEOUT_MS: '2000' });
+    const { procs } = startJob(3, 'skip', { RINGWIRE_TIMEOUT_MS: '2000' });
     await waitForJson(procs[2], 'skipping');
     const errs = await Promise.all([0, 1].map((r) => waitForJson<ErrorEvent>(procs[r], 'error', 10_000)));
     for (const e of errs) {
@@ -138,9 +151,9 @@ describe('a rank that never arrives', () => {
 
 describe('junk traffic to the peer ports', () => {
   it('1,000 junk connections and frames during a job leave it undisturbed', async () => {
-    const { procs, job } = startJob(3, ['loop'], { ITERS: '300' });
+    const { procs, job } = startJob(3, 'loop', { ITERS: '300' });
     await Promise.all(procs.map((p) => waitForJson(p, 'running', 30_000)));
-    const status = server.status() as {
+    const status = rdv.server.status() as {
       jobs: { id: string; generation: number; members: { port: number }[] }[];
     };
     const j = status.jobs.find((x) => x.id === job)!;
@@ -183,7 +196,7 @@ describe('junk traffic to the peer ports', () => {
                 job: 'another-job',
                 generation: 1,
                 rank: 0,
-                proof: proof(TOKEN, nonce, 'another-job'),
+                proof: proof(rdv.token, nonce, 'another-job'),
                 nonce: randomBytes(32),
               }),
             );
@@ -194,7 +207,7 @@ describe('junk traffic to the peer ports', () => {
       });
     };
     for (let i = 0; i < 1000; i += 50) await Promise.all(Array.from({ length: 50 }, (_, k) => junk(i + k)));
-    const { codes, checks, output } = await finish(procs);
+    const { codes, checks, output } = await finish(procs, 110_000);
     expect(codes, output).toEqual([0, 0, 0]);
     for (const c of checks)
       expect(c.map(({ name, ok }) => ({ name, ok }))).toEqual([{ name: 'loop', ok: true }]);
@@ -301,7 +314,7 @@ describe('bad input gets a clear error', () => {
       delete process.env.RINGWIRE_TIMEOUT_MS;
     }
     await expect(
-      init({ size: 2, rendezvous: server.url, jobId: 'bad-token', token: 'wrong', connectTimeoutMs: 3000 }),
+      init({ size: 2, rendezvous: rdv.url, jobId: 'bad-token', token: 'wrong', connectTimeoutMs: 3000 }),
     ).rejects.toMatchObject({ code: 'RINGWIRE_ERR_AUTH' });
   });
 

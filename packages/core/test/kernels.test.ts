@@ -2,8 +2,9 @@
 // and hand-computed values, and every native table (portable C++, AVX2+F16C) against the JS
 // kernels bit for bit. Native tests fail when the addon is missing (CI builds it); set
 // RINGWIRE_NO_NATIVE=1 to run only the JS half.
+
+import { DTYPE_NAMES, DTYPES, type DType, type KernelOp } from '@ringwire/common';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DTYPE_NAMES, DTYPES, type DType, type KernelOp } from '../packages/common/src/dtypes.js';
 import {
   jsKernels,
   type Kernels,
@@ -11,8 +12,8 @@ import {
   loadKernels,
   nativeKernels,
   nativeKernelVariants,
-} from '../packages/core/src/kernels/index.js';
-import { bf16BitsToF32, f16BitsToF32, f32BitsToBf16, f32BitsToF16 } from '../packages/core/src/kernels/js.js';
+} from '../src/kernels/index.js';
+import { bf16BitsToF32, f16BitsToF32, f32BitsToBf16, f32BitsToF16 } from '../src/kernels/js.js';
 
 const OPS: KernelOp[] = ['sum', 'prod', 'min', 'max'];
 const FLOATS: DType[] = ['float32', 'float64', 'float16', 'bfloat16'];

@@ -1,14 +1,9 @@
 import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { DataSocket } from '../packages/core/src/transport/data-socket.js';
-import {
-  createRegion,
-  openRegion,
-  sharedMemoryInfo,
-  unlinkRegion,
-} from '../packages/core/src/transport/shared-memory.js';
-import { FrameType, HEADER_BYTES, writeHeader } from '../packages/core/src/wire.js';
+import { DataSocket } from '../src/transport/data-socket.js';
+import { createRegion, openRegion, sharedMemoryInfo, unlinkRegion } from '../src/transport/shared-memory.js';
+import { FrameType, HEADER_BYTES, writeHeader } from '../src/wire.js';
 
 // The receiving end of peer connections against a real `ws` server that sends hostile frames.
 let wss: WebSocketServer | undefined;

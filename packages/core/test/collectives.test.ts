@@ -1,8 +1,19 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  finish,
+  jsonEvents,
+  killAll,
+  type Proc,
+  type RanksOptions,
+  startRanks,
+  startRendezvous,
+  type TestRendezvous,
+} from '@ringwire/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { finish, startJob, startRendezvous, stopRendezvous } from './helpers/job.js';
-import { jsonEvents, killAll, type Proc } from './helpers/procs.js';
+
+const COLLECTIVES = fileURLToPath(new URL('./fixtures/collectives.mjs', import.meta.url));
 
 /** Whether this user may give a process a /dev/shm of its own (root, or CAP_SYS_ADMIN). */
 const privateMounts = (() => {
@@ -16,13 +27,17 @@ const privateMounts = (() => {
   }
 })();
 
-/** Shared-memory files (packages/core/src/shared.ts) that these processes created and left. */
+/** Shared-memory files (src/transport/shared-memory.ts) that these processes created and left. */
 const leftoverRegions = (procs: Proc[]) =>
   readdirSync('/dev/shm').filter((f) => procs.some((p) => f.startsWith(`ringwire-${p.child.pid}-`)));
 
-beforeAll(startRendezvous);
-afterAll(stopRendezvous);
+let rdv: TestRendezvous;
+beforeAll(async () => (rdv = await startRendezvous()));
+afterAll(() => rdv?.close());
 afterEach(() => killAll());
+
+const startJob = (size: number, scenario: string, opts: RanksOptions = {}) =>
+  startRanks(rdv, COLLECTIVES, size, { args: [scenario], ...opts });
 
 // Per rank: 6 dtypes; all-reduce over ops x lengths x 2 algorithms; then per length a broadcast
 // per algorithm, an all-gather and a reduce-scatter; then 4 grouped, shared, all-gather into out, sync, 6 concurrent, barrier.
@@ -34,8 +49,8 @@ function expectedChecks(lengths: number) {
 describe('every collective, type and op against exact expected values', () => {
   for (const size of [1, 2, 3, 4, 5]) {
     it(`${size} rank${size > 1 ? 's' : ''}: lengths 0, 1, 7, 1000 and one not divisible by the size`, async () => {
-      const { procs } = startJob(size, ['all']);
-      const { codes, checks, output } = await finish(procs);
+      const { procs } = startJob(size, 'all');
+      const { codes, checks, output } = await finish(procs, 110_000);
       expect(codes, output).toEqual(Array(size).fill(0));
       // Same host: every peer's payloads come through shared memory, and no file is left behind.
       expect(
@@ -53,8 +68,8 @@ describe('every collective, type and op against exact expected values', () => {
   }
 
   it('8 ranks, lengths 0, 7 and 8003', async () => {
-    const { procs } = startJob(8, ['all'], { LENGTHS: '0,7,8003' });
-    const { codes, checks, output } = await finish(procs);
+    const { procs } = startJob(8, 'all', { env: { LENGTHS: '0,7,8003' } });
+    const { codes, checks, output } = await finish(procs, 170_000);
     expect(codes, output).toEqual(Array(8).fill(0));
     for (const c of checks) {
       expect(
@@ -72,8 +87,8 @@ describe('every collective, type and op against exact expected values', () => {
     [3, '0'],
   ] as const) {
     it(`16 MiB all-reduce and broadcast at ${size} ranks ${shm === '1' ? 'through shared memory' : 'over TCP (RINGWIRE_SHM=0)'}`, async () => {
-      const { procs } = startJob(size, ['big'], { RINGWIRE_SHM: shm });
-      const { codes, checks, output } = await finish(procs);
+      const { procs } = startJob(size, 'big', { env: { RINGWIRE_SHM: shm } });
+      const { codes, checks, output } = await finish(procs, 110_000);
       expect(codes, output).toEqual(Array(size).fill(0));
       expect(
         procs.map((p) => jsonEvents<{ sharedMemoryPeers: number[] }>(p, 'ready')[0].sharedMemoryPeers.length),
@@ -89,10 +104,11 @@ describe('every collective, type and op against exact expected values', () => {
   }
 
   it('one rank without shared memory (RINGWIRE_SHM=0): its peers fall back to TCP with it only', async () => {
-    const { procs } = startJob(3, ['all'], { LENGTHS: '7,3001' }, (r) =>
-      r === 1 ? { RINGWIRE_SHM: '0' } : {},
-    );
-    const { codes, checks, output } = await finish(procs);
+    const { procs } = startJob(3, 'all', {
+      env: { LENGTHS: '7,3001' },
+      perRank: (r): Record<string, string> => (r === 1 ? { RINGWIRE_SHM: '0' } : {}),
+    });
+    const { codes, checks, output } = await finish(procs, 110_000);
     expect(codes, output).toEqual([0, 0, 0]);
     expect(
       procs.map((p) => jsonEvents<{ sharedMemoryPeers: number[] }>(p, 'ready')[0].sharedMemoryPeers),
@@ -132,8 +148,8 @@ describe('every collective, type and op against exact expected values', () => {
           `mount -t tmpfs -o size=${size} tmpfs /dev/shm && exec "$@"`,
           'sh',
         ];
-        const { procs } = startJob(3, ['all'], { LENGTHS: '7,3001' }, () => ({}), prefix);
-        const { codes, checks, output } = await finish(procs);
+        const { procs } = startJob(3, 'all', { env: { LENGTHS: '7,3001' }, prefix });
+        const { codes, checks, output } = await finish(procs, 110_000);
         expect(codes, output).toEqual([0, 0, 0]);
         expect(
           procs.map((p) => jsonEvents<{ sharedMemoryPeers: number[] }>(p, 'ready')[0].sharedMemoryPeers),
@@ -156,8 +172,8 @@ describe('every collective, type and op against exact expected values', () => {
   }
 
   it('the JS kernels give the same results (RINGWIRE_NO_NATIVE=1)', async () => {
-    const { procs } = startJob(3, ['all'], { RINGWIRE_NO_NATIVE: '1', LENGTHS: '7,3001' });
-    const { codes, checks, output } = await finish(procs);
+    const { procs } = startJob(3, 'all', { env: { RINGWIRE_NO_NATIVE: '1', LENGTHS: '7,3001' } });
+    const { codes, checks, output } = await finish(procs, 110_000);
     expect(codes, output).toEqual([0, 0, 0]);
     expect(procs[0].lines.some((l) => l.includes('"kernels":"js"'))).toBe(true);
     // Shared memory needs the addon: everything goes over TCP.

@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 /**
- * Spawns real Node processes for multi-process tests and guarantees they are gone afterwards:
- * call `killAll()` in afterEach/afterAll. Output is collected line by line.
+ * A real child process of a multi-process test, its output collected line by line. Every one
+ * is tracked until it exits: call `killAll()` in afterEach/afterAll so none outlives its test.
  */
 export interface Proc {
   child: ChildProcess;
@@ -18,14 +19,8 @@ export interface Proc {
 const live = new Set<ChildProcess>();
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
-/** Runs `node script args`, or `prefix... node script args` (e.g. under unshare). */
-export function spawnNode(
-  script: string,
-  args: string[] = [],
-  env: NodeJS.ProcessEnv = {},
-  prefix: string[] = [],
-): Proc {
-  const cmd = [...prefix, process.execPath, script, ...args];
+/** Runs `cmd[0] cmd[1..]` with `env` over this process's environment. */
+export function spawnProc(cmd: string[], env: NodeJS.ProcessEnv = {}): Proc {
   const child = spawn(cmd[0], cmd.slice(1), {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -76,6 +71,16 @@ export function spawnNode(
   };
 }
 
+/** Runs `node script args`, or `prefix... node script args` (e.g. under unshare). */
+export function spawnNode(
+  script: string,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  prefix: string[] = [],
+): Proc {
+  return spawnProc([...prefix, process.execPath, script, ...args], env);
+}
+
 /** Parses the first stdout line that is a JSON object with the given `event`. */
 export async function waitForJson<T = Record<string, unknown>>(
   p: Proc,
@@ -91,6 +96,7 @@ export function jsonEvents<T = Record<string, unknown>>(p: Proc, event: string):
   return p.lines.filter((l) => l.startsWith(`{"event":"${event}"`)).map((l) => JSON.parse(l) as T);
 }
 
+/** SIGKILLs every process spawned here that is still running and waits until all have exited. */
 export async function killAll(): Promise<void> {
   const waits = [...live].map(
     (c) =>
@@ -100,3 +106,24 @@ export async function killAll(): Promise<void> {
   );
   await Promise.all(waits);
 }
+
+/** A process counts as alive until it is gone or a zombie (nobody may have reaped it yet). */
+export function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves once none of the pids is alive; rejects naming the survivors after timeoutMs. */
+export async function allGone(pids: number[], timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (pids.some(alive)) {
+    if (Date.now() > deadline)
+      throw new Error(`still alive after ${timeoutMs} ms: ${pids.filter(alive).join(', ')}`);
+    await sleep(25);
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

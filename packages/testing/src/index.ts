@@ -1,0 +1,23 @@
+// Helpers for ringwire's multi-process tests: real processes, bounded waits, guaranteed cleanup.
+export {
+  alive,
+  allGone,
+  jsonEvents,
+  killAll,
+  type Proc,
+  sleep,
+  spawnNode,
+  spawnProc,
+  waitForJson,
+} from './procs.js';
+export {
+  type Check,
+  type ErrorEvent,
+  finish,
+  type JobResult,
+  type RanksOptions,
+  startRanks,
+  startRendezvous,
+  type TestRendezvous,
+  TOKEN,
+} from './ranks.js';
