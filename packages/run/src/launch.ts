@@ -145,9 +145,6 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   // The evidence for the root cause of a failure: exits and failure reports in the order seen.
   const ends: WorkerEnd[] = [];
   const reports: FailureReport[] = [];
-  const scan = () => scanTrees(running().flatMap((w) => (w.tree ? [w.tree] : [])));
-  const scanTimer = setInterval(scan, SCAN_MS);
-  scanTimer.unref();
 
   // Survives ringrun being SIGKILLed and stops what ringrun started (see watchdogSource).
   const watchdog = spawn(process.execPath, ['-e', watchdogSource(graceMs)], {
@@ -157,6 +154,18 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   watchdog.stdin!.on('error', () => {});
   watchdog.unref();
   (watchdog.stdin as unknown as { unref?: () => void }).unref?.();
+
+  // Descendants that lead their own group are the watchdog's too (see watchdogSource).
+  const watched = new Set<number>();
+  const scan = () => {
+    const trees = running().flatMap((w) => (w.tree ? [w.tree] : []));
+    scanTrees(trees);
+    const leaders = new Set(trees.flatMap((t) => t.leaders()));
+    for (const pid of leaders) if (!watched.has(pid)) watched.add(pid), watchdog.stdin!.write(`+${pid}\n`);
+    for (const pid of watched) if (!leaders.has(pid)) watched.delete(pid), watchdog.stdin!.write(`-${pid}\n`);
+  };
+  const scanTimer = setInterval(scan, SCAN_MS);
+  scanTimer.unref();
 
   /** SIGTERM to every running worker and all it started, SIGKILL after the grace period. */
   const signalAll = () => {
@@ -300,7 +309,8 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
         if (settled) return;
         settled = true;
         w.exited = true;
-        // The leader is gone; whatever it started goes too.
+        // The leader is gone; whatever it started goes too (found under the descendants known so far).
+        if (p.local && w.tree) scanTrees([w.tree]);
         if (p.local) killTree(w, 'SIGKILL');
         if (w.pid) watchdog.stdin!.write(`-${w.pid}\n`);
         ends.push({ p, code, signal, spawnError, stopped: w.stopped });
@@ -333,6 +343,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   clearTimeout(jobTimer);
   options.signal?.removeEventListener('abort', onAbort);
   process.removeListener('exit', onProcessExit);
+  for (const pid of watched) watchdog.stdin!.write(`-${pid}\n`);
   watchdog.stdin!.end();
   server.off('formed', onFormed);
   server.off('abort', onJobAbort);

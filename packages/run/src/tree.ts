@@ -44,19 +44,20 @@ function readAll(): ProcStat[] {
  * only (/proc); elsewhere the tree stays empty and only process groups are stopped.
  */
 export class ProcessTree {
-  private readonly known = new Map<number, string>();
+  /** Descendant pid -> its start time and whether it leads its own process group. */
+  private readonly known = new Map<number, { start: string; leader: boolean }>();
 
   constructor(readonly root: number) {}
 
-  /** Descendants found so far and still alive at the last scan. */
-  get size(): number {
-    return this.known.size;
+  /** Descendants that lead a process group of their own (setsid, setpgid), as of the last scan. */
+  leaders(): number[] {
+    return [...this.known].filter(([, k]) => k.leader).map(([pid]) => pid);
   }
 
   /** Adds the live processes under the root or under a descendant already known; forgets dead ones. */
   update(all: ProcStat[]): void {
     const byPid = new Map(all.map((p) => [p.pid, p]));
-    for (const [pid, start] of this.known) if (byPid.get(pid)?.start !== start) this.known.delete(pid);
+    for (const [pid, k] of this.known) if (byPid.get(pid)?.start !== k.start) this.known.delete(pid);
     const children = new Map<number, ProcStat[]>();
     for (const p of all) {
       const list = children.get(p.ppid);
@@ -67,7 +68,7 @@ export class ProcessTree {
     while (todo.length) {
       for (const c of children.get(todo.pop()!) ?? []) {
         if (c.pid === this.root || this.known.has(c.pid)) continue;
-        this.known.set(c.pid, c.start);
+        this.known.set(c.pid, { start: c.start, leader: c.pgid === c.pid });
         todo.push(c.pid);
       }
     }
@@ -75,9 +76,9 @@ export class ProcessTree {
 
   /** Signals every known descendant that is still the same process; a group leader with its group. */
   signal(signal: NodeJS.Signals): void {
-    for (const [pid, start] of this.known) {
+    for (const [pid, k] of this.known) {
       const now = readStat(pid);
-      if (!now || now.start !== start || now.zombie) {
+      if (!now || now.start !== k.start || now.zombie) {
         this.known.delete(pid);
         continue;
       }

@@ -13,7 +13,18 @@ import {
   shellQuote,
   splitWords,
 } from '../src/index.js';
-import { alive, allGone, BARRIER, events, FAILING, NODE, ringrun, WORKER, waitEvents } from './helpers.js';
+import {
+  alive,
+  allGone,
+  BARRIER,
+  events,
+  FAILING,
+  NODE,
+  ringrun,
+  sleep,
+  WORKER,
+  waitEvents,
+} from './helpers.js';
 
 // Processes a test saw that ringrun may fail to stop (children in their own session): never left behind.
 const strays: number[] = [];
@@ -165,6 +176,15 @@ describe('stopping what the workers started', () => {
     expect(await p.exited).toBe(3);
     expect(p.stderr).toContain('ringrun: rank 1 exited with code 3');
     await allGone([...pids, ...kids], Math.max(0, 5000 - (Date.now() - t0)));
+  });
+
+  it('SIGKILL to ringrun: its watchdog stops a child in its own session too', async () => {
+    const p = ringrun(['-np', '2', '--grace', '1', NODE, WORKER, 'detach']);
+    const { pids, kids } = await started(p, 2);
+    await sleep(1200); // ringrun collects the workers' descendants every 0.5 s
+    p.child.kill('SIGKILL');
+    await p.exited;
+    await allGone([...pids, ...kids], 3000);
   });
 });
 
