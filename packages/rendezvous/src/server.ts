@@ -82,7 +82,8 @@ const KEY_MAX = 1024;
 /**
  * The rendezvous service: membership and peer tables, a key-value store, barriers and liveness
  * for any number of jobs. Each worker keeps one WebSocket open; its close is how the server
- * learns, at once, that the worker is gone.
+ * learns, at once, that the worker is gone. Events: 'formed' (PeerTable), 'abort' (the job's
+ * first failure, reported or detected) and 'report' (every failure a member reports).
  */
 export class RendezvousServer extends EventEmitter {
   private readonly opts: Required<Omit<RendezvousServerOptions, 'log'>> & { log: Logger };
@@ -331,7 +332,10 @@ export class RendezvousServer extends EventEmitter {
           throw new RendezvousError('only a member of a formed job can report a failure');
         const rank = Number.isInteger(msg.rank) ? (msg.rank as number) : m.rank;
         const code = typeof msg.code === 'string' ? msg.code : ErrorCode.ABORTED;
-        this.abort(job, rank, String(msg.reason ?? 'failure reported'), code);
+        const reason = String(msg.reason ?? 'failure reported');
+        // Every report, not only the first that aborts the job: a launcher weighs them (ringrun's rootCause).
+        this.emit('report', { job: job.id, from: m.rank, rank, reason, code });
+        this.abort(job, rank, reason, code);
         return this.reply(conn, id, true);
       }
       default:

@@ -28,8 +28,9 @@ The ssh command is --ssh, else $RINGRUN_SSH, else "ssh", e.g.
   --ssh "ssh -i ~/.ssh/cluster -p 2222 -o StrictHostKeyChecking=accept-new"
 The rendezvous listens on --bind, else on the local address that routes to the hosts.
 
-Exit status: 0 when every worker succeeded; else the first failed worker's exit code, 128+n when
-it was killed by signal n (remote: the shell's 128+n); 124 when --timeout or --start-timeout
+Exit status: 0 when every worker succeeded; else the exit code of the rank at the root of the
+failure (the rank a worker's error names, else the first to fail; ringrun names it first), 128+n
+when it was killed by signal n (remote: the shell's 128+n); 124 when --timeout or --start-timeout
 hit; 127 when the command is not found; 2 for bad usage; 130/143 when ringrun is interrupted.
 
 Examples:

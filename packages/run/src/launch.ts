@@ -6,10 +6,17 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { LAUNCHER_ENV, readEnv } from '@ringwire/common';
 import { type PeerTable, RendezvousServer } from '@ringwire/rendezvous';
 import { assertCanListen, chooseAddress } from './address.js';
+import { type FailureReport, rootCause, type WorkerEnd } from './cause.js';
 import { type HostSlots, type Placement, placeRanks, UsageError } from './hosts.js';
 import { type LineSink, LineTagger } from './output.js';
 import { remoteCommand, watchdogSource } from './remote.js';
 import { splitWords } from './shell.js';
+import { ProcessTree, scanTrees } from './tree.js';
+
+/** After a worker fails, the others get this long to exit on their own before SIGTERM (capped by the grace). */
+const SETTLE_MS = 1_000;
+/** How often the processes each worker started are collected (see ProcessTree). */
+const SCAN_MS = 500;
 
 export interface LaunchOptions {
   /** The worker program and its arguments, run once per rank. */
@@ -46,8 +53,12 @@ export interface LaunchOptions {
 }
 
 export interface LaunchResult {
-  /** 0 when every worker succeeded; else the first failed worker's code (128+n for a signal), 124 for a timeout, 127 for a missing command. */
+  /**
+   * 0 when every worker succeeded; else the root-cause worker's code (128+n for a signal; the first
+   * failed worker's when ringrun had to stop the cause), 124 for a timeout, 127 for a missing command.
+   */
   code: number;
+  /** The rank at the root of the failure (see rootCause). */
   failedRank?: number;
   /** The signal that killed the failed worker. */
   signal?: NodeJS.Signals;
@@ -62,7 +73,11 @@ interface Worker {
   p: Placement;
   child: ChildProcess;
   pid?: number;
+  /** Everything it started, for stopping those that left its process group. */
+  tree?: ProcessTree;
   exited: boolean;
+  /** ringrun told it to stop before it ended. */
+  stopped: boolean;
 }
 
 export async function launch(options: LaunchOptions): Promise<LaunchResult> {
@@ -115,9 +130,14 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
 
   let result: LaunchResult | undefined;
   let stopping = false;
+  let signalled = false;
+  let settleTimer: NodeJS.Timeout | undefined;
   let killTimer: NodeJS.Timeout | undefined;
   const workers: Worker[] = [];
   const running = () => workers.filter((w) => !w.exited);
+  // The evidence for the root cause of a failure: exits and failure reports in the order seen.
+  const ends: WorkerEnd[] = [];
+  const reports: FailureReport[] = [];
 
   // Survives ringrun being SIGKILLed and stops what ringrun started (see watchdogSource).
   const watchdog = spawn(process.execPath, ['-e', watchdogSource(graceMs)], {
@@ -128,23 +148,53 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   watchdog.unref();
   (watchdog.stdin as unknown as { unref?: () => void }).unref?.();
 
-  /** Records why the job ends (the first reason wins) and stops every worker still running. */
-  const stop = (why: LaunchResult, quiet = false) => {
-    if (stopping) return;
-    stopping = true;
-    result = why;
-    if (!quiet && why.reason) log(why.reason);
+  // Descendants that lead their own group are the watchdog's too (see watchdogSource).
+  const watched = new Set<number>();
+  const scan = () => {
+    const trees = running().flatMap((w) => (w.tree ? [w.tree] : []));
+    scanTrees(trees);
+    const leaders = new Set(trees.flatMap((t) => t.leaders()));
+    for (const pid of leaders) if (!watched.has(pid)) watched.add(pid), watchdog.stdin!.write(`+${pid}\n`);
+    for (const pid of watched) if (!leaders.has(pid)) watched.delete(pid), watchdog.stdin!.write(`-${pid}\n`);
+  };
+  const scanTimer = setInterval(scan, SCAN_MS);
+  scanTimer.unref();
+
+  /** SIGTERM to every running worker and all it started, SIGKILL after the grace period. */
+  const signalAll = () => {
+    if (signalled) return;
+    signalled = true;
+    clearTimeout(settleTimer);
+    scan(); // while each tree is intact: a child's parent link goes when its parent dies
     for (const w of running()) {
-      if (w.p.local) killGroup(w.pid, 'SIGTERM');
+      w.stopped = true;
+      if (w.p.local) killTree(w, 'SIGTERM');
       else w.child.stdin?.end(); // the remote wrapper stops the worker when ssh's stdin closes
     }
     killTimer = setTimeout(() => {
-      for (const w of running()) killGroup(w.pid, 'SIGKILL');
+      scan();
+      for (const w of running()) killTree(w, 'SIGKILL');
     }, graceMs);
+  };
+  /**
+   * Ends the job. `why` (a timeout, a signal) is printed and stops the workers at once; without
+   * it a worker failed, and the others get SETTLE_MS to exit on their own first, so that the
+   * rank at the root of the failure is seen with its own exit code. The first reason wins.
+   */
+  const stop = (why?: LaunchResult) => {
+    if (why) {
+      if (!stopping && why.reason) log(why.reason);
+      if (!stopping) result = why;
+      stopping = true;
+      return signalAll();
+    }
+    if (stopping) return;
+    stopping = true;
+    settleTimer = setTimeout(signalAll, Math.min(SETTLE_MS, graceMs));
   };
   // Last resort on any exit path of this process: nothing it started may outlive it.
   const onProcessExit = () => {
-    for (const w of running()) killGroup(w.pid, 'SIGKILL');
+    for (const w of running()) killTree(w, 'SIGKILL');
   };
   process.on('exit', onProcessExit);
 
@@ -163,11 +213,18 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
     if (options.verbose)
       log(`all ${table.size} ranks joined the rendezvous (generation ${table.generation})`);
   };
-  const onJobAbort = (a: { job: string; rank: number; reason: string }) => {
-    if (a.job === jobId && options.verbose) log(`rendezvous: job aborted: ${a.reason}`);
+  type Report = { job: string; from?: number; rank: number; reason: string; code: string };
+  const onReport = ({ job, ...r }: Report) => {
+    if (job === jobId) reports.push({ ...r, stopped: signalled });
+  };
+  const onJobAbort = (a: Report) => {
+    if (a.job !== jobId) return;
+    onReport(a);
+    if (options.verbose) log(`rendezvous: job aborted: ${a.reason}`);
   };
   server.on('formed', onFormed);
   server.on('abort', onJobAbort);
+  server.on('report', onReport);
   const startTimer = options.startTimeoutMs
     ? setTimeout(() => {
         if (formed) return;
@@ -220,7 +277,14 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
             stdio: ['pipe', 'pipe', 'pipe'],
           },
         );
-    const w: Worker = { p, child, pid: child.pid, exited: false };
+    const w: Worker = {
+      p,
+      child,
+      pid: child.pid,
+      tree: child.pid ? new ProcessTree(child.pid) : undefined,
+      exited: false,
+      stopped: false,
+    };
     workers.push(w);
     if (w.pid) watchdog.stdin!.write(`+${w.pid}\n`);
     if (!p.local) {
@@ -238,20 +302,18 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
         if (settled) return;
         settled = true;
         w.exited = true;
-        // The leader is gone; whatever it left in its group goes too.
-        if (p.local) killGroup(w.pid, 'SIGKILL');
+        // The leader is gone; whatever it started goes too (found under the descendants known so far).
+        if (p.local && w.tree) scanTrees([w.tree]);
+        if (p.local) killTree(w, 'SIGKILL');
         if (w.pid) watchdog.stdin!.write(`-${w.pid}\n`);
-        // The first exit decides the result (later ones are usually its consequence), but the
-        // line saying so waits until this worker's last output is out.
-        const failed = !stopping && (spawnError !== undefined || code !== 0);
-        if (failed) stop(failure(p, code, signal, spawnError), true);
+        ends.push({ p, code, signal, spawnError, stopped: w.stopped });
+        if (!w.stopped && (spawnError !== undefined || code !== 0)) stop();
         let flushed = false;
         const drained = () => {
           if (flushed) return;
           flushed = true;
           tagOut.flush();
           tagErr.flush();
-          if (failed && result?.reason) log(result.reason);
           done();
         };
         if (!child.stdout || !child.stderr || (child.stdout.readableEnded && child.stderr.readableEnded))
@@ -267,69 +329,32 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   });
 
   await Promise.all(finished);
+  clearInterval(scanTimer);
+  clearTimeout(settleTimer);
   clearTimeout(killTimer);
   clearTimeout(startTimer);
   clearTimeout(jobTimer);
   options.signal?.removeEventListener('abort', onAbort);
   process.removeListener('exit', onProcessExit);
+  for (const pid of watched) watchdog.stdin!.write(`-${pid}\n`);
   watchdog.stdin!.end();
   server.off('formed', onFormed);
   server.off('abort', onJobAbort);
+  server.off('report', onReport);
   await server.close();
-  return result ?? { code: 0 };
+  if (result) return result;
+  // Decided once every worker has ended: the cause's own exit and the others' come in any order.
+  const verdict = rootCause(ends, reports);
+  if (!verdict) return { code: 0 };
+  for (const line of verdict.lines) log(line);
+  const { lines: _, ...failed } = verdict;
+  return failed;
 }
 
-/** The result of a worker that failed, and the line that says how. */
-function failure(
-  p: Placement,
-  code: number | null,
-  signal: NodeJS.Signals | null,
-  spawnError?: Error,
-): LaunchResult {
-  const who = `rank ${p.rank}${p.local ? '' : ` (on ${p.host})`}`;
-  if (spawnError) {
-    const missing = (spawnError as NodeJS.ErrnoException).code === 'ENOENT';
-    return {
-      code: missing ? 127 : 126,
-      failedRank: p.rank,
-      reason: `${who} could not be started: ${spawnError.message}`,
-    };
-  }
-  if (signal)
-    return {
-      code: 128 + (osc.signals[signal] ?? 0),
-      failedRank: p.rank,
-      signal,
-      reason: `${who} was killed by ${signal}`,
-    };
-  const c = code ?? 1;
-  if (!p.local) {
-    // Through ssh a signal shows as the shell's 128+n; 255 is ssh's own failure.
-    const sig =
-      c > 128
-        ? (Object.entries(osc.signals).find(([, n]) => n === c - 128)?.[0] as NodeJS.Signals | undefined)
-        : undefined;
-    if (sig)
-      return {
-        code: c,
-        failedRank: p.rank,
-        signal: sig,
-        reason: `${who} was killed by ${sig} (remote exit status ${c})`,
-      };
-    if (c === 255)
-      return {
-        code: c,
-        failedRank: p.rank,
-        reason: `${who} exited with code 255: ssh failed (see its message above) or the command exited 255`,
-      };
-    if (c === 127)
-      return {
-        code: c,
-        failedRank: p.rank,
-        reason: `${who} exited with code 127: command not found on ${p.host}`,
-      };
-  }
-  return { code: c, failedRank: p.rank, reason: `${who} exited with code ${c}` };
+/** Signals a worker's process group and every process it started that left the group. */
+function killTree(w: Worker, signal: NodeJS.Signals): void {
+  killGroup(w.pid, signal);
+  w.tree?.signal(signal);
 }
 
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {

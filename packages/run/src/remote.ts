@@ -50,7 +50,7 @@ export function remoteCommand(
 
 /**
  * A detached watchdog process: ringrun tells it, one line each on its stdin, which process
- * groups it started (`+pid`) and which are gone (`-pid`). If the pipe closes while groups are
+ * groups it started or found under a worker (`+pid`) and which are gone (`-pid`). If the pipe closes while groups are
  * still listed, ringrun died without cleaning up (SIGKILL, a crash): the watchdog stops them,
  * SIGTERM then SIGKILL after the grace period. Stopping an ssh client this way closes its
  * session, which in turn stops the remote worker (see remoteScript).

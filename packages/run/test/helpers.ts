@@ -7,6 +7,7 @@ export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 export const WORKER = fileURLToPath(new URL('./fixtures/worker.mjs', import.meta.url));
 export const BARRIER = fileURLToPath(new URL('./fixtures/barrier.mjs', import.meta.url));
 export const ALLREDUCE = fileURLToPath(new URL('./fixtures/allreduce.mjs', import.meta.url));
+export const FAILING = fileURLToPath(new URL('./fixtures/failing.mjs', import.meta.url));
 export const NODE = process.execPath;
 
 /** Runs the built ringrun CLI as a real process. */
