@@ -1,7 +1,10 @@
 'use strict';
-// Loads the addon (prebuild or native/build) and exposes each compiled kernel table through the
-// Kernels interface of ringwire's core. Throws when no build exists; ringwire then uses JS kernels.
-const addon = require('node-gyp-build')(__dirname);
+// Loads the addon and exposes each compiled kernel table through the Kernels interface of
+// ringwire's core. node-gyp-build picks a local compile (addon/build/Release) first, else the
+// prebuild shipped for this platform (addon/prebuilds/<platform>-<arch>). Throws when neither
+// exists; ringwire then uses its JS kernels. The build inputs live in addon/, not at the package
+// root, because npm runs `node-gyp rebuild` at install time for any package with a root binding.gyp.
+const addon = require('node-gyp-build')(require('node:path').join(__dirname, 'addon'));
 
 // Null-prototype maps so names like 'toString' are rejected, not resolved to Object.prototype.
 const DTYPE = Object.assign(Object.create(null), {

@@ -14,7 +14,7 @@ import {
   TimeoutError,
 } from '@ringwire/common';
 import { RendezvousServer } from '@ringwire/rendezvous';
-import { copyBytes } from './kernels/index.js';
+import { copyBytes, warnIfJsKernels } from './kernels/index.js';
 import type { Algo, EngineConfig, EngineReply, ErrorJSON, OpRequest } from './messages.js';
 import { type InitOptions, resolveConfig } from './options.js';
 import type { Descriptor, Kind } from './wire.js';
@@ -544,6 +544,7 @@ function describeValue(x: unknown): string {
  */
 export async function init(options: InitOptions = {}): Promise<Communicator> {
   const resolved = resolveConfig(options);
+  warnIfJsKernels();
   let embedded: RendezvousServer | undefined;
   if (!resolved.rendezvous) {
     if (resolved.size !== 1)

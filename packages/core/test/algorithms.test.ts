@@ -3,6 +3,8 @@
 // lengths. The JS kernels do the arithmetic, so no addon is needed; the whole file takes seconds.
 // Inputs are chosen so that every reduction is exact in every dtype whatever its order (small
 // integers, powers of two; integers wrap), so results must match bit for bit; only 'mean' rounds.
+
+import { DTYPE_NAMES, DTYPES, type DType, REDUCE_OPS, type ReduceOp } from '@ringwire/common';
 import { InvalidArgumentError } from '@ringwire/rendezvous';
 import { describe, expect, it } from 'vitest';
 import { allgather } from '../src/algorithms/allgather.js';
@@ -10,7 +12,6 @@ import { chainBroadcast, treeBroadcast } from '../src/algorithms/broadcast.js';
 import { type OpContext, segments } from '../src/algorithms/context.js';
 import { ringAllreduce, ringReduceScatter } from '../src/algorithms/ring.js';
 import { treeAllreduce } from '../src/algorithms/tree.js';
-import { DTYPE_NAMES, DTYPES, type DType, REDUCE_OPS, type ReduceOp } from '../src/dtypes.js';
 import { bf16BitsToF32, f16BitsToF32, f32BitsToBf16, f32BitsToF16, jsKernels } from '../src/kernels/js.js';
 import { type Descriptor, descriptorHash, type Kind } from '../src/wire.js';
 import { MemoryNetwork } from './memory-transport.js';

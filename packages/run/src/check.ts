@@ -121,6 +121,11 @@ export async function check(cwd = process.cwd()): Promise<CheckReport> {
   };
 }
 
+/** How to get native kernels where no prebuilt binary fits (prebuilds ship for linux-x64). */
+const NATIVE_HINT =
+  'prebuilt for linux-x64 (glibc); elsewhere, with python3, make and a C++ compiler: ' +
+  'npm explore @ringwire/native -- npm run build';
+
 export function formatCheck(r: CheckReport): string {
   const k = r.kernels;
   const m = r.sharedMemory;
@@ -128,7 +133,9 @@ export function formatCheck(r: CheckReport): string {
     `ringrun ${r.version} (node ${r.node}, ${r.platform})`,
     k.native
       ? `native kernels: yes${k.simd ? ` (${k.simd})` : ''}${k.reason ? `; ${k.reason}` : ''}`
-      : `native kernels: no, using JS kernels: ${k.reason ?? 'unknown reason'}`,
+      : `native kernels: no, using JS kernels: ${k.reason ?? 'unknown reason'}${
+          k.reason === 'RINGWIRE_NO_NATIVE=1' ? '' : ` (${NATIVE_HINT})`
+        }`,
     m.off
       ? 'shared memory between same-host workers: off (RINGWIRE_SHM=0)'
       : m.available

@@ -8,6 +8,8 @@ import { readEnv } from '@ringwire/common';
  *  - 'webgpu': the `webgpu` package (Dawn's Node bindings) + @tensorflow/tfjs-backend-webgpu
  *  - 'node-gpu' | 'node' | 'cpu': exactly that one (fails when it does not load)
  */
+import { InvalidArgumentError } from 'ringwire';
+
 export type BackendChoice = 'auto' | 'webgpu' | 'node-gpu' | 'node' | 'cpu';
 
 export interface LoadedTfjs {
@@ -22,17 +24,46 @@ export interface LoadedTfjs {
   skipped: string[];
 }
 
-// A variable specifier keeps TypeScript from resolving optional packages at build time.
-const load = (name: string): Promise<Record<string, unknown>> => import(name);
+/** What to install for each backend choice, in the typed error that replaces a bare ERR_MODULE_NOT_FOUND. */
+const INSTALL: Record<string, string> = {
+  webgpu: 'npm install @tensorflow/tfjs @tensorflow/tfjs-backend-webgpu webgpu',
+  'node-gpu': 'npm install @tensorflow/tfjs-node-gpu',
+  node: 'npm install @tensorflow/tfjs-node',
+  cpu: 'npm install @tensorflow/tfjs',
+  auto: 'npm install @tensorflow/tfjs (pure JS; or @tensorflow/tfjs-node, @tensorflow/tfjs-node-gpu)',
+};
 
-function reason(err: unknown): string {
+/** Whether `err` says that `name` itself (not something it imports) is not installed. */
+function notInstalled(err: unknown, name: string): boolean {
   const e = err as { code?: string; message?: string };
-  if (e?.code === 'ERR_MODULE_NOT_FOUND' || e?.code === 'MODULE_NOT_FOUND') return 'not installed';
-  return (e?.message ?? String(err)).split('\n')[0];
+  return (
+    (e?.code === 'ERR_MODULE_NOT_FOUND' || e?.code === 'MODULE_NOT_FOUND') &&
+    (e.message ?? '').includes(`'${name}'`)
+  );
 }
 
-async function umbrella(): Promise<LoadedTfjs['tf']> {
-  const m = (await load('@tensorflow/tfjs')) as { default?: unknown };
+/**
+ * Imports an optional peer from the caller's install. A variable specifier keeps TypeScript from
+ * resolving it at build time; a missing package becomes an InvalidArgumentError that says what to install.
+ */
+async function load(name: string, choice: BackendChoice): Promise<Record<string, unknown>> {
+  try {
+    return (await import(name)) as Record<string, unknown>;
+  } catch (err) {
+    if (!notInstalled(err, name)) throw err;
+    throw new InvalidArgumentError(
+      `loadTfjs: ${name} is not installed (backend '${choice}'): ${INSTALL[choice] ?? INSTALL.auto}`,
+    );
+  }
+}
+
+function reason(err: unknown): string {
+  if (err instanceof InvalidArgumentError) return 'not installed';
+  return ((err as { message?: string })?.message ?? String(err)).split('\n')[0];
+}
+
+async function umbrella(choice: BackendChoice): Promise<LoadedTfjs['tf']> {
+  const m = (await load('@tensorflow/tfjs', choice)) as { default?: unknown };
   return (m.default ?? m) as LoadedTfjs['tf'];
 }
 
@@ -40,7 +71,7 @@ export async function loadTfjs(options: { backend?: BackendChoice } = {}): Promi
   const choice = (options.backend ?? readEnv('tfjsBackend') ?? 'auto') || 'auto';
   const skipped: string[] = [];
   if (choice === 'webgpu') {
-    const { create, globals } = (await load('webgpu')) as {
+    const { create, globals } = (await load('webgpu', choice)) as {
       create: (flags: string[]) => unknown;
       globals: object;
     };
@@ -50,8 +81,8 @@ export async function loadTfjs(options: { backend?: BackendChoice } = {}): Promi
       configurable: true,
       writable: true,
     });
-    const tf = await umbrella();
-    await load('@tensorflow/tfjs-backend-webgpu');
+    const tf = await umbrella(choice);
+    await load('@tensorflow/tfjs-backend-webgpu', choice);
     if (!(await tf.setBackend('webgpu')))
       throw new Error('loadTfjs: the webgpu backend did not initialize (no adapter?)');
     await tf.ready();
@@ -67,7 +98,7 @@ export async function loadTfjs(options: { backend?: BackendChoice } = {}): Promi
           : [];
   for (const name of nodes) {
     try {
-      const m = (await load(name)) as { default?: unknown };
+      const m = (await load(name, choice)) as { default?: unknown };
       const tf = (m.default ?? m) as LoadedTfjs['tf'];
       await tf.ready();
       return { tf, backend: tf.getBackend(), source: name, skipped };
@@ -80,7 +111,7 @@ export async function loadTfjs(options: { backend?: BackendChoice } = {}): Promi
     throw new Error(
       `loadTfjs: unknown backend ${JSON.stringify(choice)} (auto, webgpu, node-gpu, node, cpu)`,
     );
-  const tf = await umbrella();
+  const tf = await umbrella(choice);
   await tf.setBackend('cpu');
   await tf.ready();
   return { tf, backend: tf.getBackend(), source: '@tensorflow/tfjs', skipped };

@@ -8,8 +8,16 @@ import { resolveComm } from './context.js';
 import { checkLayout } from './layout.js';
 import { DistributedOptimizer } from './optimizer.js';
 
+/**
+ * A tfjs-layers LayerVariable (model.weights) as far as broadcastVariables uses it: read() returns
+ * the tf.Variable that holds its value (declared as a Tensor by tfjs-layers, checked at run time).
+ */
+export interface LayerVariableLike {
+  read(): tf.Tensor;
+}
+
 /** A tf.Variable, a tfjs-layers LayerVariable (model.weights), or a NamedTensor holding a Variable. */
-export type VariableLike = tf.Variable | { read(): tf.Variable } | { name: string; tensor: tf.Tensor };
+export type VariableLike = tf.Variable | LayerVariableLike | NamedTensor;
 
 function toVariable(v: VariableLike, i: number): tf.Variable {
   const candidate =

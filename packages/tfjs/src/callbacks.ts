@@ -157,7 +157,10 @@ export async function distributedFit<T = unknown>(
   if (!(opt instanceof DistributedOptimizer))
     throw new InvalidArgumentError('distributedFit: compile the model with a DistributedOptimizer first');
   const tfl = layers;
-  if (!tfl) throw new InvalidArgumentError('distributedFit: @tensorflow/tfjs-layers is not installed');
+  if (!tfl)
+    throw new InvalidArgumentError(
+      'distributedFit: @tensorflow/tfjs-layers is not installed: npm install @tensorflow/tfjs',
+    );
   const given =
     args.callbacks == null ? [] : Array.isArray(args.callbacks) ? args.callbacks : [args.callbacks];
   const list = given.map((c) =>

@@ -1,5 +1,10 @@
 export { type BackendChoice, type LoadedTfjs, loadTfjs } from './backend.js';
-export { broadcastOptimizerState, broadcastVariables, type VariableLike } from './broadcast.js';
+export {
+  broadcastOptimizerState,
+  broadcastVariables,
+  type LayerVariableLike,
+  type VariableLike,
+} from './broadcast.js';
 export {
   BroadcastGlobalVariablesCallback,
   type CallbackParams,

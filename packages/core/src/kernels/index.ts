@@ -82,6 +82,27 @@ export function copyBytes(dst: Uint8Array, src: Uint8Array): void {
   (copier ??= loadKernels()).copy(dst, src);
 }
 
+let warned = false;
+
+/**
+ * Warns once per thread (process.emitWarning, code RINGWIRE_JS_KERNELS) when the addon is absent or
+ * failed to load, so a silent fallback to the slower JS kernels cannot go unnoticed; init() calls it.
+ * RINGWIRE_NO_NATIVE=1 asks for the JS kernels, so it stays quiet then.
+ */
+export function warnIfJsKernels(): void {
+  if (warned || disabled()) return;
+  warned = true;
+  const r = loadNative();
+  if ('error' in r)
+    process.emitWarning(
+      `ringwire uses its JS kernels: ${r.error}. Run \`ringrun --check\` for details; ` +
+        'to compile the addon: npm explore @ringwire/native -- npm run build; ' +
+        'RINGWIRE_NO_NATIVE=1 silences this.',
+      { code: 'RINGWIRE_JS_KERNELS' },
+    );
+}
+
+/** Which kernels this process uses, and why not the native ones (`ringrun --check` prints it). */
 export function kernelsInfo(): KernelsInfo {
   if (disabled()) return { name: 'js', native: false, reason: 'RINGWIRE_NO_NATIVE=1' };
   const r = loadNative();
