@@ -55,6 +55,7 @@ export function toF16(x: number): number {
   return h;
 }
 
+/** IEEE float16 bits to the number they encode. */
 export function fromF16(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >>> 10) & 0x1f;
@@ -64,6 +65,7 @@ export function fromF16(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+/** A number to bfloat16 bits, rounded to nearest even (NaN stays NaN). */
 export function toBf16(x: number): number {
   f32[0] = x;
   const b = u32[0];
@@ -71,6 +73,7 @@ export function toBf16(x: number): number {
   return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
+/** bfloat16 bits to the number they encode. */
 export function fromBf16(h: number): number {
   u32[0] = h << 16;
   return f32[0];
@@ -81,6 +84,7 @@ export function encode(dtype: BenchDType, x: number): number {
   return dtype === 'float16' ? toF16(x) : dtype === 'bfloat16' ? toBf16(x) : x;
 }
 
+/** A dtype's stored value back to a number (the inverse of `encode`). */
 export function decode(dtype: BenchDType, raw: number): number {
   return dtype === 'float16' ? fromF16(raw) : dtype === 'bfloat16' ? fromBf16(raw) : raw;
 }

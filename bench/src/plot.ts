@@ -15,10 +15,12 @@ export interface Series {
   points: { bytes: number; busbw: number }[];
 }
 
+/** The plot could not be rendered (a bad spec or the renderer failed). */
 export class PlotError extends Error {
   override name = 'PlotError';
 }
 
+/** A Vega-Lite spec of busbw against size, one line per implementation. */
 export function plotSpec(series: Series[], title: string): TopLevelSpec {
   const values = series.flatMap((s) =>
     s.points
@@ -60,6 +62,7 @@ export function plotSpec(series: Series[], title: string): TopLevelSpec {
   } as TopLevelSpec;
 }
 
+/** Renders the series as an SVG document. */
 export async function renderSvg(series: Series[], title: string): Promise<string> {
   const view = new vega.View(vega.parse(compile(plotSpec(series, title)).spec), { renderer: 'none' });
   try {
@@ -100,6 +103,7 @@ function findFont(): string | undefined {
   return walk('/usr/share/fonts', 0);
 }
 
+/** Rasterises an SVG (resvg, in WebAssembly) to PNG bytes. */
 export async function renderPng(svg: string): Promise<Uint8Array> {
   const font = findFont();
   if (!font) {

@@ -25,6 +25,7 @@ export interface SweepRun {
   log?: (line: string) => void;
 }
 
+/** A sweep that failed; `code` is the exit code ringbench passes on. */
 export class SweepError extends Error {
   constructor(
     message: string,
@@ -34,6 +35,7 @@ export class SweepError extends Error {
   }
 }
 
+/** Runs one sweep (every size) with the given implementation and returns its raw rows. */
 export async function runSweep(o: SweepRun): Promise<{ rows: RawRow[]; kernels?: string }> {
   const rows: RawRow[] = [];
   let kernels: string | undefined;

@@ -93,6 +93,7 @@ export function sweepSizes(min: number, max: number, factor: number, unit: numbe
   return out;
 }
 
+/** The median of an already sorted list. */
 export function median(sorted: readonly number[]): number {
   const n = sorted.length;
   if (!n) return NaN;
@@ -162,6 +163,7 @@ export interface Result {
   host?: { cpus: number; node: string; date: string };
 }
 
+/** One raw row to its nccl-tests columns (time, algbw, busbw, p99, memory). */
 export function summarize(raw: RawRow, collective: Collective, np: number): Row {
   const t = [...raw.times_us].sort((a, b) => a - b);
   const time = median(t);
@@ -221,6 +223,7 @@ export const COLUMNS = [
 ];
 const WIDTHS = [12, 12, 9, 6, 11, 11, 11, 7, 11, 11, 11, 9];
 
+/** The `#` comment lines and column titles that open a sweep's table. */
 export function tableHeader(
   r: Pick<
     Result,
@@ -245,10 +248,12 @@ export function tableHeader(
   ].join('\n');
 }
 
+/** The busbw factor of a collective, as nccl-tests writes it. */
 export function busFormula(c: Collective): string {
   return c === 'allreduce' ? '2(n-1)/n' : c === 'broadcast' ? '1' : '(n-1)/n';
 }
 
+/** One row of the table, padded to the column widths. */
 export function tableRow(row: Row, dtype: string, op: string): string {
   if (row.error)
     return `${String(row.bytes).padStart(12)} ${String(row.count).padStart(12)} ${dtype.padStart(9)} ${op.padStart(6)}  error: ${row.error}`;
@@ -270,6 +275,7 @@ export function tableRow(row: Row, dtype: string, op: string): string {
   return cells.map((c, i) => c.padStart(WIDTHS[i])).join(' ');
 }
 
+/** The closing lines of a table: average busbw and the run's settings. */
 export function tableFooter(res: Result): string {
   const lines: string[] = [];
   const last = res.rows.filter((r) => !r.error).at(-1);

@@ -23,6 +23,7 @@ export interface ErrorDetails {
   cause?: unknown;
 }
 
+/** Base of every ringwire error; `code` is stable, the message is for people. */
 export class RingwireError extends Error {
   readonly code: ErrorCode;
   readonly rank?: number;
@@ -50,54 +51,63 @@ export class RingwireError extends Error {
   }
 }
 
+/** RINGWIRE_ERR_INVALID_ARG: bad input (types, sizes, ranks, options, environment). */
 export class InvalidArgumentError extends RingwireError {
   constructor(message: string, details?: ErrorDetails) {
     super(ErrorCode.INVALID_ARG, message, details);
     this.name = 'InvalidArgumentError';
   }
 }
+/** RINGWIRE_ERR_PEER_LOST: a peer died or its connection dropped; `rank` names it. */
 export class PeerLostError extends RingwireError {
   constructor(message: string, details?: ErrorDetails) {
     super(ErrorCode.PEER_LOST, message, details);
     this.name = 'PeerLostError';
   }
 }
+/** RINGWIRE_ERR_TIMEOUT: no progress within the timeout; `ranks` are those not arrived. */
 export class TimeoutError extends RingwireError {
   constructor(message: string, details?: ErrorDetails) {
     super(ErrorCode.TIMEOUT, message, details);
     this.name = 'TimeoutError';
   }
 }
+/** RINGWIRE_ERR_MISMATCH: ranks issued different collectives; the message has both. */
 export class MismatchError extends RingwireError {
   constructor(message: string, details?: ErrorDetails) {
     super(ErrorCode.MISMATCH, message, details);
     this.name = 'MismatchError';
   }
 }
+/** RINGWIRE_ERR_AUTH: a connection could not prove it holds the job token. */
 export class AuthError extends RingwireError {
   constructor(message: string, details?: ErrorDetails) {
     super(ErrorCode.AUTH, message, details);
     this.name = 'AuthError';
   }
 }
+/** RINGWIRE_ERR_PROTOCOL: a malformed or unexpected message or frame. */
 export class ProtocolError extends RingwireError {
   constructor(message: string, details?: ErrorDetails) {
     super(ErrorCode.PROTOCOL, message, details);
     this.name = 'ProtocolError';
   }
 }
+/** RINGWIRE_ERR_RENDEZVOUS: the rendezvous is unreachable or refused a request. */
 export class RendezvousError extends RingwireError {
   constructor(message: string, details?: ErrorDetails) {
     super(ErrorCode.RENDEZVOUS, message, details);
     this.name = 'RendezvousError';
   }
 }
+/** RINGWIRE_ERR_ABORTED: the job failed elsewhere; this op was abandoned. */
 export class AbortedError extends RingwireError {
   constructor(message: string, details?: ErrorDetails) {
     super(ErrorCode.ABORTED, message, details);
     this.name = 'AbortedError';
   }
 }
+/** RINGWIRE_ERR_CLOSED: the communicator was closed. */
 export class ClosedError extends RingwireError {
   constructor(message: string, details?: ErrorDetails) {
     super(ErrorCode.CLOSED, message, details);

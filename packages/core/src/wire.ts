@@ -49,6 +49,7 @@ export interface FrameHeader {
   shared?: boolean;
 }
 
+/** A descriptor in words, for error messages (kind, dtype, count, op, root). */
 export function describe(d: Descriptor): string {
   const parts = [d.dtype, `count=${d.count}`];
   if (d.kind === 'allreduce' || d.kind === 'reducescatter') parts.push(`op=${d.op}`);
@@ -95,6 +96,7 @@ export function writeHeader(into: Buffer, h: FrameHeader): Buffer {
   return into;
 }
 
+/** Whether a message is a binary frame (its magic) rather than a msgpack control message. */
 export function isFrame(data: Buffer): boolean {
   return data.length >= 4 && data.readUInt32LE(0) === MAGIC;
 }

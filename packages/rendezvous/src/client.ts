@@ -45,16 +45,16 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-/**
- * One worker's connection to the rendezvous. Emits 'abort' (AbortEvent) when the job fails
- * anywhere, and 'lost' (RingwireError) if the connection to the server itself drops.
- */
 /** The client's events: an abort pushed by the server, and the loss of the connection. */
 export interface RendezvousClientEvents {
   abort: [event: AbortEvent];
   lost: [err: RendezvousError];
 }
 
+/**
+ * One worker's connection to the rendezvous. Emits 'abort' (AbortEvent) when the job fails
+ * anywhere, and 'lost' (RingwireError) if the connection to the server itself drops.
+ */
 export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;

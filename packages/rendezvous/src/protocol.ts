@@ -73,6 +73,7 @@ export function proof(token: string, nonce: Uint8Array, job: string): Buffer {
   return createHmac('sha256', token).update(nonce).update('|').update(job).digest();
 }
 
+/** Whether `given` is the proof for this token, nonce and job (constant-time). */
 export function proofMatches(token: string, nonce: Uint8Array, job: string, given: unknown): boolean {
   if (!(given instanceof Uint8Array) || given.length !== 32) return false;
   return timingSafeEqual(proof(token, nonce, job), given);

@@ -27,6 +27,7 @@ export interface CheckReport {
   tfjs: { name: string; installed: boolean; version?: string }[];
 }
 
+/** @ringwire/run's own version, from its package.json. */
 export function ownVersion(): string {
   return (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 }
@@ -104,6 +105,7 @@ function sharedMemory({ mod, error }: { mod?: CoreModule; error: string }): Chec
   return { ...mod.sharedMemoryInfo(), ...(readEnv('sharedMemory') === false && { off: true }) };
 }
 
+/** What `ringrun --check` reports: versions, kernels, shared memory, ssh. */
 export async function check(cwd = process.cwd()): Promise<CheckReport> {
   const core = await loadCore(cwd);
   return {
@@ -126,6 +128,7 @@ const NATIVE_HINT =
   'prebuilt for linux-x64 (glibc); elsewhere, with python3, make and a C++ compiler: ' +
   'npm explore @ringwire/native -- npm run build';
 
+/** The report as the lines `ringrun --check` prints. */
 export function formatCheck(r: CheckReport): string {
   const k = r.kernels;
   const m = r.sharedMemory;

@@ -69,6 +69,7 @@ export function parseHostfile(text: string, name = 'hostfile'): HostSlots[] {
   return out;
 }
 
+/** Reads and parses a hostfile (see parseHostfile), naming the file in errors. */
 export function readHostfile(path: string): HostSlots[] {
   let text: string;
   try {

@@ -80,6 +80,7 @@ interface Worker {
   stopped: boolean;
 }
 
+/** Starts the job (rendezvous, every worker, output) and resolves when it has ended. */
 export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   const plan = placeRanks(options.np, options.hosts);
   const graceMs = options.graceMs ?? 5_000;

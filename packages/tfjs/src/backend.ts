@@ -67,6 +67,7 @@ async function umbrella(choice: BackendChoice): Promise<LoadedTfjs['tf']> {
   return (m.default ?? m) as LoadedTfjs['tf'];
 }
 
+/** Loads TensorFlow.js with the chosen backend (see above) and waits until it is ready. */
 export async function loadTfjs(options: { backend?: BackendChoice } = {}): Promise<LoadedTfjs> {
   const choice = (options.backend ?? readEnv('tfjsBackend') ?? 'auto') || 'auto';
   const skipped: string[] = [];

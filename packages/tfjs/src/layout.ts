@@ -52,6 +52,7 @@ export async function checkLayout(
   );
 }
 
+/** A key that is equal on two ranks only when their tensors have the same shapes and dtypes. */
 export function layoutKey(entries: LayoutEntry[], extra: Record<string, unknown>): string {
   return JSON.stringify([extra, entries.map((e) => [e.shape, e.dtype])]);
 }

@@ -163,6 +163,7 @@ export function placeSteps(
   return () => ctx.t.place(peer, undefined);
 }
 
+/** The op's reduction of one received chunk into this rank's data (dst = op(dst, src)). */
 export function reducer(ctx: OpContext): (dst: Uint8Array, src: Uint8Array) => void {
   const op = ctx.desc.op === 'mean' ? 'sum' : ctx.desc.op;
   return (dst, src) => ctx.k.reduceInto(ctx.desc.dtype, op, dst, src);

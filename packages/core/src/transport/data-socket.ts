@@ -7,6 +7,14 @@ import { type FrameHeader, HEADER_BYTES, MAGIC, readHeader } from '../wire.js';
 import { sameHost } from './shared-memory.js';
 import type { Placer } from './types.js';
 
+/** DataSocket's events: a data frame in its slot, a control message, a protocol error, the close. */
+export interface DataSocketEvents {
+  frame: [h: FrameHeader, payload: Uint8Array];
+  control: [data: Buffer];
+  error: [err: Error];
+  close: [];
+}
+
 /**
  * The receiving end of a peer data connection: a minimal RFC 6455 WebSocket client. The `ws`
  * library allocates a buffer per socket read and another per message; at a gigabyte a second
@@ -16,18 +24,9 @@ import type { Placer } from './types.js';
  * `slots` preallocated slots (credit-based flow control guarantees a free one for every frame the
  * peer may send) or into its final place when the algorithm says where (`placer`). A same-host
  * sender puts payloads in shared memory instead (`shared`, see shared.ts) and sends only headers.
- *
- * Events: 'frame' (header, payload view into a slot or its placed destination; call release() when consumed),
- * 'control' (Buffer: a whole non-data message), 'close'.
+ * A 'frame' payload is a view into a slot or its placed destination: call release() once it
+ * has been consumed.
  */
-/** DataSocket's events: a data frame in its slot, a control message, a protocol error, the close. */
-export interface DataSocketEvents {
-  frame: [h: FrameHeader, payload: Uint8Array];
-  control: [data: Buffer];
-  error: [err: Error];
-  close: [];
-}
-
 export class DataSocket extends EventEmitter<DataSocketEvents> {
   private readonly socket: net.Socket;
   private readonly slots: Buffer[];
