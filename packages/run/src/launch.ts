@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsc, statSync } from 'node:fs';
 import { hostname, constants as osc } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { LAUNCHER_ENV, readEnv } from '@ringwire/common';
+import { escapeLog, LAUNCHER_ENV, readEnv } from '@ringwire/common';
 import { type PeerTable, RendezvousServer } from '@ringwire/rendezvous';
 import { assertCanListen, chooseAddress } from './address.js';
 import { type HostSlots, type Placement, placeRanks, UsageError } from './hosts.js';
@@ -164,7 +164,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
       log(`all ${table.size} ranks joined the rendezvous (generation ${table.generation})`);
   };
   const onJobAbort = (a: { job: string; rank: number; reason: string }) => {
-    if (a.job === jobId && options.verbose) log(`rendezvous: job aborted: ${a.reason}`);
+    if (a.job === jobId && options.verbose) log(`rendezvous: job aborted: ${escapeLog(a.reason, 1000)}`);
   };
   server.on('formed', onFormed);
   server.on('abort', onJobAbort);
