@@ -21,7 +21,24 @@ export const DEFAULTS = {
   closeTimeoutMs: 10_000,
   /** Blocking KV get and barrier when the caller gives no timeout. */
   waitTimeoutMs: 120_000,
-  /** Largest control message (msgpack) accepted from anyone. */
+  /**
+   * Bytes a connection may send before it has authenticated (frame headers included): one hello,
+   * whose largest form (a 1024-character job id) is about 3.3 KB, with room to spare. A stranger
+   * sending more is dropped at once, so a partial megabyte message cannot be held in memory.
+   */
+  maxHelloBytes: 8 * 1024,
+  /** Largest HTTP request head (request line and headers) before the WebSocket upgrade. */
+  maxHeaderBytes: 8 * 1024,
+  /**
+   * Unauthenticated connections one listener holds at once (TCP accepted, not yet proven the
+   * token). One more drops the OLDEST of them: a flood cannot lock out a real peer that connects
+   * later, and a real peer finishes its handshake within a round trip, long before it is oldest.
+   */
+  maxPendingConnections: 256,
+  /** A listener logs this many refused connections per interval, then one line counting the rest. */
+  refusalLogLimit: 10,
+  refusalLogIntervalMs: 10_000,
+  /** Largest control message (msgpack) accepted from an authenticated connection. */
   maxControlBytes: 4 * 1024 * 1024,
   /** A collective with no progress for this long fails with RINGWIRE_ERR_TIMEOUT (RINGWIRE_TIMEOUT_MS). */
   opTimeoutMs: 300_000,

@@ -21,4 +21,14 @@ export {
 } from './env.js';
 export * from './errors.js';
 export type { Kernels } from './kernels.js';
-export { createLogger, isLoopback, LEVELS, type Logger, type LogLevel } from './log.js';
+export {
+  createLogger,
+  escapeLog,
+  escapingLogger,
+  isLoopback,
+  LEVELS,
+  type Logger,
+  type LogLevel,
+  rateLimitedLogger,
+} from './log.js';
+export { PreAuthGuard } from './preauth.js';

@@ -1,3 +1,4 @@
+import { DEFAULTS } from './defaults.js';
 import { ENV, LOG_LEVELS, type LogLevel } from './env.js';
 
 /** A leveled logger shared by every ringwire package; RINGWIRE_LOG_LEVEL picks the level. */
@@ -24,4 +25,62 @@ export function createLogger(
 /** Whether `host` names this machine's loopback interface. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * An untrusted string (a job id, a remote's message) made safe for one log line: control
+ * characters (\r, \n, ESC, C1), line separators, format and other non-printable characters become
+ * visible escapes, so a stranger cannot start a line, forge one or drive the terminal; at most
+ * `max` characters of it are kept.
+ */
+export function escapeLog(value: unknown, max = 200): string {
+  let s: string;
+  try {
+    s = typeof value === 'string' ? value : String(value);
+  } catch {
+    s = Object.prototype.toString.call(value);
+  }
+  const cut = s.length > max ? `...(${s.length - max} more)` : '';
+  return s.slice(0, max).replace(/[\p{C}\p{Zl}\p{Zp}]/gu, escapeChar) + cut;
+}
+
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+function escapeChar(c: string): string {
+  const code = c.codePointAt(0)!;
+  if (NAMED[c]) return NAMED[c];
+  return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
+}
+
+/** A logger whose every message is passed through escapeLog (for code that logs remote strings). */
+export function escapingLogger(log: Logger, max = 4096): Logger {
+  return (level, message) => log(level, escapeLog(message, max));
+}
+
+/**
+ * A logger for lines strangers can cause (refused connections): the first `limit` per interval
+ * are logged, the rest counted and summed up in one line ("N more <what> in the last T s") when
+ * the interval ends, so a flood of junk connections cannot flood the job's stderr.
+ */
+export function rateLimitedLogger(
+  log: Logger,
+  what: string,
+  limit: number = DEFAULTS.refusalLogLimit,
+  intervalMs: number = DEFAULTS.refusalLogIntervalMs,
+): Logger {
+  let logged = 0;
+  let dropped = 0;
+  let droppedLevel: LogLevel = 'warn';
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    timer = undefined;
+    if (dropped) log(droppedLevel, `${dropped} more ${what} in the last ${intervalMs / 1000} s`);
+    logged = dropped = 0;
+  };
+  return (level, message) => {
+    if (!timer) (timer = setTimeout(flush, intervalMs)), timer.unref();
+    if (logged < limit) return void (logged++, log(level, message));
+    dropped++;
+    droppedLevel = level;
+  };
 }

@@ -7,11 +7,14 @@ import {
   createLogger,
   DEFAULTS,
   ErrorCode,
+  escapingLogger,
   InvalidArgumentError,
   isLoopback,
   type Logger,
+  PreAuthGuard,
   RendezvousError,
   RingwireError,
+  rateLimitedLogger,
   TimeoutError,
 } from '@ringwire/common';
 import { type WebSocket, WebSocketServer } from 'ws';
@@ -46,6 +49,8 @@ interface Conn {
   member?: Member;
   lastSeen: number;
   left: boolean;
+  /** Refused: closing, and nothing more it sends is read or logged. */
+  refused?: boolean;
 }
 
 interface Member {
@@ -95,6 +100,9 @@ export class RendezvousServer extends EventEmitter {
   private sweeper?: NodeJS.Timeout;
   private nextConnId = 1;
   private address?: AddressInfo;
+  /** Refused and dropped connections: logged, but a flood of them only as a count. */
+  private readonly refusals: Logger;
+  private readonly guard: PreAuthGuard;
 
   constructor(options: RendezvousServerOptions = {}) {
     super();
@@ -105,8 +113,13 @@ export class RendezvousServer extends EventEmitter {
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? DEFAULTS.heartbeatTimeoutMs,
       authTimeoutMs: options.authTimeoutMs ?? DEFAULTS.authTimeoutMs,
       maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxControlBytes,
-      log: options.log ?? createLogger('[rendezvous]'),
+      // Job ids, hosts and reasons come from clients: every line is escaped.
+      log: escapingLogger(options.log ?? createLogger('[rendezvous]')),
     };
+    this.refusals = rateLimitedLogger(this.opts.log, 'refused rendezvous connections');
+    this.guard = new PreAuthGuard({
+      dropped: (remote, why) => this.refusals('warn', `dropping connection ${remote}: ${why}`),
+    });
     if (!Number.isInteger(this.opts.port) || this.opts.port < 0 || this.opts.port > 65535) {
       throw new InvalidArgumentError(`port must be an integer in 0..65535, got ${options.port}`);
     }
@@ -120,8 +133,9 @@ export class RendezvousServer extends EventEmitter {
         `refusing to bind ${host} without a token: anyone who reaches it could join or disturb a job`,
       );
     }
-    this.http = createServer((req, res) => this.onHttp(req, res));
+    this.http = createServer({ maxHeaderSize: DEFAULTS.maxHeaderBytes }, (req, res) => this.onHttp(req, res));
     this.http.headersTimeout = this.http.requestTimeout = this.opts.authTimeoutMs;
+    this.guard.watch(this.http);
     this.wss = new WebSocketServer({
       server: this.http,
       maxPayload: this.opts.maxMessageBytes,
@@ -204,6 +218,7 @@ export class RendezvousServer extends EventEmitter {
       this.opts.authTimeoutMs,
     );
     ws.on('message', (data, isBinary) => {
+      if (conn.refused) return;
       conn.lastSeen = Date.now();
       try {
         if (!isBinary) throw new RendezvousError('text frame');
@@ -211,6 +226,7 @@ export class RendezvousServer extends EventEmitter {
         if (!conn.job) {
           clearTimeout(authTimer);
           this.onHello(conn, msg);
+          if (conn.job) this.guard.authenticated(req.socket);
         } else {
           this.onMessage(conn, msg);
         }
@@ -230,7 +246,9 @@ export class RendezvousServer extends EventEmitter {
 
   /** Closes one offending connection; the jobs are not disturbed. */
   private reject(conn: Conn, why: string): void {
-    this.opts.log(
+    if (conn.refused) return;
+    conn.refused = true;
+    this.refusals(
       'warn',
       `closing connection ${conn.remote}${conn.member ? ` (rank ${conn.member.rank})` : ''}: ${why}`,
     );
@@ -248,7 +266,8 @@ export class RendezvousServer extends EventEmitter {
       throw new RendezvousError('expected hello with a job id');
     }
     if (!proofMatches(this.opts.token, conn.nonce, msg.job, msg.proof)) {
-      this.opts.log('warn', `authentication failed from ${conn.remote} for job ${JSON.stringify(msg.job)}`);
+      conn.refused = true;
+      this.refusals('warn', `authentication failed from ${conn.remote} for job ${JSON.stringify(msg.job)}`);
       conn.ws.close(4401, 'authentication failed');
       setTimeout(() => conn.ws.terminate(), 1000).unref();
       return;

@@ -1,5 +1,5 @@
 import { constants as osc } from 'node:os';
-import { ErrorCode } from '@ringwire/rendezvous';
+import { ErrorCode, escapeLog } from '@ringwire/common';
 import type { Placement } from './hosts.js';
 import type { LaunchResult } from './launch.js';
 
@@ -67,7 +67,7 @@ export function rootCause(ends: WorkerEnd[], reports: FailureReport[]): Verdict 
       coded === first
         ? `; exit code ${f.code}${f.signal ? ` (${f.signal})` : ''}`
         : `; it ${first.stopped ? 'was still running and was stopped' : 'exited with code 0'}; exit code ${f.code} (${whoIs(coded.p)}'s)`;
-    verdict.reason = `${who} failed first${by}: ${abort!.reason}${how}`;
+    verdict.reason = `${who} failed first${by}: ${escapeLog(abort!.reason, 1000)}${how}`;
   }
   verdict.lines.push(verdict.reason!);
   for (const e of own) if (e !== first) verdict.lines.push(`then ${failure(e).reason}`);

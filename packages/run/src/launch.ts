@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsc, statSync } from 'node:fs';
 import { hostname, constants as osc } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { LAUNCHER_ENV, readEnv } from '@ringwire/common';
+import { escapeLog, LAUNCHER_ENV, readEnv } from '@ringwire/common';
 import { type PeerTable, RendezvousServer } from '@ringwire/rendezvous';
 import { assertCanListen, chooseAddress } from './address.js';
 import { type FailureReport, rootCause, type WorkerEnd } from './cause.js';
@@ -221,7 +221,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   const onJobAbort = (a: Report) => {
     if (a.job !== jobId) return;
     onReport(a);
-    if (options.verbose) log(`rendezvous: job aborted: ${a.reason}`);
+    if (options.verbose) log(`rendezvous: job aborted: ${escapeLog(a.reason, 1000)}`);
   };
   server.on('formed', onFormed);
   server.on('abort', onJobAbort);

@@ -1,4 +1,6 @@
 // Helpers for ringwire's multi-process tests: real processes, bounded waits, guaranteed cleanup.
+
+export { disconnect, partialMessages, rssMB, slowConnections, until } from './attack.js';
 export {
   alive,
   allGone,

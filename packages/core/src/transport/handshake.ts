@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { AuthError, type Logger, ProtocolError } from '@ringwire/common';
+import { AuthError, escapeLog, type Logger, ProtocolError } from '@ringwire/common';
 import { decode, encode, type PeerTable, proof, proofMatches, type Untrusted } from '@ringwire/rendezvous';
 import type WebSocket from 'ws';
 import type { HandshakeMessage } from './control.js';
@@ -29,6 +29,8 @@ export interface AcceptOptions extends HandshakeOptions {
   taken: (rank: number) => boolean;
   /** A fresh shared-memory region to offer, or undefined when none can be made. */
   region: () => SharedRegion | undefined;
+  /** The hello proved the job token: the connection is no longer a stranger's. */
+  authenticated: () => void;
 }
 
 /** An accepted peer: its rank, and the slots of its shared memory when it mapped them. */
@@ -74,18 +76,23 @@ export function acceptPeer(ws: WebSocket, o: AcceptOptions): Promise<Accepted | 
       } catch {
         return refuse('malformed hello');
       }
+      // Everything in a hello is a stranger's until the proof matches: escaped before it is logged.
       if (hello.t !== 'hello' || hello.job !== o.job) {
-        const what = hello.t !== 'hello' ? `${String(hello.t).slice(0, 16)} instead of hello` : 'hello';
-        return refuse(`${what} for another job (${String(hello.job).slice(0, 64)})`, 4401);
+        const what = hello.t !== 'hello' ? `${escapeLog(hello.t, 16)} instead of hello` : 'hello';
+        return refuse(`${what} for another job (${escapeLog(hello.job, 64)})`, 4401);
       }
       if (!proofMatches(o.token, nonce, o.job, hello.proof) || !(hello.nonce instanceof Uint8Array))
         return refuse('authentication failed', 4401);
+      o.authenticated();
       const table = await o.table;
       const r = hello.rank;
       if (hello.generation !== table.generation)
-        return refuse(`stale generation ${hello.generation}, this job is at ${table.generation}`);
+        return refuse(
+          `stale generation ${escapeLog(hello.generation, 16)}, this job is at ${table.generation}`,
+        );
       const valid = typeof r === 'number' && Number.isInteger(r) && r >= 0 && r < table.size;
-      if (!valid || r === table.rank || o.taken(r)) return refuse(`bad or duplicate rank ${r}`);
+      if (!valid || r === table.rank || o.taken(r))
+        return refuse(`bad or duplicate rank ${escapeLog(r, 16)}`);
       const region = o.sameHost && o.sharedMemory ? o.region() : undefined;
       const welcome: HandshakeMessage = { t: 'welcome', proof: proof(o.token, hello.nonce, o.job) };
       if (region) welcome.shm = region.offer;

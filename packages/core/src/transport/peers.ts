@@ -1,7 +1,15 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { type Logger, PeerLostError, ProtocolError, RingwireError } from '@ringwire/common';
+import {
+  DEFAULTS,
+  type Logger,
+  PeerLostError,
+  PreAuthGuard,
+  ProtocolError,
+  RingwireError,
+  rateLimitedLogger,
+} from '@ringwire/common';
 import { decode, encode, type PeerTable, type Untrusted } from '@ringwire/rendezvous';
 import WebSocket, { WebSocketServer } from 'ws';
 import { copyBytes } from '../kernels/index.js';
@@ -83,6 +91,9 @@ export class Transport extends EventEmitter<TransportEvents> implements Collecti
   private noRegions = false;
   /** Peers whose shared memory could not be mapped (warned about once, then at debug level). */
   private unmapped = 0;
+  /** Refused and dropped strangers: logged, but a flood of them only as a count. */
+  private readonly refusals: Logger;
+  private readonly guard: PreAuthGuard;
 
   private constructor(
     private readonly opts: TransportOptions,
@@ -91,14 +102,19 @@ export class Transport extends EventEmitter<TransportEvents> implements Collecti
   ) {
     super();
     this.wss = wss;
-    wss.on('connection', (ws, req) =>
-      this.onInbound(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`, sameHost(req.socket)),
-    );
+    this.refusals = rateLimitedLogger(opts.log, 'peer listener refusals');
+    this.guard = new PreAuthGuard({
+      dropped: (remote, why) => this.refusals('warn', `peer listener: dropping ${remote}: ${why}`),
+    });
+    this.guard.watch(http);
+    wss.on('connection', (ws, req) => this.onInbound(ws, req.socket));
   }
 
   /** Opens this rank's peer listener; the port goes into the rendezvous join. */
   static async listen(host: string, opts: TransportOptions): Promise<{ transport: Transport; port: number }> {
-    const http = createServer((_req, res) => res.writeHead(426).end());
+    const http = createServer({ maxHeaderSize: DEFAULTS.maxHeaderBytes }, (_req, res) =>
+      res.writeHead(426).end(),
+    );
     // Strangers get as long to finish their HTTP request as peers get to authenticate.
     http.headersTimeout = http.requestTimeout = opts.authTimeoutMs;
     const wss = new WebSocketServer({
@@ -149,14 +165,16 @@ export class Transport extends EventEmitter<TransportEvents> implements Collecti
   }
 
   /** A peer connects to receive our data: once it passes the handshake it is our outbox to it. */
-  private async onInbound(ws: WebSocket, remote: string, sameHost: boolean): Promise<void> {
+  private async onInbound(ws: WebSocket, socket: Socket): Promise<void> {
     const peer = await acceptPeer(ws, {
       ...this.opts,
-      remote,
-      sameHost,
+      log: this.refusals,
+      remote: `${socket.remoteAddress}:${socket.remotePort}`,
+      sameHost: sameHost(socket),
       table: this.table,
       taken: (r) => this.outbox[r] !== undefined,
       region: () => this.tryRegion(),
+      authenticated: () => this.guard.authenticated(socket),
     });
     if (!peer) return;
     const r = peer.rank;
