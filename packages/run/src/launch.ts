@@ -3,8 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsc, statSync } from 'node:fs';
 import { hostname, constants as osc } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { LAUNCHER_ENV, readEnv } from '@ringwire/common';
-import { type PeerTable, RendezvousServer } from '@ringwire/rendezvous';
+import {
+  ENV,
+  InvalidArgumentError,
+  LAUNCHER_ENV,
+  readEnv,
+  resolveHeartbeatTimeoutMs,
+} from '@ringwire/common';
+import { jobCredential, type PeerTable, RendezvousServer } from '@ringwire/rendezvous';
 import { assertCanListen, chooseAddress } from './address.js';
 import { type HostSlots, type Placement, placeRanks, UsageError } from './hosts.js';
 import { type LineSink, LineTagger } from './output.js';
@@ -27,6 +33,12 @@ export interface LaunchOptions {
   startTimeoutMs?: number;
   /** Time between SIGTERM and SIGKILL when stopping workers. Default 5000. */
   graceMs?: number;
+  /**
+   * A rank silent this long (frozen) is declared lost; given to the rendezvous and, as
+   * RINGWIRE_HEARTBEAT_TIMEOUT_MS, to every worker. Default: resolveHeartbeatTimeoutMs over
+   * ringrun's environment and `env`.
+   */
+  heartbeatTimeoutMs?: number;
   /** Rendezvous listen address; see chooseAddress for the default. */
   bind?: string;
   /** ssh command as argv, e.g. ['ssh', '-i', 'key']. Default: $RINGRUN_SSH split into words, or ['ssh']. */
@@ -82,6 +94,9 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   }
   if (!options.command) throw new UsageError('no command given');
   const localEnv = { ...process.env, ...extraEnv };
+  const heartbeatTimeoutMs = usage(() =>
+    resolveHeartbeatTimeoutMs({ heartbeatTimeoutMs: options.heartbeatTimeoutMs }, localEnv),
+  );
   if (plan.some((p) => p.local) && !findExecutable(options.command, cwd, localEnv.PATH)) {
     const reason = `command not found: ${options.command}`;
     log(reason);
@@ -92,11 +107,14 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
 
   const remoteHosts = [...new Set(plan.filter((p) => !p.local).map((p) => p.host))];
   const addr = await chooseAddress(options.bind, remoteHosts);
-  const token = randomBytes(32).toString('hex');
+  // A fresh secret per run; the workers get only their job's credential derived from it.
+  const secret = randomBytes(32).toString('hex');
   const jobId = options.jobId ?? `ringrun-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const token = jobCredential(secret, jobId);
   const server = new RendezvousServer({
     host: addr.listen,
-    token,
+    secret,
+    heartbeatTimeoutMs,
     log: (level, m) => level !== 'debug' && level !== 'info' && log(`rendezvous ${level}: ${m}`),
   });
   await assertCanListen(addr.listen);
@@ -198,6 +216,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
       RINGWIRE_LOCAL_SIZE: String(p.localSize),
       RINGWIRE_RENDEZVOUS: url,
       RINGWIRE_JOB_ID: jobId,
+      [ENV.heartbeatTimeoutMs.name]: String(heartbeatTimeoutMs),
     };
     const child = p.local
       ? spawn(options.command, args, {
@@ -213,7 +232,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
             '-o',
             'BatchMode=yes',
             p.host,
-            remoteCommand(cwd, { ...env, ...extraEnv }, graceMs, options.command, args),
+            remoteCommand(cwd, { ...extraEnv, ...env }, graceMs, options.command, args),
           ],
           {
             detached: true,
@@ -330,6 +349,17 @@ function failure(
       };
   }
   return { code: c, failedRank: p.rank, reason: `${who} exited with code ${c}` };
+}
+
+/** Runs `f`, reporting a malformed value (an InvalidArgumentError) as bad usage. */
+function usage<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof InvalidArgumentError && !(err instanceof UsageError))
+      throw new UsageError(err.message);
+    throw err;
+  }
 }
 
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
