@@ -5,8 +5,12 @@
 export const DEFAULTS = {
   /** A join waits this long for the rest of the job (the first start may be slow: installs, JIT). */
   joinTimeoutMs: 120_000,
-  /** How often a client proves it is alive, and after how long without a word it is declared lost. */
+  /** How often a client proves it is alive (at most; a shorter heartbeat timeout sends more often). */
   heartbeatIntervalMs: 1_000,
+  /**
+   * A rank without a word for this long is declared lost, unless RINGWIRE_TIMEOUT_MS is longer
+   * (see `resolveHeartbeatTimeoutMs()` in env.ts, and RINGWIRE_HEARTBEAT_TIMEOUT_MS).
+   */
   heartbeatTimeoutMs: 5_000,
   /** A connection must authenticate within this time or it is closed. */
   authTimeoutMs: 5_000,

@@ -1,3 +1,4 @@
+import { DEFAULTS } from './defaults.js';
 import { InvalidArgumentError } from './errors.js';
 
 /**
@@ -63,9 +64,23 @@ export const ENV = {
   localSize: spec('RINGWIRE_LOCAL_SIZE', 'workers on this host (set by ringrun)', int(1)),
   rendezvous: spec('RINGWIRE_RENDEZVOUS', 'ws://host:port of the rendezvous (set by ringrun)', text),
   jobId: spec('RINGWIRE_JOB_ID', "the job's id (set by ringrun; default 'default')", text),
-  token: spec('RINGWIRE_TOKEN', 'the job token every connection proves it holds (set by ringrun)', text),
+  token: spec(
+    'RINGWIRE_TOKEN',
+    "the job's credential every connection proves it holds (set by ringrun; see `ringwire-rendezvous token`)",
+    text,
+  ),
+  rendezvousSecret: spec(
+    'RINGWIRE_RENDEZVOUS_SECRET',
+    "a standalone rendezvous's secret, when no --secret-file is given (job credentials derive from it)",
+    text,
+  ),
   host: spec('RINGWIRE_HOST', 'the address peers use to reach this worker', text),
   timeoutMs: spec('RINGWIRE_TIMEOUT_MS', 'a collective without progress this long fails', int(1)),
+  heartbeatTimeoutMs: spec(
+    'RINGWIRE_HEARTBEAT_TIMEOUT_MS',
+    'a rank silent this long is declared lost (default: max(5000, RINGWIRE_TIMEOUT_MS))',
+    int(100),
+  ),
   algo: spec('RINGWIRE_ALGO', 'force the all-reduce/broadcast algorithm', oneOf(ALGOS)),
   sharedMemory: spec('RINGWIRE_SHM', '0 turns off shared memory between same-host peers', flag),
   noNative: spec('RINGWIRE_NO_NATIVE', '1 uses the JS kernels even when the addon loads', flag),
@@ -85,6 +100,23 @@ export function readEnv<K extends EnvKey>(
   const { name, parse } = ENV[key] as Spec<Value<K>>;
   const raw = env[name];
   return raw === undefined || raw === '' ? undefined : parse(raw, name);
+}
+
+/**
+ * The liveness rule: a rank that sends nothing (frozen: SIGSTOP, swap, a debugger) is declared
+ * lost after RINGWIRE_HEARTBEAT_TIMEOUT_MS, else after max(DEFAULTS.heartbeatTimeoutMs, the op
+ * timeout when one is set), so that a pause its collectives would tolerate never kills the job.
+ * (A rank whose process dies is detected at once through its closed sockets.)
+ */
+export function resolveHeartbeatTimeoutMs(
+  explicit: { heartbeatTimeoutMs?: number; opTimeoutMs?: number } = {},
+  env: NodeJS.ProcessEnv = process.env,
+): number {
+  return (
+    explicit.heartbeatTimeoutMs ??
+    readEnv('heartbeatTimeoutMs', env) ??
+    Math.max(DEFAULTS.heartbeatTimeoutMs, explicit.opTimeoutMs ?? readEnv('timeoutMs', env) ?? 0)
+  );
 }
 
 /** The variables ringrun sets for every worker: the launcher contract of DESIGN.md. */

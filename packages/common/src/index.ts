@@ -17,6 +17,7 @@ export {
   LAUNCHER_ENV,
   LOG_LEVELS,
   readEnv,
+  resolveHeartbeatTimeoutMs,
   TFJS_BACKENDS,
 } from './env.js';
 export * from './errors.js';

@@ -79,6 +79,7 @@ export class Engine {
         job: cfg.jobId,
         token: cfg.token,
         connectTimeoutMs: cfg.connectTimeoutMs,
+        heartbeatIntervalMs: Math.min(DEFAULTS.heartbeatIntervalMs, Math.floor(cfg.heartbeatTimeoutMs / 4)),
       });
       // Advertise the address this host uses to reach the rendezvous: the peers can reach it too.
       const host = cfg.host ?? this.rdzv.localAddress;
@@ -105,6 +106,7 @@ export class Engine {
         port,
         localRank: cfg.localRank,
         timeoutMs: cfg.joinTimeoutMs,
+        heartbeatTimeoutMs: cfg.heartbeatTimeoutMs,
       });
       this.rank = table.rank;
       this.size = table.size;

@@ -13,6 +13,8 @@ export interface EngineConfig {
   joinTimeoutMs: number;
   connectTimeoutMs: number;
   timeoutMs: number;
+  /** This rank is declared lost after this long without a word to the rendezvous (resolveHeartbeatTimeoutMs). */
+  heartbeatTimeoutMs: number;
   stallWarningMs: number;
   chunkBytes: number;
   credits: number;

@@ -1,4 +1,13 @@
-import { ALGOS, type Algo, DEFAULTS, ENV, InvalidArgumentError, LOG_LEVELS, readEnv } from '@ringwire/common';
+import {
+  ALGOS,
+  type Algo,
+  DEFAULTS,
+  ENV,
+  InvalidArgumentError,
+  LOG_LEVELS,
+  readEnv,
+  resolveHeartbeatTimeoutMs,
+} from '@ringwire/common';
 import type { EngineConfig } from './messages.js';
 
 /**
@@ -22,6 +31,11 @@ export interface InitOptions {
   host?: string;
   /** A collective with no progress for this long fails with RINGWIRE_ERR_TIMEOUT (RINGWIRE_TIMEOUT_MS). */
   timeoutMs?: number;
+  /**
+   * The rendezvous declares this rank lost after this long without a heartbeat (a frozen process;
+   * a dead one is seen at once). RINGWIRE_HEARTBEAT_TIMEOUT_MS; default max(5 s, timeoutMs when set).
+   */
+  heartbeatTimeoutMs?: number;
   /** After this long without progress a warning names the ranks that have not arrived (default: 60 s or half the timeout). */
   stallWarningMs?: number;
   /** How long init waits for all workers to join. */
@@ -66,7 +80,12 @@ export function resolveConfig(
     throw new InvalidArgumentError(`rank ${rank} is out of range for size ${size}`);
   const algo = oneOf('algo', o.algo, ALGOS) ?? readEnv('algo', env) ?? 'auto';
   const chunkBytes = int('chunkBytes', o.chunkBytes, 1024) ?? DEFAULTS.chunkBytes;
-  const timeoutMs = int('timeoutMs', o.timeoutMs, 1) ?? readEnv('timeoutMs', env) ?? DEFAULTS.opTimeoutMs;
+  const givenTimeoutMs = int('timeoutMs', o.timeoutMs, 1) ?? readEnv('timeoutMs', env);
+  const timeoutMs = givenTimeoutMs ?? DEFAULTS.opTimeoutMs;
+  const heartbeatTimeoutMs = resolveHeartbeatTimeoutMs(
+    { heartbeatTimeoutMs: int('heartbeatTimeoutMs', o.heartbeatTimeoutMs, 100), opTimeoutMs: givenTimeoutMs },
+    env,
+  );
   if (chunkBytes % 8 !== 0)
     throw new InvalidArgumentError(`chunkBytes must be a multiple of 8, got ${chunkBytes}`);
   return {
@@ -80,6 +99,7 @@ export function resolveConfig(
     joinTimeoutMs: int('joinTimeoutMs', o.joinTimeoutMs, 1) ?? DEFAULTS.joinTimeoutMs,
     connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs, 1) ?? DEFAULTS.connectTimeoutMs,
     timeoutMs,
+    heartbeatTimeoutMs,
     stallWarningMs:
       int('stallWarningMs', o.stallWarningMs, 1) ??
       Math.min(DEFAULTS.stallWarningMs, Math.ceil(timeoutMs / 2)),

@@ -20,5 +20,5 @@ export type {
   ServerMessage,
   Untrusted,
 } from './protocol.js';
-export { decode, encode, proof, proofMatches } from './protocol.js';
-export { RendezvousServer, type RendezvousServerOptions } from './server.js';
+export { decode, encode, jobCredential, proof, proofMatches } from './protocol.js';
+export { type JobStatus, RendezvousServer, type RendezvousServerOptions } from './server.js';

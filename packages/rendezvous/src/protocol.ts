@@ -9,7 +9,11 @@ import { Packr } from 'msgpackr';
  * field, since the bytes come from the network.
  *
  *   server -> client  challenge, then welcome (or the socket is closed); res to each req; abort
- *   client -> server  hello (proof = HMAC-SHA256(token, nonce|job)), req, hb (heartbeat)
+ *   client -> server  hello (proof = HMAC-SHA256(credential, nonce|job)), req, hb (heartbeat)
+ *
+ * The credential is the job's own: jobCredential(secret, job), derived from the server's secret,
+ * so that it proves nothing for any other job (the server still accepts its secret itself, for
+ * deployments that hand it to workers; see server.ts).
  */
 export const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: true });
 
@@ -73,7 +77,15 @@ export function proof(token: string, nonce: Uint8Array, job: string): Buffer {
   return createHmac('sha256', token).update(nonce).update('|').update(job).digest();
 }
 
-/** Whether `given` is the proof for this token, nonce and job (constant-time). */
+/**
+ * A job's credential: HMAC-SHA256(secret, "ringwire-job:" + job) as hex. Derived, so the server
+ * stores nothing per job; `ringwire-rendezvous token --job ID` prints it.
+ */
+export function jobCredential(secret: string, job: string): string {
+  return createHmac('sha256', secret).update(`ringwire-job:${job}`).digest('hex');
+}
+
+/** Whether `proof` (from the hello) was made with `token` for this nonce and job; constant time. */
 export function proofMatches(token: string, nonce: Uint8Array, job: string, given: unknown): boolean {
   if (!(given instanceof Uint8Array) || given.length !== 32) return false;
   return timingSafeEqual(proof(token, nonce, job), given);
@@ -106,4 +118,9 @@ export interface JoinRequest {
   port: number;
   localRank?: number;
   timeoutMs?: number;
+  /**
+   * This worker's liveness bound (its RINGWIRE_HEARTBEAT_TIMEOUT_MS rule): the server declares it
+   * lost only after the longer of this and its own heartbeat timeout.
+   */
+  heartbeatTimeoutMs?: number;
 }

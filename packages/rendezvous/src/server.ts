@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,12 +15,14 @@ import {
   RendezvousError,
   RingwireError,
   rateLimitedLogger,
+  resolveHeartbeatTimeoutMs,
   TimeoutError,
 } from '@ringwire/common';
 import { type WebSocket, WebSocketServer } from 'ws';
 import {
   decode,
   encode,
+  jobCredential,
   type PeerInfo,
   type PeerTable,
   proofMatches,
@@ -32,8 +34,20 @@ export interface RendezvousServerOptions {
   host?: string;
   /** Port; 0 (the default) picks a free one. */
   port?: number;
-  /** Shared secret every connection must prove it holds. Default '' (loopback only). */
+  /**
+   * The server's secret. Each job's credential derives from it (`jobCredential(secret, job)`), and
+   * a connection for job J must prove J's credential, which gives nothing of any other job. The
+   * secret itself is accepted too (with a warning: such jobs are not isolated from each other).
+   * Default '' (loopback only, no isolation).
+   */
+  secret?: string;
+  /** @deprecated the old name of `secret`. */
   token?: string;
+  /**
+   * A member silent this long is declared lost (a member may ask for longer when it joins).
+   * Default: RINGWIRE_HEARTBEAT_TIMEOUT_MS, else max(5 s, RINGWIRE_TIMEOUT_MS); see
+   * `resolveHeartbeatTimeoutMs`.
+   */
   heartbeatTimeoutMs?: number;
   authTimeoutMs?: number;
   maxMessageBytes?: number;
@@ -61,6 +75,8 @@ interface Member {
   port: number;
   wantLocalRank?: number;
   rank: number;
+  /** Declared lost after this long without a message: the longer of the server's and its own. */
+  heartbeatTimeoutMs: number;
   timer?: NodeJS.Timeout;
 }
 
@@ -80,6 +96,19 @@ interface Job {
   getWaiters: Map<string, Waiter[]>;
   barriers: Map<string, Map<number, Waiter>>;
   abort?: { rank: number; reason: string; code: string };
+  /** A member authenticated with the server's secret rather than the job's credential (warned once). */
+  secretUsed?: boolean;
+}
+
+/** One job as `/status` shows it to a holder of its credential. */
+export interface JobStatus {
+  id: string;
+  generation: number;
+  size: number | null;
+  state: 'aborted' | 'running' | 'forming';
+  abort: { rank: number; reason: string; code: string } | null;
+  joined: number;
+  members: { rank: number | null; host: string; port: number; alive: boolean; lastSeenMsAgo: number }[];
 }
 
 const KEY_MAX = 1024;
@@ -91,7 +120,7 @@ const KEY_MAX = 1024;
  * first failure, reported or detected) and 'report' (every failure a member reports).
  */
 export class RendezvousServer extends EventEmitter {
-  private readonly opts: Required<Omit<RendezvousServerOptions, 'log'>> & { log: Logger };
+  private readonly opts: Required<Omit<RendezvousServerOptions, 'log' | 'token'>> & { log: Logger };
   private http?: Server;
   private wss?: WebSocketServer;
   private readonly jobs = new Map<string, Job>();
@@ -109,8 +138,8 @@ export class RendezvousServer extends EventEmitter {
     this.opts = {
       host: options.host ?? '127.0.0.1',
       port: options.port ?? 0,
-      token: options.token ?? '',
-      heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? DEFAULTS.heartbeatTimeoutMs,
+      secret: options.secret ?? options.token ?? '',
+      heartbeatTimeoutMs: resolveHeartbeatTimeoutMs({ heartbeatTimeoutMs: options.heartbeatTimeoutMs }),
       authTimeoutMs: options.authTimeoutMs ?? DEFAULTS.authTimeoutMs,
       maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxControlBytes,
       // Job ids, hosts and reasons come from clients: every line is escaped.
@@ -123,12 +152,15 @@ export class RendezvousServer extends EventEmitter {
     if (!Number.isInteger(this.opts.port) || this.opts.port < 0 || this.opts.port > 65535) {
       throw new InvalidArgumentError(`port must be an integer in 0..65535, got ${options.port}`);
     }
+    const hb = this.opts.heartbeatTimeoutMs;
+    if (!Number.isInteger(hb) || hb < 1)
+      throw new InvalidArgumentError(`heartbeatTimeoutMs must be a positive integer, got ${hb}`);
   }
 
   /** Binds and starts serving; resolves with the address workers should use. */
   async listen(): Promise<{ host: string; port: number; url: string }> {
-    const { host, token } = this.opts;
-    if (!isLoopback(host) && !token) {
+    const { host, secret } = this.opts;
+    if (!isLoopback(host) && !secret) {
       throw new RendezvousError(
         `refusing to bind ${host} without a token: anyone who reaches it could join or disturb a job`,
       );
@@ -172,35 +204,66 @@ export class RendezvousServer extends EventEmitter {
     await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
   }
 
-  /** Jobs, members, generation and liveness, as the HTTP status page shows them. */
-  status(): object {
+  /** Every job with its members, generation and liveness: the in-process view (trusted callers). */
+  status(): { jobs: JobStatus[] } {
+    return { jobs: [...this.jobs.values()].map((job) => this.jobStatus(job)) };
+  }
+
+  private jobStatus(job: Job): JobStatus {
     const now = Date.now();
     return {
-      jobs: [...this.jobs.values()].map((job) => ({
-        id: job.id,
-        generation: job.generation,
-        size: job.size ?? null,
-        state: job.abort ? 'aborted' : job.members ? 'running' : 'forming',
-        abort: job.abort ?? null,
-        joined: job.members ? job.members.length : job.pending.length,
-        members: (job.members ?? job.pending).map((m) => ({
-          rank: job.members ? m.rank : (m.wantRank ?? null),
-          host: m.host,
-          port: m.port,
-          alive: !m.conn.left && this.conns.has(m.conn),
-          lastSeenMsAgo: now - m.conn.lastSeen,
-        })),
+      id: job.id,
+      generation: job.generation,
+      size: job.size ?? null,
+      state: job.abort ? 'aborted' : job.members ? 'running' : 'forming',
+      abort: job.abort ?? null,
+      joined: job.members ? job.members.length : job.pending.length,
+      members: (job.members ?? job.pending).map((m) => ({
+        rank: job.members ? m.rank : (m.wantRank ?? null),
+        host: m.host,
+        port: m.port,
+        alive: !m.conn.left && this.conns.has(m.conn),
+        lastSeenMsAgo: now - m.conn.lastSeen,
       })),
     };
   }
 
+  /**
+   * GET /status: liveness (`{ ok, jobs: <count> }`) for anyone; with `Authorization: Bearer
+   * <credential>` also `details`: the one job that credential belongs to (every job for the
+   * server's secret). A credential that matches no job held now is answered 401.
+   */
   private onHttp(req: IncomingMessage, res: ServerResponse): void {
-    if (req.method === 'GET' && (req.url === '/' || req.url === '/status')) {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(this.status()));
-    } else {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' || (path !== '/' && path !== '/status')) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
     }
+    const body: { ok: boolean; jobs: number; details?: JobStatus[]; error?: string } = {
+      ok: true,
+      jobs: this.jobs.size,
+    };
+    const auth = req.headers.authorization;
+    if (auth !== undefined) {
+      const bearer = /^Bearer +(\S+) *$/i.exec(auth)?.[1];
+      const visible = bearer === undefined ? undefined : this.visibleTo(bearer);
+      if (!visible) {
+        res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' });
+        res.end(JSON.stringify({ ok: false, error: 'the credential matches no job on this server' }));
+        return;
+      }
+      body.details = visible.map((job) => this.jobStatus(job));
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  }
+
+  /** The jobs a bearer credential may see: its own job, or all of them for the server's secret. */
+  private visibleTo(credential: string): Job[] | undefined {
+    const { secret } = this.opts;
+    if (secret && sameSecret(credential, secret)) return [...this.jobs.values()];
+    const own = [...this.jobs.values()].find((job) => sameSecret(credential, jobCredential(secret, job.id)));
+    return own && [own];
   }
 
   private onConnection(ws: WebSocket, req: IncomingMessage): void {
@@ -265,7 +328,11 @@ export class RendezvousServer extends EventEmitter {
     ) {
       throw new RendezvousError('expected hello with a job id');
     }
-    if (!proofMatches(this.opts.token, conn.nonce, msg.job, msg.proof)) {
+    // The job's own credential; else the server's secret (how workers authenticated before jobs
+    // had credentials of their own: accepted, but such a job is not isolated from the others).
+    const { secret } = this.opts;
+    const own = proofMatches(jobCredential(secret, msg.job), conn.nonce, msg.job, msg.proof);
+    if (!own && !proofMatches(secret, conn.nonce, msg.job, msg.proof)) {
       conn.refused = true;
       this.refusals('warn', `authentication failed from ${conn.remote} for job ${JSON.stringify(msg.job)}`);
       conn.ws.close(4401, 'authentication failed');
@@ -273,6 +340,13 @@ export class RendezvousServer extends EventEmitter {
       return;
     }
     conn.job = this.job(msg.job);
+    if (!own && secret && !conn.job.secretUsed) {
+      conn.job.secretUsed = true;
+      this.opts.log(
+        'warn',
+        `job ${JSON.stringify(msg.job)} authenticated with the server's secret, which opens every job: give its workers their job credential instead (ringwire-rendezvous token --job ID)`,
+      );
+    }
     conn.ws.send(encode({ t: 'welcome' } satisfies ServerMessage));
   }
 
@@ -373,7 +447,7 @@ export class RendezvousServer extends EventEmitter {
   }
 
   private join(conn: Conn, job: Job, id: number, msg: Record<string, unknown>): void {
-    const { size, rank, host, port, localRank } = msg;
+    const { size, rank, host, port, localRank, heartbeatTimeoutMs } = msg;
     if (!Number.isInteger(size) || (size as number) < 1)
       throw new RendezvousError(`join: size must be a positive integer, got ${size}`);
     const n = size as number;
@@ -387,6 +461,12 @@ export class RendezvousServer extends EventEmitter {
     if (typeof host !== 'string' || !host) throw new RendezvousError('join: host must be a non-empty string');
     if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535)
       throw new RendezvousError(`join: bad port ${port}`);
+    if (
+      heartbeatTimeoutMs !== undefined &&
+      heartbeatTimeoutMs !== null &&
+      (!Number.isInteger(heartbeatTimeoutMs) || (heartbeatTimeoutMs as number) < 1)
+    )
+      throw new RendezvousError(`join: bad heartbeatTimeoutMs ${heartbeatTimeoutMs}`);
     if (conn.member) throw new RendezvousError('join: this connection has already joined');
     if (job.members) {
       throw new RendezvousError(
@@ -410,6 +490,10 @@ export class RendezvousServer extends EventEmitter {
       port: port as number,
       wantLocalRank: Number.isInteger(localRank) ? (localRank as number) : undefined,
       rank: -1,
+      heartbeatTimeoutMs: Math.min(
+        Math.max(this.opts.heartbeatTimeoutMs, (heartbeatTimeoutMs as number | undefined) ?? 0),
+        2 ** 31 - 1,
+      ),
     };
     job.size = n;
     job.pending.push(member);
@@ -587,17 +671,15 @@ export class RendezvousServer extends EventEmitter {
   }
 
   private sweep(): void {
-    const limit = Date.now() - this.opts.heartbeatTimeoutMs;
+    const now = Date.now();
     for (const c of this.conns) {
-      if (c.member && c.job?.members && !c.left && c.lastSeen < limit) {
-        this.opts.log(
-          'warn',
-          `rank ${c.member.rank} missed heartbeats for ${this.opts.heartbeatTimeoutMs} ms`,
-        );
+      const m = c.member;
+      if (m && c.job?.members && !c.left && now - c.lastSeen > m.heartbeatTimeoutMs) {
+        this.opts.log('warn', `rank ${m.rank} missed heartbeats for ${m.heartbeatTimeoutMs} ms`);
         this.abort(
           c.job,
-          c.member.rank,
-          `rank ${c.member.rank} (${c.member.host}) lost: no heartbeat for ${this.opts.heartbeatTimeoutMs} ms`,
+          m.rank,
+          `rank ${m.rank} (${m.host}) lost: no heartbeat for ${m.heartbeatTimeoutMs} ms`,
           ErrorCode.PEER_LOST,
         );
         c.ws.terminate();
@@ -623,6 +705,12 @@ function timeout(ms: unknown): number {
   if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0)
     throw new InvalidArgumentError(`timeoutMs must be a positive number, got ${ms}`);
   return Math.min(ms, 2 ** 31 - 1);
+}
+
+/** Constant-time equality of two strings of any length (compared as SHA-256 digests). */
+function sameSecret(a: string, b: string): boolean {
+  const digest = (x: string) => createHash('sha256').update(x).digest();
+  return timingSafeEqual(digest(a), digest(b));
 }
 
 function remove<T>(list: T[], item: T): void {

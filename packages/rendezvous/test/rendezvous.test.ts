@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { encode, type PeerInfo, RendezvousClient, RendezvousServer } from '@ringwire/rendezvous';
+import {
+  encode,
+  jobCredential,
+  type PeerInfo,
+  RendezvousClient,
+  RendezvousServer,
+} from '@ringwire/rendezvous';
 import { jsonEvents, killAll, type Proc, spawnNode, waitForJson } from '@ringwire/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -293,14 +299,18 @@ describe('security and robustness', () => {
     });
   });
 
-  it('serves the jobs as JSON on plain HTTP GET', async () => {
+  it("serves a job's status as JSON on plain HTTP GET to the holder of its credential", async () => {
     const id = job();
     const cs = await Promise.all([0, 1].map(() => RendezvousClient.connect({ url, job: id, token: TOKEN })));
     await Promise.all(cs.map((c, i) => c.join({ size: 2, rank: i, host: 'h', port: 100 + i })));
-    const body = (await (await fetch(`${url.replace('ws:', 'http:')}/status`)).json()) as {
-      jobs: { id: string; state: string; size: number; members: { rank: number; alive: boolean }[] }[];
+    const res = await fetch(`${url.replace('ws:', 'http:')}/status`, {
+      headers: { authorization: `Bearer ${jobCredential(TOKEN, id)}` },
+    });
+    const body = (await res.json()) as {
+      details: { id: string; state: string; size: number; members: { rank: number; alive: boolean }[] }[];
     };
-    const j = body.jobs.find((x) => x.id === id)!;
+    expect(body.details).toHaveLength(1);
+    const j = body.details[0];
     expect(j.state).toBe('running');
     expect(j.size).toBe(2);
     expect(j.members.map((m) => [m.rank, m.alive])).toEqual([
@@ -317,7 +327,7 @@ describe('standalone server', () => {
     const line = await p.waitFor(/listening on ws:\/\/127\.0\.0\.1:\d+/);
     const port = /:(\d+) /.exec(line)![1];
     const res = await fetch(`http://127.0.0.1:${port}/status`);
-    expect(await res.json()).toEqual({ jobs: [] });
+    expect(await res.json()).toEqual({ ok: true, jobs: 0 });
     p.child.kill('SIGTERM');
     expect(await p.exited).toBe(0);
     const bad = spawnNode(CLI, ['--port', 'abc']);

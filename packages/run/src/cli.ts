@@ -18,8 +18,9 @@ const collect = (v: string, list: string[] = []) => [...list, v];
 
 const HELP = `
 Each worker gets RINGWIRE_RANK, RINGWIRE_SIZE, RINGWIRE_LOCAL_RANK, RINGWIRE_LOCAL_SIZE,
-RINGWIRE_RENDEZVOUS (ws://host:port), RINGWIRE_JOB_ID and RINGWIRE_TOKEN. Output lines are
-prefixed with [rank], stdout on stdout and stderr on stderr.
+RINGWIRE_RENDEZVOUS (ws://host:port), RINGWIRE_JOB_ID, RINGWIRE_TOKEN (this job's credential
+for a rendezvous with a fresh secret of its own) and RINGWIRE_HEARTBEAT_TIMEOUT_MS. Output lines
+are prefixed with [rank], stdout on stdout and stderr on stderr.
 
 Hosts: ranks fill hosts in order (host1 gets ranks 0..slots-1, then host2, ...). Hosts other
 than localhost/127.0.0.1/this machine's name are reached with ssh -o BatchMode=yes, in the same
@@ -53,6 +54,11 @@ const program = new Command('ringrun')
     seconds,
   )
   .option('--grace <s>', 'seconds between SIGTERM and SIGKILL when stopping workers', seconds, 5)
+  .option(
+    '--heartbeat-timeout <s>',
+    'declare a silent (frozen) rank lost after this many seconds (default $RINGWIRE_HEARTBEAT_TIMEOUT_MS, else max(5, $RINGWIRE_TIMEOUT_MS))',
+    seconds,
+  )
   .option('--bind <addr>', 'address the rendezvous listens on (one every host reaches; 0.0.0.0 for all)')
   .option('--ssh <command>', 'ssh command and options for remote hosts (default $RINGRUN_SSH or ssh)')
   .option('--verbose', 'print the launch plan and the rendezvous address on stderr')
@@ -76,6 +82,7 @@ interface Opts {
   timeout?: number;
   startTimeout?: number;
   grace: number;
+  heartbeatTimeout?: number;
   bind?: string;
   ssh?: string;
   verbose?: boolean;
@@ -139,6 +146,7 @@ program.action(async (command: string[], opts: Opts) => {
       timeoutMs: opts.timeout && opts.timeout * 1000,
       startTimeoutMs: opts.startTimeout && opts.startTimeout * 1000,
       graceMs: opts.grace * 1000,
+      heartbeatTimeoutMs: opts.heartbeatTimeout && Math.max(100, Math.round(opts.heartbeatTimeout * 1000)),
       bind: opts.bind,
       ssh: opts.ssh ? splitWords(opts.ssh) : undefined,
       verbose: opts.verbose,

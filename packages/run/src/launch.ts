@@ -3,8 +3,15 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsc, statSync } from 'node:fs';
 import { hostname, constants as osc } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { escapeLog, LAUNCHER_ENV, readEnv } from '@ringwire/common';
-import { type PeerTable, RendezvousServer } from '@ringwire/rendezvous';
+import {
+  ENV,
+  escapeLog,
+  InvalidArgumentError,
+  LAUNCHER_ENV,
+  readEnv,
+  resolveHeartbeatTimeoutMs,
+} from '@ringwire/common';
+import { jobCredential, type PeerTable, RendezvousServer } from '@ringwire/rendezvous';
 import { assertCanListen, chooseAddress } from './address.js';
 import { type FailureReport, rootCause, type WorkerEnd } from './cause.js';
 import { type HostSlots, type Placement, placeRanks, UsageError } from './hosts.js';
@@ -34,6 +41,12 @@ export interface LaunchOptions {
   startTimeoutMs?: number;
   /** Time between SIGTERM and SIGKILL when stopping workers. Default 5000. */
   graceMs?: number;
+  /**
+   * A rank silent this long (frozen) is declared lost; given to the rendezvous and, as
+   * RINGWIRE_HEARTBEAT_TIMEOUT_MS, to every worker. Default: resolveHeartbeatTimeoutMs over
+   * ringrun's environment and `env`.
+   */
+  heartbeatTimeoutMs?: number;
   /** Rendezvous listen address; see chooseAddress for the default. */
   bind?: string;
   /** ssh command as argv, e.g. ['ssh', '-i', 'key']. Default: $RINGRUN_SSH split into words, or ['ssh']. */
@@ -98,6 +111,9 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   }
   if (!options.command) throw new UsageError('no command given');
   const localEnv = { ...process.env, ...extraEnv };
+  const heartbeatTimeoutMs = usage(() =>
+    resolveHeartbeatTimeoutMs({ heartbeatTimeoutMs: options.heartbeatTimeoutMs }, localEnv),
+  );
   if (plan.some((p) => p.local) && !findExecutable(options.command, cwd, localEnv.PATH)) {
     const reason = `command not found: ${options.command}`;
     log(reason);
@@ -108,11 +124,14 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
 
   const remoteHosts = [...new Set(plan.filter((p) => !p.local).map((p) => p.host))];
   const addr = await chooseAddress(options.bind, remoteHosts);
-  const token = randomBytes(32).toString('hex');
+  // A fresh secret per run; the workers get only their job's credential derived from it.
+  const secret = randomBytes(32).toString('hex');
   const jobId = options.jobId ?? `ringrun-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const token = jobCredential(secret, jobId);
   const server = new RendezvousServer({
     host: addr.listen,
-    token,
+    secret,
+    heartbeatTimeoutMs,
     log: (level, m) => level !== 'debug' && level !== 'info' && log(`rendezvous ${level}: ${m}`),
   });
   await assertCanListen(addr.listen);
@@ -256,6 +275,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
       RINGWIRE_LOCAL_SIZE: String(p.localSize),
       RINGWIRE_RENDEZVOUS: url,
       RINGWIRE_JOB_ID: jobId,
+      [ENV.heartbeatTimeoutMs.name]: String(heartbeatTimeoutMs),
     };
     const child = p.local
       ? spawn(options.command, args, {
@@ -271,7 +291,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
             '-o',
             'BatchMode=yes',
             p.host,
-            remoteCommand(cwd, { ...env, ...extraEnv }, graceMs, options.command, args),
+            remoteCommand(cwd, { ...extraEnv, ...env }, graceMs, options.command, args),
           ],
           {
             detached: true,
@@ -356,6 +376,17 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
 function killTree(w: Worker, signal: NodeJS.Signals): void {
   killGroup(w.pid, signal);
   w.tree?.signal(signal);
+}
+
+/** Runs `f`, reporting a malformed value (an InvalidArgumentError) as bad usage. */
+function usage<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof InvalidArgumentError && !(err instanceof UsageError))
+      throw new UsageError(err.message);
+    throw err;
+  }
 }
 
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {

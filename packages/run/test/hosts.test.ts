@@ -159,6 +159,7 @@ describe.skipIf(noCluster !== undefined)('across hosts (network namespaces + ssh
         RINGWIRE_RENDEZVOUS: url,
         RINGWIRE_JOB_ID: job,
         RINGWIRE_TOKEN: token,
+        RINGWIRE_HEARTBEAT_TIMEOUT_MS: '5000',
         RR_TEST_Q: nasty,
         RR_TEST_FWD: 'fwd',
       });

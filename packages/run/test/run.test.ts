@@ -228,7 +228,7 @@ describe('output', () => {
 });
 
 describe('environment', () => {
-  it('gives every rank the seven RINGWIRE_* variables and -x values', async () => {
+  it('gives every rank the eight RINGWIRE_* variables and -x values', async () => {
     const p = ringrun(
       [
         '-np',
@@ -263,6 +263,7 @@ describe('environment', () => {
         RINGWIRE_RENDEZVOUS: url,
         RINGWIRE_JOB_ID: job,
         RINGWIRE_TOKEN: token,
+        RINGWIRE_HEARTBEAT_TIMEOUT_MS: '5000', // the default: RINGWIRE_TIMEOUT_MS is not set
         RINGWIRE_LOG_LEVEL: 'debug',
         RR_TEST_SET: 'a b=c',
         RR_TEST_FWD: 'forwarded',
