@@ -10,12 +10,17 @@ import { Packr } from 'msgpackr';
  *
  *   server -> client  challenge, then welcome (or the socket is closed); res to each req; abort
  *   client -> server  hello (proof = HMAC-SHA256(token, nonce|job)), req, hb (heartbeat)
+ *
+ * A member whose connection dropped reconnects, says hello again, and sends `rejoin` before any
+ * other request: the same rank, size, generation and address it joined with. A restarted server
+ * rebuilds a formed job's membership from these.
  */
 export const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: true });
 
 /** The requests a member may make (`req.op`) and their arguments. */
 export type Request =
   | ({ op: 'join' } & JoinRequest)
+  | ({ op: 'rejoin' } & RejoinRequest)
   | { op: 'leave' }
   | { op: 'set'; key: string; value: unknown }
   | { op: 'get'; key: string; wait: boolean; timeoutMs: number }
@@ -105,4 +110,14 @@ export interface JoinRequest {
   port: number;
   localRank?: number;
   timeoutMs?: number;
+}
+
+/** A member of a formed job registering again after its connection to the rendezvous dropped. */
+export interface RejoinRequest {
+  rank: number;
+  size: number;
+  generation: number;
+  host: string;
+  port: number;
+  localRank: number;
 }
