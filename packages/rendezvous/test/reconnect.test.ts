@@ -1,8 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   decode,
   encode,
@@ -13,13 +11,13 @@ import {
 } from '@ringwire/rendezvous';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { killAll, type Proc, spawnNode } from '../../../test/helpers/procs.js';
+import { killAll } from '../../../test/helpers/procs.js';
+import { freePort, sigkill as kill, startStandalone } from '../../../test/helpers/standalone.js';
 
 // A client whose rendezvous goes away keeps its membership: it reconnects with backoff and
 // re-registers, and its requests wait for that within their own timeout. The rendezvous here is
 // the real `ringwire-rendezvous` process, SIGKILLed and restarted on the same port.
 
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const TOKEN = 'reconnect-token';
 let dir: string;
 let tokenFile: string;
@@ -34,26 +32,7 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => killAll());
 
-/** A port that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-/** Starts the standalone rendezvous on `port` and waits until it listens. */
-async function rendezvous(port: number): Promise<Proc> {
-  const p = spawnNode(CLI, ['--port', String(port), '--token-file', tokenFile]);
-  await p.waitFor(/listening on/, 10_000);
-  return p;
-}
-
-async function kill(p: Proc): Promise<void> {
-  p.child.kill('SIGKILL');
-  await p.exited;
-}
+const rendezvous = (port: number) => startStandalone(port, tokenFile);
 
 /** Resolves with the client's next `event`, or rejects after `ms`. */
 function next<E extends keyof RendezvousClientEvents>(
