@@ -14,8 +14,18 @@ export const DEFAULTS = {
   heartbeatTimeoutMs: 5_000,
   /** A connection must authenticate within this time or it is closed. */
   authTimeoutMs: 5_000,
-  /** Connecting to a rendezvous or peer listener, retries included. */
+  /**
+   * Connecting to a rendezvous or peer listener, retries included. Also how long a rendezvous
+   * request waits for an answer by default, and how long a client may be away from the
+   * rendezvous before it reports it 'lost' (it keeps retrying).
+   */
   connectTimeoutMs: 30_000,
+  /**
+   * A client whose rendezvous connection drops reconnects after reconnectMinMs, doubling up to
+   * reconnectMaxMs between attempts, until it is closed; then it re-registers as the same member.
+   */
+  reconnectMinMs: 50,
+  reconnectMaxMs: 2_000,
   /**
    * A peer whose connection drops is blamed only if no abort naming another root cause arrives
    * within this long (a peer that failed because of another rank may exit before its abort lands).

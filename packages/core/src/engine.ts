@@ -29,7 +29,8 @@ import { descriptorHash } from './wire.js';
  * The communication engine, one per communicator, in its own worker thread (like Horovod's
  * background thread): it owns the rendezvous connection and the peer sockets, runs collectives
  * strictly in sequence-number order, and reports back over a MessagePort. Any failure fails the
- * whole job: every rank is told, through the peers and through the rendezvous.
+ * whole job: every rank is told, through the peers and through the rendezvous. Once joined, the
+ * job does not need the rendezvous: losing it fails nothing (see RendezvousClient).
  */
 export class Engine {
   private t!: Transport;
@@ -98,7 +99,17 @@ export class Engine {
       this.rdzv.on('abort', (a: AbortEvent) =>
         this.fail(RingwireError.fromJSON({ code: a.code, message: a.reason, rank: a.rank }), false),
       );
-      this.rdzv.on('lost', (err: RingwireError) => this.fail(err, false));
+      // The running job needs no rendezvous (collectives and aborts go between peers): losing it
+      // is only logged; the client reconnects and re-registers by itself.
+      this.rdzv.on('disconnected', (err) =>
+        this.log('warn', `${err.message}; reconnecting, the job goes on`),
+      );
+      this.rdzv.on('reconnected', ({ awayMs }) =>
+        this.log('warn', `reconnected to the rendezvous after ${awayMs} ms and re-registered`),
+      );
+      this.rdzv.on('lost', (err) =>
+        this.log('warn', `${err.message}; collectives go on, what needs the rendezvous fails`),
+      );
       const table = await this.rdzv.join({
         rank: cfg.rank,
         size: cfg.size,
@@ -286,9 +297,9 @@ export class Engine {
   /**
    * A peer's connection closed, or a send to it failed. That peer may have failed because of
    * another rank and exited before its abort reached us (queued behind data it was sending), so
-   * wait up to DEFAULTS.lostGraceMs for an abort naming the root cause, from a peer or from the
-   * rendezvous (which sees a dead process's idle connection drop at once); blame this peer only
-   * when none comes. Resolves once the communicator has failed.
+   * wait up to DEFAULTS.lostGraceMs for an abort naming the root cause, from a peer (or from the
+   * rendezvous, when it is there); blame this peer only when none comes. Resolves once the
+   * communicator has failed.
    */
   private suspect(err: PeerLostError): Promise<void> {
     if (!this.failure && !this.suspectTimer)

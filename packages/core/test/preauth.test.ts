@@ -1,21 +1,36 @@
 // A rank's peer listener under attack by strangers without the token (loopback only): memory
 // before authentication is bounded, pending connections are capped, and what strangers send
 // reaches the job's stderr escaped and rate-limited.
+import { fileURLToPath } from 'node:url';
 import { DEFAULTS } from '@ringwire/common';
 import { decode, encode, type RendezvousServer } from '@ringwire/rendezvous';
-import { disconnect, partialMessages, rssMB, slowConnections, until } from '@ringwire/testing';
+import {
+  disconnect,
+  finish,
+  killAll,
+  type Proc,
+  partialMessages,
+  rssMB,
+  slowConnections,
+  spawnNode,
+  startRendezvous,
+  type TestRendezvous,
+  TOKEN,
+  until,
+} from '@ringwire/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { COLLECTIVES, finish, startRendezvous, stopRendezvous, TOKEN } from '../../../test/helpers/job.js';
-import { killAll, type Proc, spawnNode } from '../../../test/helpers/procs.js';
 
+const COLLECTIVES = fileURLToPath(new URL('./fixtures/collectives.mjs', import.meta.url));
+let rdv: TestRendezvous;
 let server: RendezvousServer;
 beforeAll(async () => {
-  server = await startRendezvous();
+  rdv = await startRendezvous();
+  server = rdv.server;
 });
 afterAll(async () => {
   await killAll();
-  await stopRendezvous();
+  await rdv.close();
 });
 
 /** Rank 0's peer port, once it has joined the (still forming) job. */
@@ -52,7 +67,7 @@ function rank(job: string, r: number): Proc {
     RINGWIRE_SIZE: '2',
     RINGWIRE_LOCAL_RANK: String(r),
     RINGWIRE_LOCAL_SIZE: '2',
-    RINGWIRE_RENDEZVOUS: server.url,
+    RINGWIRE_RENDEZVOUS: rdv.url,
     RINGWIRE_JOB_ID: job,
     RINGWIRE_TOKEN: TOKEN,
   });

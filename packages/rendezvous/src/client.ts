@@ -15,7 +15,9 @@ import {
   type JoinRequest,
   type PeerTable,
   proof,
+  type RejoinRequest,
   type Request,
+  type RequestOp,
 } from './protocol.js';
 
 export interface RendezvousClientOptions {
@@ -23,7 +25,10 @@ export interface RendezvousClientOptions {
   url: string;
   job: string;
   token?: string;
-  /** Connecting, retries included. */
+  /**
+   * Connecting, retries included; also the default bound of a request, and how long the
+   * connection may be away before 'lost' is emitted.
+   */
   connectTimeoutMs?: number;
   heartbeatIntervalMs?: number;
 }
@@ -39,34 +44,72 @@ export interface JoinResult extends PeerTable {
   rank: number;
 }
 
+/**
+ * The client's events: an abort pushed by the server; 'disconnected' when the connection drops
+ * (it reconnects by itself), 'reconnected' once it has re-registered, and 'lost' when it has been
+ * away longer than connectTimeoutMs, or the server refused it back (it then stops retrying).
+ */
+export interface RendezvousClientEvents {
+  abort: [event: AbortEvent];
+  disconnected: [err: RendezvousError];
+  reconnected: [info: { awayMs: number }];
+  lost: [err: RingwireError];
+}
+
 interface Pending {
+  op: RequestOp;
+  msg: ClientMessage;
+  /** Whether it went out on the current connection (if not, it goes once the client is back). */
+  sent: boolean;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
 }
 
-/** The client's events: an abort pushed by the server, and the loss of the connection. */
-export interface RendezvousClientEvents {
-  abort: [event: AbortEvent];
-  lost: [err: RendezvousError];
-}
+/**
+ * Requests that may be sent again after the connection dropped with their answer outstanding:
+ * repeating them changes nothing the first one did. An add or compare-and-set in flight fails
+ * instead (it may or may not have been applied); a join in flight was dropped with its connection.
+ */
+const REPEATABLE: ReadonlySet<RequestOp> = new Set(['join', 'set', 'get', 'del', 'barrier', 'report']);
 
 /**
- * One worker's connection to the rendezvous. Emits 'abort' (AbortEvent) when the job fails
- * anywhere, and 'lost' (RingwireError) if the connection to the server itself drops.
+ * One worker's connection to the rendezvous. When the connection drops it reconnects with
+ * exponential backoff (DEFAULTS.reconnectMinMs doubling to reconnectMaxMs) until closed, and
+ * re-registers as the same member (job, rank, generation); requests made meanwhile wait for it
+ * within their own timeout. See RendezvousClientEvents.
  */
 export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  private heartbeat?: NodeJS.Timeout;
+  private readonly heartbeat: NodeJS.Timeout;
+  private readonly requestTimeoutMs: number;
+  /** close() was called: no more reconnecting. */
   private closing = false;
-  private lostError?: RingwireError;
+  private closed?: Promise<void>;
+  /** Set once requests can never succeed (closed, or refused back): they reject with it at once. */
+  private gaveUp?: RingwireError;
+  /** Set while the connection is down and the reconnection loop runs. */
+  private away?: { since: number; lostTimer: NodeJS.Timeout; wake?: () => void };
+  /** What this worker joined as, to re-register after a reconnection. */
+  private member?: RejoinRequest;
 
   private constructor(
-    private readonly ws: WebSocket,
+    private ws: WebSocket,
     readonly job: string,
+    private readonly url: string,
+    private readonly token: string,
+    options: RendezvousClientOptions,
   ) {
     super();
+    this.requestTimeoutMs = options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
+    this.attach(ws);
+    this.heartbeat = setInterval(
+      () =>
+        this.ws.readyState === WebSocket.OPEN && this.ws.send(encode({ t: 'hb' } satisfies ClientMessage)),
+      options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
+    );
+    this.heartbeat.unref();
   }
 
   /** This end's address on the connection to the server: the interface the peers can reach too. */
@@ -86,9 +129,7 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
     for (;;) {
       try {
         const ws = await handshake(url, job, token, deadline);
-        const client = new RendezvousClient(ws, job);
-        client.start(options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs);
-        return client;
+        return new RendezvousClient(ws, job, url, token, options);
       } catch (err) {
         const retriable =
           (err as NodeJS.ErrnoException).code === 'ECONNREFUSED' && Date.now() + delay < deadline;
@@ -104,69 +145,177 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
     }
   }
 
-  private start(heartbeatMs: number): void {
-    this.ws.on('message', (data) => {
-      let msg: ReturnType<typeof decode>;
-      try {
-        msg = decode(data as Buffer);
-      } catch {
-        return this.ws.terminate();
-      }
-      if (msg.t === 'res') {
-        const p = this.pending.get(msg.id as number);
-        if (!p) return;
-        this.pending.delete(msg.id as number);
-        clearTimeout(p.timer);
-        if (msg.ok) p.resolve(msg.value);
-        else p.reject(RingwireError.fromJSON(msg.error as { code: string; message: string }));
-      } else if (msg.t === 'abort') {
-        this.emit('abort', {
-          rank: msg.rank as number,
-          reason: String(msg.reason),
-          code: String(msg.code),
-        } satisfies AbortEvent);
-      }
-    });
-    this.ws.on('close', (code, reason) => {
-      clearInterval(this.heartbeat);
-      const err = new RendezvousError(
-        `connection to the rendezvous closed (${code}${reason.length ? ` ${reason}` : ''})`,
-      );
-      this.lostError = err;
-      for (const p of this.pending.values()) clearTimeout(p.timer), p.reject(err);
-      this.pending.clear();
-      if (!this.closing) this.emit('lost', err);
-    });
-    this.ws.on('error', () => {}); // 'close' follows and says it
-    this.heartbeat = setInterval(
-      () => this.ws.readyState === WebSocket.OPEN && this.send({ t: 'hb' }),
-      heartbeatMs,
+  private attach(ws: WebSocket): void {
+    this.ws = ws;
+    ws.on('message', (data) => this.onMessage(ws, data as Buffer));
+    ws.on('close', (code, reason) => this.onClose(ws, code, reason));
+    ws.on('error', () => {}); // 'close' follows and says it
+  }
+
+  private onMessage(ws: WebSocket, data: Buffer): void {
+    let msg: ReturnType<typeof decode>;
+    try {
+      msg = decode(data);
+    } catch {
+      return ws.terminate();
+    }
+    if (msg.t === 'res') {
+      const p = this.pending.get(msg.id as number);
+      if (!p) return;
+      this.pending.delete(msg.id as number);
+      clearTimeout(p.timer);
+      if (msg.ok) p.resolve(msg.value);
+      else p.reject(RingwireError.fromJSON(msg.error as { code: string; message: string }));
+    } else if (msg.t === 'abort') {
+      this.emit('abort', {
+        rank: msg.rank as number,
+        reason: String(msg.reason),
+        code: String(msg.code),
+      } satisfies AbortEvent);
+    }
+  }
+
+  private onClose(ws: WebSocket, code: number, reason: Buffer): void {
+    if (ws !== this.ws) return;
+    const err = new RendezvousError(
+      `connection to the rendezvous closed (${code}${reason.length ? ` ${reason}` : ''})`,
     );
-    this.heartbeat.unref();
+    if (this.closing || this.gaveUp) return this.rejectAll(this.gaveUp ?? err);
+    for (const [id, p] of this.pending) {
+      if (!p.sent) continue;
+      if (REPEATABLE.has(p.op)) p.sent = false;
+      else {
+        this.pending.delete(id);
+        clearTimeout(p.timer);
+        p.reject(
+          new RendezvousError(
+            `connection to the rendezvous closed while ${p.op} was in flight (it may or may not have been applied)`,
+          ),
+        );
+      }
+    }
+    if (this.away) return; // a reconnection attempt failed: the loop goes on
+    const lostAfterMs = this.requestTimeoutMs;
+    const lostTimer = setTimeout(
+      () =>
+        this.emit(
+          'lost',
+          new RendezvousError(
+            `the rendezvous at ${this.url} has been unreachable for ${lostAfterMs} ms (still retrying)`,
+          ),
+        ),
+      lostAfterMs,
+    ).unref();
+    this.away = { since: Date.now(), lostTimer };
+    this.emit('disconnected', err);
+    void this.reconnect();
   }
 
-  private send(msg: ClientMessage): void {
-    this.ws.send(encode(msg));
+  /** Reconnects with exponential backoff and re-registers; then sends what waited meanwhile. */
+  private async reconnect(): Promise<void> {
+    const away = this.away!;
+    const attemptMs = Math.min(this.requestTimeoutMs, DEFAULTS.heartbeatTimeoutMs);
+    let delay: number = DEFAULTS.reconnectMinMs;
+    while (!this.closing && !this.gaveUp) {
+      // Ref'd like the socket it replaces; close() wakes it.
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, delay);
+        away.wake = () => (clearTimeout(t), r());
+      });
+      delay = Math.min(delay * 2, DEFAULTS.reconnectMaxMs);
+      if (this.closing || this.gaveUp) return;
+      let ws: WebSocket;
+      try {
+        ws = await handshake(this.url, this.job, this.token, Date.now() + attemptMs);
+      } catch (err) {
+        if (err instanceof AuthError) return this.giveUp(err);
+        continue;
+      }
+      if (this.closing) return void ws.terminate();
+      this.attach(ws);
+      if (this.member) {
+        const refused = await this.request({ op: 'rejoin', ...this.member }, attemptMs, true).then(
+          () => undefined,
+          (e: RingwireError) => e,
+        );
+        if (this.closing) return;
+        // Still open: the server answered no. Closed (or timed out, which closes it): try again.
+        if (refused && ws.readyState === WebSocket.OPEN) return this.giveUp(refused);
+        if (refused) continue;
+      }
+      clearTimeout(away.lostTimer);
+      this.away = undefined;
+      for (const p of this.pending.values()) if (!p.sent) (p.sent = true), ws.send(encode(p.msg));
+      this.emit('reconnected', { awayMs: Date.now() - away.since });
+      return;
+    }
   }
 
-  private request<T>(req: Request, timeoutMs: number = DEFAULTS.connectTimeoutMs): Promise<T> {
-    const { op } = req;
-    if (this.lostError) return Promise.reject(this.lostError);
+  /** The server refused this member back (or the token): nothing will succeed any more. */
+  private giveUp(err: RingwireError): void {
+    if (this.closing) return;
+    this.gaveUp = err;
+    if (this.away) clearTimeout(this.away.lostTimer);
+    this.away = undefined;
+    this.rejectAll(err);
+    this.ws.close(1000);
+    this.emit('lost', err);
+  }
+
+  private rejectAll(err: Error): void {
+    for (const p of this.pending.values()) clearTimeout(p.timer), p.reject(err);
+    this.pending.clear();
+  }
+
+  /**
+   * Sends a request and waits for its answer up to timeoutMs, reconnection included: while the
+   * client is away it waits (unsent) for the reconnection. `now` sends it on the current
+   * connection even then (the rejoin itself), and a timeout closes that connection.
+   */
+  private request<T>(req: Request, timeoutMs: number = this.requestTimeoutMs, now = false): Promise<T> {
+    if (this.gaveUp) return Promise.reject(this.gaveUp);
     const id = this.nextId++;
+    const msg: ClientMessage = { t: 'req', id, ...req };
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
+        const p = this.pending.get(id);
         this.pending.delete(id);
-        reject(new RendezvousError(`rendezvous did not answer ${op} within ${timeoutMs} ms`));
+        if (now) this.ws.terminate();
+        reject(
+          new RendezvousError(
+            p && !p.sent
+              ? `${req.op} waited ${timeoutMs} ms for the rendezvous at ${this.url} to come back`
+              : `rendezvous did not answer ${req.op} within ${timeoutMs} ms`,
+          ),
+        );
       }, timeoutMs);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      this.send({ t: 'req', id, ...req });
+      const p: Pending = {
+        op: req.op,
+        msg,
+        sent: false,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        timer,
+      };
+      this.pending.set(id, p);
+      if (now || !this.away) (p.sent = true), this.ws.send(encode(msg));
     });
   }
 
   /** Joins the job; resolves when all `size` workers are in, with this worker's rank and the peer table. */
-  join(req: JoinRequest): Promise<JoinResult> {
+  async join(req: JoinRequest): Promise<JoinResult> {
     const timeoutMs = req.timeoutMs ?? DEFAULTS.joinTimeoutMs;
-    return this.request({ op: 'join', ...req, timeoutMs }, timeoutMs + 5_000);
+    const table = await this.request<JoinResult>({ op: 'join', ...req, timeoutMs }, timeoutMs + 5_000);
+    const { rank, size, generation } = table;
+    this.member = {
+      rank,
+      size,
+      generation,
+      host: req.host,
+      port: req.port,
+      localRank: table.peers[rank].localRank,
+    };
+    return table;
   }
 
   set(key: string, value: unknown): Promise<void> {
@@ -214,11 +363,20 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
   }
 
   /** Leaves gracefully (no abort is raised for this worker) and closes the connection. */
-  async close(): Promise<void> {
-    if (this.closing) return;
+  close(): Promise<void> {
+    this.closed ??= this.shutdown();
+    return this.closed;
+  }
+
+  private async shutdown(): Promise<void> {
     this.closing = true;
-    if (this.ws.readyState === WebSocket.OPEN) await this.request({ op: 'leave' }, 2_000).catch(() => {});
+    this.away?.wake?.();
+    if (this.away) clearTimeout(this.away.lostTimer);
+    else if (this.ws.readyState === WebSocket.OPEN)
+      await this.request({ op: 'leave' }, 2_000).catch(() => {});
     clearInterval(this.heartbeat);
+    this.gaveUp ??= new RendezvousError('the rendezvous client is closed');
+    this.rejectAll(this.gaveUp);
     await new Promise<void>((resolve) => {
       if (this.ws.readyState === WebSocket.CLOSED) return resolve();
       this.ws.once('close', () => resolve());

@@ -8,6 +8,7 @@ export {
   type AbortEvent,
   type JoinResult,
   RendezvousClient,
+  type RendezvousClientEvents,
   type RendezvousClientOptions,
 } from './client.js';
 export type {
@@ -15,6 +16,7 @@ export type {
   JoinRequest,
   PeerInfo,
   PeerTable,
+  RejoinRequest,
   Request,
   RequestOp,
   ServerMessage,

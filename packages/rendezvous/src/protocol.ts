@@ -14,12 +14,17 @@ import { Packr } from 'msgpackr';
  * The credential is the job's own: jobCredential(secret, job), derived from the server's secret,
  * so that it proves nothing for any other job (the server still accepts its secret itself, for
  * deployments that hand it to workers; see server.ts).
+ *
+ * A member whose connection dropped reconnects, says hello again, and sends `rejoin` before any
+ * other request: the same rank, size, generation and address it joined with. A restarted server
+ * rebuilds a formed job's membership from these.
  */
 export const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: true });
 
 /** The requests a member may make (`req.op`) and their arguments. */
 export type Request =
   | ({ op: 'join' } & JoinRequest)
+  | ({ op: 'rejoin' } & RejoinRequest)
   | { op: 'leave' }
   | { op: 'set'; key: string; value: unknown }
   | { op: 'get'; key: string; wait: boolean; timeoutMs: number }
@@ -123,4 +128,14 @@ export interface JoinRequest {
    * lost only after the longer of this and its own heartbeat timeout.
    */
   heartbeatTimeoutMs?: number;
+}
+
+/** A member of a formed job registering again after its connection to the rendezvous dropped. */
+export interface RejoinRequest {
+  rank: number;
+  size: number;
+  generation: number;
+  host: string;
+  port: number;
+  localRank: number;
 }

@@ -49,6 +49,12 @@ export interface RendezvousServerOptions {
    * `resolveHeartbeatTimeoutMs`.
    */
   heartbeatTimeoutMs?: number;
+  /**
+   * A member of a formed job whose connection drops has this long to re-register before the job
+   * is aborted for it (its peers see a dead process's sockets close at once). Default:
+   * heartbeatTimeoutMs.
+   */
+  rejoinGraceMs?: number;
   authTimeoutMs?: number;
   maxMessageBytes?: number;
   log?: Logger;
@@ -78,6 +84,8 @@ interface Member {
   /** Declared lost after this long without a message: the longer of the server's and its own. */
   heartbeatTimeoutMs: number;
   timer?: NodeJS.Timeout;
+  /** Running while the member's connection is down: the job is aborted for it when it fires. */
+  grace?: NodeJS.Timeout;
 }
 
 interface Waiter {
@@ -140,6 +148,9 @@ export class RendezvousServer extends EventEmitter {
       port: options.port ?? 0,
       secret: options.secret ?? options.token ?? '',
       heartbeatTimeoutMs: resolveHeartbeatTimeoutMs({ heartbeatTimeoutMs: options.heartbeatTimeoutMs }),
+      rejoinGraceMs:
+        options.rejoinGraceMs ??
+        resolveHeartbeatTimeoutMs({ heartbeatTimeoutMs: options.heartbeatTimeoutMs }),
       authTimeoutMs: options.authTimeoutMs ?? DEFAULTS.authTimeoutMs,
       maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxControlBytes,
       // Job ids, hosts and reasons come from clients: every line is escaped.
@@ -383,6 +394,8 @@ export class RendezvousServer extends EventEmitter {
     switch (msg.op) {
       case 'join':
         return this.join(conn, job, id, msg);
+      case 'rejoin':
+        return this.rejoin(conn, job, id, msg);
       case 'leave':
         conn.left = true;
         return this.reply(conn, id, true);
@@ -601,7 +614,7 @@ export class RendezvousServer extends EventEmitter {
       id,
       timer: setTimeout(() => {
         arrived.delete(m.rank);
-        const missing = job.members!.map((x) => x.rank).filter((r) => !arrived.has(r) && r !== m.rank);
+        const missing = [...Array(job.size).keys()].filter((r) => !arrived.has(r) && r !== m.rank);
         this.fail(
           conn,
           id,
@@ -654,11 +667,11 @@ export class RendezvousServer extends EventEmitter {
       remove(job.pending, m);
       if (job.pending.length === 0) job.size = undefined;
     } else if (m && job.members) {
-      if (!conn.left) this.abort(job, m.rank, `rank ${m.rank} (${m.host}) lost: ${why}`, ErrorCode.PEER_LOST);
-      if (job.members.every((x) => x.conn.left || !this.conns.has(x.conn))) {
-        this.clearTimers(job);
-        this.jobs.delete(job.id); // the next join under this id starts generation g+1
-      }
+      // Its barrier arrival goes with the connection: a member that comes back sends it again.
+      for (const arrived of job.barriers.values())
+        for (const [r, w] of arrived) if (w.conn === conn) clearTimeout(w.timer), arrived.delete(r);
+      if (!conn.left) this.awaitReturn(job, m, why);
+      this.forgetIfGone(job);
     }
     if (
       !job.members &&
@@ -666,6 +679,103 @@ export class RendezvousServer extends EventEmitter {
       job.kv.size === 0 &&
       ![...this.conns].some((c) => c.job === job)
     ) {
+      this.jobs.delete(job.id);
+    }
+  }
+
+  /**
+   * A member of a formed job re-registers after its connection dropped, or after this server
+   * restarted and lost the job: same rank, size, generation and address. A restarted server
+   * rebuilds the job's membership from these as they come, so /status, barriers and aborts reach
+   * everyone again (the key-value store does not survive a restart). A member that missed an
+   * abort while away is told at once.
+   */
+  private rejoin(conn: Conn, job: Job, id: number, msg: Record<string, unknown>): void {
+    const { rank, size, generation, host, port, localRank } = msg;
+    if (!Number.isInteger(size) || (size as number) < 1)
+      throw new RendezvousError(`rejoin: size must be a positive integer, got ${size}`);
+    const n = size as number;
+    if (!Number.isInteger(rank) || (rank as number) < 0 || (rank as number) >= n)
+      throw new RendezvousError(`rejoin: rank must be an integer in 0..${n - 1}, got ${rank}`);
+    if (!Number.isInteger(generation) || (generation as number) < 1)
+      throw new RendezvousError(`rejoin: generation must be a positive integer, got ${generation}`);
+    if (typeof host !== 'string' || !host)
+      throw new RendezvousError('rejoin: host must be a non-empty string');
+    if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535)
+      throw new RendezvousError(`rejoin: bad port ${port}`);
+    if (conn.member) throw new RendezvousError('rejoin: this connection has already joined');
+    const r = rank as number;
+    if (!job.members) {
+      if (job.pending.length)
+        throw new RendezvousError(`rejoin: job ${job.id} is forming generation ${job.generation + 1}`);
+      job.members = [];
+      job.size = n;
+      job.generation = generation as number;
+      this.generations.set(job.id, job.generation);
+      this.opts.log('info', `job ${job.id} generation ${job.generation}: restoring its membership`);
+    }
+    if (job.generation !== generation || job.size !== n) {
+      throw new RendezvousError(
+        `rejoin: job ${job.id} is at generation ${job.generation} with ${job.size} members, not generation ${generation} with ${n}`,
+      );
+    }
+    let m = job.members.find((x) => x.rank === r);
+    if (m && (m.conn.left || m.host !== host || m.port !== port)) {
+      throw new RendezvousError(
+        `rejoin: rank ${r} of job ${job.id} ${m.conn.left ? 'has left' : `is ${m.host}:${m.port}, not ${host}:${port}`}`,
+      );
+    }
+    if (m) {
+      clearTimeout(m.grace);
+      m.grace = undefined;
+      const old = m.conn;
+      // A half-open old connection the server has not seen drop yet: it no longer speaks for the member.
+      if (this.conns.has(old)) (old.member = undefined), old.ws.terminate();
+      m.conn = conn;
+    } else {
+      const local = Number.isInteger(localRank) ? (localRank as number) : undefined;
+      const heartbeatTimeoutMs = this.opts.heartbeatTimeoutMs;
+      m = {
+        conn,
+        reqId: id,
+        wantRank: r,
+        host,
+        port: port as number,
+        wantLocalRank: local,
+        rank: r,
+        heartbeatTimeoutMs,
+      };
+      job.members.push(m);
+      job.members.sort((a, b) => a.rank - b.rank);
+    }
+    conn.member = m;
+    this.reply(conn, id, true);
+    const a = job.abort;
+    if (a) conn.ws.send(encode({ t: 'abort', ...a } satisfies ServerMessage));
+  }
+
+  /** A member's connection dropped: it has rejoinGraceMs to re-register before the job is aborted for it. */
+  private awaitReturn(job: Job, m: Member, why: string): void {
+    if (job.abort) return;
+    const ms = this.opts.rejoinGraceMs;
+    clearTimeout(m.grace);
+    m.grace = setTimeout(() => {
+      m.grace = undefined;
+      this.abort(
+        job,
+        m.rank,
+        `rank ${m.rank} (${m.host}) lost: ${why}, and it did not re-register within ${ms} ms`,
+        ErrorCode.PEER_LOST,
+      );
+      this.forgetIfGone(job);
+    }, ms);
+    m.grace.unref();
+  }
+
+  /** Forgets a formed job once every member has left or is gone for good; the next join under its id starts generation g+1. */
+  private forgetIfGone(job: Job): void {
+    if (job.members?.every((x) => x.conn.left || (!this.conns.has(x.conn) && !x.grace))) {
+      this.clearTimers(job);
       this.jobs.delete(job.id);
     }
   }
@@ -688,6 +798,7 @@ export class RendezvousServer extends EventEmitter {
   }
 
   private clearTimers(job: Job): void {
+    for (const m of job.members ?? []) clearTimeout(m.grace);
     for (const m of job.pending) clearTimeout(m.timer);
     for (const list of job.getWaiters.values()) for (const w of list) clearTimeout(w.timer);
     for (const arrived of job.barriers.values()) for (const w of arrived.values()) clearTimeout(w.timer);

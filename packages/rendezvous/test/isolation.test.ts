@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { jobCredential, RendezvousClient } from '@ringwire/rendezvous';
+import { killAll, type Proc, spawnNode, waitForJson } from '@ringwire/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killAll, type Proc, spawnNode, waitForJson } from '../../../test/helpers/procs.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const KV = fileURLToPath(new URL('./fixtures/kv.mjs', import.meta.url));

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { RendezvousClient, RendezvousServer } from '@ringwire/rendezvous';
+import { jsonEvents, killAll, type Proc, spawnNode, waitForJson } from '@ringwire/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { jsonEvents, killAll, type Proc, spawnNode, waitForJson } from '../../../test/helpers/procs.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const WORKER = fileURLToPath(new URL('./fixtures/worker.mjs', import.meta.url));

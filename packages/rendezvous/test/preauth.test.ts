@@ -7,10 +7,18 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULTS } from '@ringwire/common';
 import { decode, encode } from '@ringwire/rendezvous';
-import { disconnect, partialMessages, rssMB, slowConnections, until } from '@ringwire/testing';
+import {
+  disconnect,
+  killAll,
+  partialMessages,
+  rssMB,
+  slowConnections,
+  spawnNode,
+  until,
+  waitForJson,
+} from '@ringwire/testing';
 import { afterAll, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { killAll, spawnNode, waitForJson } from '../../../test/helpers/procs.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const WORKER = fileURLToPath(new URL('./fixtures/worker.mjs', import.meta.url));

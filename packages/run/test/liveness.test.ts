@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
+import { killAll } from '@ringwire/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { killAll } from '../../../test/helpers/procs.js';
 import { events, NODE, ringrun, sleep, WORKER, waitEvents } from './helpers.js';
 
 const STEPS = fileURLToPath(new URL('./fixtures/steps.mjs', import.meta.url));

@@ -23,3 +23,4 @@ export {
   type TestRendezvous,
   TOKEN,
 } from './ranks.js';
+export { freePort, RENDEZVOUS_CLI, sigkill, startStandalone } from './standalone.js';
