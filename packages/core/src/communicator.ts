@@ -258,6 +258,7 @@ export class Communicator {
   async allgather<T extends RingwireArray>(x: T, options: TypeOptions & { out?: T } = {}): Promise<T[]> {
     const dtype = this.dtypeOf(x, options.dtype, 'allgather');
     const { out } = options;
+    if (ArrayBuffer.isView(out)) this.attached(out as RingwireArray, 'allgather', 'out');
     if (
       out !== undefined &&
       (out.constructor !== x.constructor || !(out.buffer instanceof SharedArrayBuffer))
@@ -346,6 +347,15 @@ export class Communicator {
         });
   }
 
+  /** Refuses an array whose buffer was moved away: it would pass as an empty array (count 0). */
+  private attached(x: RingwireArray, what: string, arg: string): void {
+    if (isDetached(x.buffer))
+      throw new InvalidArgumentError(
+        `${what}: rank ${this.rank}'s ${arg} is detached (its buffer was moved away, e.g. by a previous { transfer: true }: use the array that call returned)`,
+        { rank: this.rank },
+      );
+  }
+
   private dtypeOf(x: unknown, dtype: DType | undefined, what: string): DType {
     const inferred =
       x instanceof Float32Array
@@ -363,6 +373,7 @@ export class Communicator {
       throw new InvalidArgumentError(
         `${what}: expected a Float32Array, Float64Array, Int32Array, Uint8Array or Uint16Array (float16/bfloat16), got ${describeValue(x)}`,
       );
+    this.attached(x as RingwireArray, what, 'x');
     if (dtype !== undefined && !(dtype in DTYPES))
       throw new InvalidArgumentError(`${what}: unknown dtype ${JSON.stringify(dtype)}`);
     if (inferred === undefined) {
@@ -526,6 +537,22 @@ function layoutHash(xs: RingwireArray[]): number {
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0 || 1;
+}
+
+/**
+ * Whether `buf` was detached (transferred away). ArrayBuffer#detached is missing before Node 22;
+ * there only a detached buffer refuses a new view, and only a 0-byte buffer can be detached.
+ */
+function isDetached(buf: ArrayBufferLike): boolean {
+  const known = (buf as { detached?: boolean }).detached;
+  if (typeof known === 'boolean') return known;
+  if (buf.byteLength !== 0 || buf instanceof SharedArrayBuffer) return false;
+  try {
+    new Uint8Array(buf);
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 function describeValue(x: unknown): string {
