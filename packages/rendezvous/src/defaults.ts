@@ -32,6 +32,11 @@ export const DEFAULTS = {
   crossoverBytes: 512 * 1024,
   /** The caller's thread copies into staging buffers in slices this big, yielding in between. */
   stagingSliceBytes: 1024 * 1024,
+  /**
+   * Staging and conversion buffers up to this size are kept for the next op (the caller's thread
+   * keeps at most this many bytes of them in all); larger ones are released when their op ends.
+   */
+  stagingKeepBytes: 64 * 1024 * 1024,
 } as const;
 
 /** Parses a positive integer environment variable, or throws a clear error naming it. */
