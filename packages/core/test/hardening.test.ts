@@ -125,6 +125,17 @@ describe('a peer frozen for good', () => {
 });
 
 describe('staging buffers', () => {
+  it('every collective is right above the kept staging size (80 MiB), twice', async () => {
+    const { codes, checks, output } = await finish(startRanks(2, 'large'));
+    expect(codes, output).toEqual([0, 0]);
+    for (const c of checks)
+      expect(
+        c.filter((k) => !k.ok).map((k) => k.name),
+        output,
+      ).toEqual([]);
+    expect(checks.map((c) => c.length)).toEqual([12, 12]);
+  }, 120_000);
+
   it('a 512 MiB all-reduce of an ordinary array does not keep its 512 MiB staging copy', async () => {
     const procs = startRanks(2, 'staging', { MIB: '512' });
     const { codes, checks, output } = await finish(procs);
