@@ -64,6 +64,11 @@ export const DEFAULTS = {
   credits: 4,
   /** Below this many bytes all-reduce and broadcast use the tree algorithms, above it the ring/chain. */
   crossoverBytes: 512 * 1024,
+  /**
+   * Staging and conversion buffers up to this size are kept for the next op (the caller's thread
+   * keeps at most this many bytes of them in all); larger ones are released when their op ends.
+   */
+  stagingKeepBytes: 64 * 1024 * 1024,
   /** The caller's thread copies into staging buffers in slices this big, yielding in between. */
   stagingSliceBytes: 1024 * 1024,
 } as const;

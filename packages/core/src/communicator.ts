@@ -17,6 +17,7 @@ import { RendezvousServer } from '@ringwire/rendezvous';
 import { copyBytes, warnIfJsKernels } from './kernels/index.js';
 import type { Algo, EngineConfig, EngineReply, ErrorJSON, OpRequest } from './messages.js';
 import { type InitOptions, resolveConfig } from './options.js';
+import { StagingPool } from './staging.js';
 import type { Descriptor, Kind } from './wire.js';
 
 export interface ReduceOptions {
@@ -39,8 +40,8 @@ export interface AllreduceOptions extends ReduceOptions {
   transfer?: boolean;
   /**
    * For a Float32Array: reduce it as float16 or bfloat16, half the bytes on the wire. The engine
-   * thread converts into a buffer it keeps for the next op (half the array's bytes), so this
-   * thread does no work; the result is rounded to that type.
+   * thread converts into a buffer of half the array's bytes (kept for the next op up to
+   * DEFAULTS.stagingKeepBytes), so this thread does no work; the result is rounded to that type.
    */
   wire?: 'float16' | 'bfloat16';
 }
@@ -60,7 +61,8 @@ const EMPTY = new SharedArrayBuffer(8);
  * RINGWIRE_ERR_MISMATCH. Results are written in place unless the method says otherwise.
  *
  * Typed arrays backed by a SharedArrayBuffer (see `allocate`) are used without any copy;
- * others are copied through reused shared staging buffers in slices, so the event loop stays free.
+ * others are copied through staging buffers in slices, so the event loop stays free (buffers up
+ * to DEFAULTS.stagingKeepBytes are kept for reuse, larger ones released after their op).
  */
 export class Communicator {
   readonly rank: number;
@@ -81,7 +83,7 @@ export class Communicator {
   /** Whether some call has already been rejected with the failure's own code. */
   private told = false;
   private closed?: Promise<void>;
-  private readonly staging: SharedArrayBuffer[] = [];
+  private readonly staging = new StagingPool();
   private readonly onBeforeExit = () => void this.close();
 
   /** @internal use `init()` */
@@ -161,7 +163,7 @@ export class Communicator {
     });
     return moved
       ? new (x.constructor as new (b: ArrayBufferLike, o: number, n: number) => T)(
-          done.out!,
+          done.buf!,
           byteOffset,
           length,
         )
@@ -180,19 +182,22 @@ export class Communicator {
         'allreduceSync: await the pending collectives of this communicator first',
       );
     const desc: Descriptor = { kind: 'allreduce', dtype, op, root: 0, count: x.length, layout: 0 };
-    const { buf: sab, offset, staged } = this.place([x], false);
-    if (staged) copyInSync(x, sab);
+    const { buf, offset, staged, moved } = this.place([x], false);
+    if (staged) copyInSync(x, buf);
     const id = this.nextId++;
-    this.port.postMessage({
-      t: 'op',
-      id,
-      seq: ++this.seq,
-      desc,
-      buf: sab,
-      byteOffset: offset,
-      byteLength: x.byteLength,
-      algo: options.algo ?? this.cfg.algo,
-    } satisfies OpRequest);
+    this.port.postMessage(
+      {
+        t: 'op',
+        id,
+        seq: ++this.seq,
+        desc,
+        buf,
+        byteOffset: offset,
+        byteLength: x.byteLength,
+        algo: options.algo ?? this.cfg.algo,
+      } satisfies OpRequest,
+      moved ? [buf as ArrayBuffer] : [],
+    );
     let result: Done | Error | undefined;
     this.pending.set(id, { resolve: (d) => (result = d), reject: (e) => (result = e) });
     const deadline = Date.now() + this.cfg.timeoutMs + 10_000;
@@ -208,9 +213,11 @@ export class Communicator {
       Atomics.wait(this.signal, 0, seen, 1000);
     }
     if (result instanceof Error) throw result;
-    if (staged)
-      copyBytes(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), new Uint8Array(sab, 0, x.byteLength)),
-        this.release(sab as SharedArrayBuffer);
+    if (staged) {
+      const back = moved ? result.buf! : buf;
+      copyBytes(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), new Uint8Array(back, 0, x.byteLength));
+      this.staging.give(back);
+    }
     return x;
   }
 
@@ -262,6 +269,7 @@ export class Communicator {
   async allgather<T extends RingwireArray>(x: T, options: TypeOptions & { out?: T } = {}): Promise<T[]> {
     const dtype = this.dtypeOf(x, options.dtype, 'allgather');
     const { out } = options;
+    if (ArrayBuffer.isView(out)) this.attached(out as RingwireArray, 'allgather', 'out');
     if (
       out !== undefined &&
       (out.constructor !== x.constructor || !(out.buffer instanceof SharedArrayBuffer))
@@ -350,6 +358,15 @@ export class Communicator {
         });
   }
 
+  /** Refuses an array whose buffer was moved away: it would pass as an empty array (count 0). */
+  private attached(x: RingwireArray, what: string, arg: string): void {
+    if (isDetached(x.buffer))
+      throw new InvalidArgumentError(
+        `${what}: rank ${this.rank}'s ${arg} is detached (its buffer was moved away, e.g. by a previous { transfer: true }: use the array that call returned)`,
+        { rank: this.rank },
+      );
+  }
+
   private dtypeOf(x: unknown, dtype: DType | undefined, what: string): DType {
     const inferred =
       x instanceof Float32Array
@@ -367,6 +384,7 @@ export class Communicator {
       throw new InvalidArgumentError(
         `${what}: expected a Float32Array, Float64Array, Int32Array, Uint8Array or Uint16Array (float16/bfloat16), got ${describeValue(x)}`,
       );
+    this.attached(x as RingwireArray, what, 'x');
     if (dtype !== undefined && !(dtype in DTYPES))
       throw new InvalidArgumentError(`${what}: unknown dtype ${JSON.stringify(dtype)}`);
     if (inferred === undefined) {
@@ -401,33 +419,24 @@ export class Communicator {
     return { dtype, op };
   }
 
-  /** Where the op's bytes live: the array's own SharedArrayBuffer, a staging buffer, or (transfer) its own ArrayBuffer. */
+  /**
+   * Where the op's bytes live: the array's own SharedArrayBuffer, a staging buffer (see
+   * StagingPool), or (transfer) its own ArrayBuffer. `moved`: `buf` is an ordinary ArrayBuffer,
+   * which goes to the engine in the transfer list and comes back in the reply's `buf`.
+   */
   private place(
     xs: RingwireArray[],
     mustStage: boolean,
     transfer = false,
-  ): { buf: SharedArrayBuffer | ArrayBuffer; offset: number; staged: boolean } {
+  ): { buf: SharedArrayBuffer | ArrayBuffer; offset: number; staged: boolean; moved: boolean } {
     const total = xs.reduce((n, x) => n + x.byteLength, 0);
-    if (xs.length === 0) return { buf: EMPTY, offset: 0, staged: false };
-    if (xs.length === 1 && !mustStage && (transfer || xs[0].buffer instanceof SharedArrayBuffer))
-      return { buf: xs[0].buffer, offset: xs[0].byteOffset, staged: false };
-    return { buf: this.take(total), offset: 0, staged: true };
-  }
-
-  private take(bytes: number): SharedArrayBuffer {
-    let best = -1;
-    this.staging.forEach(
-      (s, i) =>
-        s.byteLength >= bytes && (best < 0 || s.byteLength < this.staging[best].byteLength) && (best = i),
-    );
-    if (best >= 0) return this.staging.splice(best, 1)[0];
-    return new SharedArrayBuffer(Math.max(8, Math.ceil(bytes / 65536) * 65536));
-  }
-
-  private release(sab: SharedArrayBuffer): void {
-    if (sab === EMPTY) return;
-    this.staging.push(sab);
-    if (this.staging.length > 4) this.staging.sort((a, b) => b.byteLength - a.byteLength).pop();
+    if (xs.length === 0) return { buf: EMPTY, offset: 0, staged: false, moved: false };
+    if (xs.length === 1 && !mustStage && (transfer || xs[0].buffer instanceof SharedArrayBuffer)) {
+      const buf = xs[0].buffer;
+      return { buf, offset: xs[0].byteOffset, staged: false, moved: !(buf instanceof SharedArrayBuffer) };
+    }
+    const buf = this.staging.take(total);
+    return { buf, offset: 0, staged: true, moved: !(buf instanceof SharedArrayBuffer) };
   }
 
   /**
@@ -458,10 +467,11 @@ export class Communicator {
     const desc: Descriptor = { kind, dtype, op, root, count, layout };
     const id = this.nextId++;
     const seq = ++this.seq;
-    const { buf, offset, staged } = this.place(xs, kind === 'reducescatter', transfer);
+    const { buf, offset, staged, moved } = this.place(xs, kind === 'reducescatter', transfer);
     const bytes = xs.reduce((n, x) => n + x.byteLength, 0);
     const done = new Promise<Done>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     this.idle();
+    let back: ArrayBufferLike | undefined = moved ? undefined : buf;
     try {
       if (staged) await copyIn(xs, buf);
       const request: OpRequest = {
@@ -476,13 +486,14 @@ export class Communicator {
         out,
         narrow,
       };
-      this.port.postMessage(request, transfer ? [buf as ArrayBuffer] : []);
+      this.port.postMessage(request, moved ? [buf as ArrayBuffer] : []);
       const result = await done;
-      if (staged && writeBack) await copyOut(buf, xs);
-      await read?.(buf, result);
+      back = moved ? result.buf! : buf;
+      if (staged && writeBack) await copyOut(back, xs);
+      await read?.(back, result);
       return result;
     } finally {
-      if (staged) this.release(buf as SharedArrayBuffer);
+      if (staged && back) this.staging.give(back as SharedArrayBuffer | ArrayBuffer);
     }
   }
 }
@@ -530,6 +541,22 @@ function layoutHash(xs: RingwireArray[]): number {
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0 || 1;
+}
+
+/**
+ * Whether `buf` was detached (transferred away). ArrayBuffer#detached is missing before Node 22;
+ * there only a detached buffer refuses a new view, and only a 0-byte buffer can be detached.
+ */
+function isDetached(buf: ArrayBufferLike): boolean {
+  const known = (buf as { detached?: boolean }).detached;
+  if (typeof known === 'boolean') return known;
+  if (buf.byteLength !== 0 || buf instanceof SharedArrayBuffer) return false;
+  try {
+    new Uint8Array(buf);
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 function describeValue(x: unknown): string {

@@ -67,7 +67,7 @@ export class Engine {
   }
 
   private post(msg: EngineReply): void {
-    this.port.postMessage(msg, msg.t === 'done' && msg.out ? [msg.out] : []);
+    this.port.postMessage(msg, msg.t === 'done' ? [msg.out, msg.buf].filter((b) => b !== undefined) : []);
     Atomics.add(this.signal, 0, 1);
     Atomics.notify(this.signal, 0);
   }
@@ -174,7 +174,7 @@ export class Engine {
       try {
         const result = await this.stall.watch(op, () => this.execute(op));
         // A transferred (ordinary) buffer goes back the way it came.
-        if (!(op.buf instanceof SharedArrayBuffer)) result.out = op.buf;
+        if (!(op.buf instanceof SharedArrayBuffer)) result.buf = op.buf;
         this.post({ t: 'done', id: op.id, ...result });
       } catch (err) {
         if (err instanceof PeerLostError && !this.failure) await this.suspect(err);
@@ -187,6 +187,7 @@ export class Engine {
         this.reject(op, e);
       } finally {
         this.running = undefined;
+        this.trim();
       }
     }
     if (this.closing && this.queue.size === 0) this.closeDone?.();
@@ -259,6 +260,12 @@ export class Engine {
     if (dtype === 'float16') this.k.f32ToF16(src, dst);
     else this.k.f32ToBf16(src, dst);
     return dst;
+  }
+
+  /** Conversion and scratch buffers larger than DEFAULTS.stagingKeepBytes are not kept past their op. */
+  private trim(): void {
+    if (this.half.length > DEFAULTS.stagingKeepBytes) this.half = new Uint8Array(0);
+    if (this.scratch.length > DEFAULTS.stagingKeepBytes) this.scratch = new Uint8Array(0);
   }
 
   private scratchOf(bytes: number): Uint8Array {

@@ -30,7 +30,8 @@ export type { Algo };
 
 /**
  * One collective, posted to the engine. `buf` is shared (no tensor bytes are copied), or an
- * ordinary buffer in the transfer list (moved here, and moved back in the reply's `out`).
+ * ordinary buffer in the transfer list (moved here, and moved back in the reply's `buf`): the
+ * caller's array with { transfer: true }, or a staging buffer too large to keep (staging.ts).
  */
 export interface OpRequest {
   t: 'op';
@@ -63,13 +64,14 @@ export type EngineReply =
       sharedMemoryPeers: number[];
     }
   | { t: 'init-failed'; error: ErrorJSON }
-  /** `out`: a buffer moved to the caller: all-gather's new result, or a transferred op's own buffer. */
+  /** Buffers moved to the caller: `out`, all-gather's new result; `buf`, the op's own ordinary buffer. */
   | {
       t: 'done';
       id: number;
       algo?: string;
       range?: [number, number];
       out?: ArrayBuffer;
+      buf?: ArrayBuffer;
       segs?: [number, number][];
     }
   | { t: 'op-failed'; id: number; error: ErrorJSON }

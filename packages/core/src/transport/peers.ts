@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import {
   DEFAULTS,
+  ErrorCode,
   type Logger,
   PeerLostError,
   PreAuthGuard,
@@ -52,6 +53,9 @@ interface Outbox {
   sent: number;
 }
 
+/** How long close waits for the peers' answers once the job has failed (else closeTimeoutMs). */
+const FAILED_CLOSE_MS = 500;
+
 /** Socket reads land in one reused buffer of this size per receiving connection. */
 const READ_BUFFER_BYTES = 1024 * 1024;
 
@@ -82,6 +86,8 @@ export class Transport extends EventEmitter<TransportEvents> implements Collecti
   private readonly outbox: (Outbox | undefined)[] = [];
   private readonly inbox: Inbox[] = [];
   private readonly byes = new Set<number>();
+  /** Peers known to be lost (connection gone without a bye, or named by the failure): close does not wait for them. */
+  private readonly lost = new Set<number>();
   private failure?: RingwireError;
   private closing = false;
   private tableReady!: (t: PeerTable & { rank: number }) => void;
@@ -302,7 +308,7 @@ export class Transport extends EventEmitter<TransportEvents> implements Collecti
    */
   private onClose(rank: number, which: 'recv' | 'send'): void {
     if (this.closing) return;
-    if (!this.byes.has(rank)) return void this.emit('lost', rank, 'connection closed');
+    if (!this.byes.has(rank)) return void (this.lost.add(rank), this.emit('lost', rank, 'connection closed'));
     if (which === 'recv' && this.inbox[rank]?.waiter)
       this.inbox[rank].waiter!.reject(this.gone(rank)), (this.inbox[rank].waiter = undefined);
     if (which === 'send') this.outbox[rank]?.credits.fail(this.gone(rank));
@@ -420,13 +426,23 @@ export class Transport extends EventEmitter<TransportEvents> implements Collecti
   fail(err: RingwireError): void {
     if (this.failure) return;
     this.failure = err;
+    // A lost peer is named by `rank`; a timeout names in `ranks` those that never arrived or
+    // answered (its `rank`, if any, is the rank that reported it).
+    const named = err.code === ErrorCode.PEER_LOST ? [err.rank, ...(err.ranks ?? [])] : [];
+    if (err.code === ErrorCode.TIMEOUT) named.push(...(err.ranks ?? []));
+    for (const r of named) if (r !== undefined && r !== this.rank) this.lost.add(r);
     for (const inbox of this.inbox) if (inbox.waiter) inbox.waiter.reject(err), (inbox.waiter = undefined);
     for (const box of this.outbox) box?.credits.fail(err);
   }
 
+  /** Closes every connection: gracefully, except those of peers known to be lost, which are cut at once. */
   async close(): Promise<void> {
     this.closing = true;
-    const grace = this.opts.closeTimeoutMs;
+    // After a failure no queued data matters: a peer that does not answer at once is not waited for.
+    const grace = this.failure
+      ? Math.min(this.opts.closeTimeoutMs, FAILED_CLOSE_MS)
+      : this.opts.closeTimeoutMs;
+    for (const r of this.lost) this.inbound[r]?.destroy(), this.outbox[r]?.ws.terminate();
     // Closing frames go after the data still queued: on a slow link that can take a while.
     await Promise.all([
       ...this.inbound.map(
