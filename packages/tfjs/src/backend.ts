@@ -1,14 +1,15 @@
-import { readEnv } from '@ringwire/common';
+import { InvalidArgumentError, readEnv } from '@ringwire/common';
+import { installWebGPU } from './webgpu.js';
 /**
  * Picks the best TensorFlow.js available, for examples and benchmarks. Packages are imported
  * dynamically from the caller's install, so none of them is required.
  *
  * RINGWIRE_TFJS_BACKEND (or options.backend):
  *  - 'auto' (default): @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node, then @tensorflow/tfjs on 'cpu'
- *  - 'webgpu': the `webgpu` package (Dawn's Node bindings) + @tensorflow/tfjs-backend-webgpu
+ *  - 'webgpu': the `webgpu` package (Dawn's Node bindings) + @tensorflow/tfjs-backend-webgpu, on the
+ *    hardware adapter, else Mesa's software one (see webgpu.ts)
  *  - 'node-gpu' | 'node' | 'cpu': exactly that one (fails when it does not load)
  */
-import { InvalidArgumentError } from 'ringwire';
 
 export type BackendChoice = 'auto' | 'webgpu' | 'node-gpu' | 'node' | 'cpu';
 
@@ -72,20 +73,11 @@ export async function loadTfjs(options: { backend?: BackendChoice } = {}): Promi
   const choice = (options.backend ?? readEnv('tfjsBackend') ?? 'auto') || 'auto';
   const skipped: string[] = [];
   if (choice === 'webgpu') {
-    const { create, globals } = (await load('webgpu', choice)) as {
-      create: (flags: string[]) => unknown;
-      globals: object;
-    };
-    Object.assign(globalThis, globals);
-    Object.defineProperty(globalThis, 'navigator', {
-      value: { gpu: create([]) },
-      configurable: true,
-      writable: true,
-    });
+    await installWebGPU((await load('webgpu', choice)) as Parameters<typeof installWebGPU>[0]);
     const tf = await umbrella(choice);
     await load('@tensorflow/tfjs-backend-webgpu', choice);
     if (!(await tf.setBackend('webgpu')))
-      throw new Error('loadTfjs: the webgpu backend did not initialize (no adapter?)');
+      throw new InvalidArgumentError('loadTfjs: the webgpu backend did not initialize on its adapter');
     await tf.ready();
     return { tf, backend: tf.getBackend(), source: '@tensorflow/tfjs-backend-webgpu', skipped };
   }

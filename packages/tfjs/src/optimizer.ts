@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type Communicator, InvalidArgumentError, type Kernels, loadKernels } from 'ringwire';
+import { DEFAULT_BUCKET_BYTES, exchangeBuckets, movable } from './buckets.js';
 import { resolveComm } from './context.js';
 import { checkLayout, type LayoutEntry, layoutKey } from './layout.js';
+import type { Half } from './narrow.js';
 import { DistributedOptimizerCallback } from './optimizer-callback.js';
 
 /** What tf.Optimizer's getWeights and applyGradients take (not exported by tfjs-core's index). */
@@ -28,11 +30,18 @@ export interface DistributedOptimizerOptions {
    */
   fusion?: 'auto' | 'device' | 'host';
   /**
-   * The fused buffer is all-reduced in slices of this many bytes of float32 (default 8 MiB):
+   * Host fusion: the fused buffer is all-reduced in slices of this many bytes of float32 (default 8 MiB):
    * while slice k is on the wire, slice k+1 is copied (and converted) into the fusion buffer.
    * Infinity: one all-reduce after the whole copy.
    */
   pipelineBytes?: number;
+  /**
+   * Device fusion (GPU backends): the fused gradients are read, all-reduced and uploaded in buckets
+   * of this many bytes of float32 (default 25 MiB, as PyTorch DDP's bucket_cap_mb): the download of
+   * bucket k+1 overlaps the all-reduce of bucket k, whose upload overlaps the all-reduce of k+1.
+   * Infinity: one bucket.
+   */
+  bucketBytes?: number;
   /**
    * Check once per variable layout, with a small all-gather, that every rank fuses the same
    * shapes in the same order (default true). Without it, a different element count still fails
@@ -110,6 +119,7 @@ export class DistributedOptimizer extends tf.Optimizer {
   readonly profile: boolean;
   readonly verifyLayout: boolean;
   readonly pipelineBytes: number;
+  readonly bucketBytes: number;
   /** Phase timings of the last applied step (null before the first). */
   lastTimings: StepTimings | null = null;
 
@@ -172,6 +182,9 @@ export class DistributedOptimizer extends tf.Optimizer {
     this.pipelineBytes = options.pipelineBytes ?? 8 * 1024 * 1024;
     if (!(this.pipelineBytes >= 4))
       throw new InvalidArgumentError('DistributedOptimizer: pipelineBytes must be >= 4');
+    this.bucketBytes = options.bucketBytes ?? DEFAULT_BUCKET_BYTES;
+    if (!(this.bucketBytes >= 8))
+      throw new InvalidArgumentError('DistributedOptimizer: bucketBytes must be >= 8');
     this.commOption = options.comm;
   }
 
@@ -457,13 +470,15 @@ export class DistributedOptimizer extends tf.Optimizer {
 
   private async exchange(p: Pending): Promise<void> {
     const comm = this.comm;
-    const half = this.compression === 'fp16' ? 'float16' : this.compression === 'bf16' ? 'bfloat16' : null;
+    const half: Half | null =
+      this.compression === 'fp16' ? 'float16' : this.compression === 'bf16' ? 'bfloat16' : null;
     // Every rank must fuse the same variables in the same order: check once per layout.
     const extra = {
       op: this.op,
       compression: this.compression,
       backwardPassesPerStep: this.backwardPassesPerStep,
       pipelineBytes: this.pipelineBytes,
+      bucketBytes: this.bucketBytes,
     };
     const entries = p.names.map((name, i) => ({ name, shape: p.shapes[i], dtype: 'float32' }));
     const key = layoutKey(entries, extra);
@@ -492,6 +507,52 @@ export class DistributedOptimizer extends tf.Optimizer {
       timings.compute += now() - t;
     }
 
+    const parts =
+      p.fusion === 'device'
+        ? await this.deviceParts(p, half, timings)
+        : await this.hostParts(p, half, timings);
+
+    const t = now();
+    try {
+      this.optimizer.applyGradients(p.names.map((name, i) => ({ name, tensor: parts[i] })));
+    } finally {
+      tf.dispose(parts);
+    }
+    timings.apply = now() - t;
+    this.lastTimings = timings;
+  }
+
+  /** Device fusion: bucketed download, all-reduce and upload of the one fused tensor (buckets.ts). */
+  private async deviceParts(p: Pending, half: Half | null, timings: StepTimings): Promise<tf.Tensor[]> {
+    const comm = this.comm;
+    const { f32, u16 } = this.buffers(comm, p.total);
+    const bucketElems = Math.max(2, 2 * Math.floor(Math.min(this.bucketBytes, 2 ** 52) / 8));
+    const { flat, timings: b } = await exchangeBuckets(p.pieces[0], {
+      comm,
+      op: this.op,
+      half,
+      kernels: this.k,
+      f32,
+      u16,
+      bucketElems,
+    });
+    Object.assign(timings, b);
+    const t = now();
+    const scale = this.averageAggregatedGradients && p.passes > 1 ? 1 / p.passes : 1;
+    const parts = tf.tidy(() => {
+      const g = scale === 1 ? flat : tf.mul(flat, tf.scalar(scale, 'float32'));
+      return p.names.length === 1
+        ? [tf.reshape(g, p.shapes[0])]
+        : tf.split(g, p.sizes).map((s, i) => tf.reshape(s, p.shapes[i]));
+    });
+    flat.dispose();
+    timings.upload += now() - t;
+    return parts;
+  }
+
+  /** Host fusion: each gradient read into the fusion buffer, all-reduced slice by slice. */
+  private async hostParts(p: Pending, half: Half | null, timings: StepTimings): Promise<tf.Tensor[]> {
+    const comm = this.comm;
     // Gradients of at least pipelineBytes are all-reduced alone, moved to the engine thread instead
     // of copied when their buffer belongs to them alone; with compression the engine thread narrows
     // and widens them. The rest are copied (or narrowed) into the fusion buffer slice by slice, each
@@ -569,38 +630,10 @@ export class DistributedOptimizer extends tf.Optimizer {
     // since native bindings (Dawn's writeBuffer, TensorFlow's C API) need not accept shared memory.
     const plain = (a: Float32Array) =>
       timings.backend === 'cpu' || !(a.buffer instanceof SharedArrayBuffer) ? a : a.slice();
-    const parts = tf.tidy(() => {
-      if (p.fusion === 'host') return results.map((r, i) => tf.tensor(plain(r), p.shapes[i], 'float32'));
-      const flat = tf.tensor1d(plain(results[0]), 'float32');
-      return p.names.length === 1
-        ? [tf.reshape(flat, p.shapes[0])]
-        : tf.split(flat, p.sizes).map((s, i) => tf.reshape(s, p.shapes[i]));
-    });
+    const parts = tf.tidy(() => results.map((r, i) => tf.tensor(plain(r), p.shapes[i], 'float32')));
     timings.upload = now() - t;
-
-    t = now();
-    try {
-      this.optimizer.applyGradients(p.names.map((name, i) => ({ name, tensor: parts[i] })));
-    } finally {
-      tf.dispose(parts);
-    }
-    timings.apply = now() - t;
-    this.lastTimings = timings;
+    return parts;
   }
-}
-
-/**
- * Whether `data` (a piece's `await data()`) is a whole ArrayBuffer that no other tensor holds, so
- * the all-reduce may move it instead of copying it. The piece is disposed right after.
- */
-function movable(piece: tf.Tensor, data: Float32Array): boolean {
-  const backend = tf.backend() as unknown as { refCount?: (dataId: object) => number };
-  return (
-    data.buffer instanceof ArrayBuffer &&
-    data.byteOffset === 0 &&
-    data.byteLength === data.buffer.byteLength &&
-    backend.refCount?.(piece.dataId) === 1
-  );
 }
 
 /** Reads a tf.Optimizer's learning rate (a DistributedOptimizer's is its wrapped optimizer's). */
