@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError } from '@ringwire/rendezvous';
-import { afterEach, describe, expect, it } from 'vitest';
 import { killAll, spawnNode } from '@ringwire/testing';
+import { afterEach, describe, expect, it } from 'vitest';
 import { parseBenchArgs } from '../lib/args.mjs';
 
 // The bench scripts' shared parts (bench/lib), run through real scripts at tiny sizes.
