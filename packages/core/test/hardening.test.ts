@@ -91,13 +91,14 @@ describe('a detached array (reused after { transfer: true })', () => {
 
 describe('a peer frozen for good', () => {
   // Found by the survivors' own op timeout (TIMEOUT naming it), or by the rendezvous' heartbeats
-  // (PEER_LOST naming it, 5 s by default).
+  // (PEER_LOST naming it; 3 s here, below the op timeout).
   for (const [timeoutMs, code] of [
     ['2000', 'RINGWIRE_ERR_TIMEOUT'],
     ['60000', 'RINGWIRE_ERR_PEER_LOST'],
   ])
     it(`does not hold up the survivors' close() once they have failed with ${code.slice(13)}`, async () => {
-      const procs = startRanks(3, 'frozen', { RINGWIRE_TIMEOUT_MS: timeoutMs });
+      const env = { RINGWIRE_TIMEOUT_MS: timeoutMs, RINGWIRE_HEARTBEAT_TIMEOUT_MS: '3000' };
+      const procs = startRanks(3, 'frozen', env);
       await waitForJson(procs[2], 'skipping', 30_000);
       procs[2].child.kill('SIGSTOP');
       const errs = await Promise.all([0, 1].map((r) => waitForJson<ErrorEvent>(procs[r], 'error', 20_000)));

@@ -57,8 +57,14 @@ function record(cs: RendezvousClient[]): string[][] {
 type Status = {
   jobs: { id: string; generation: number; state: string; members: { rank: number; alive: boolean }[] }[];
 };
-const status = async (port: number): Promise<Status> =>
-  (await fetch(`http://127.0.0.1:${port}/status`)).json() as Promise<Status>;
+/** The job details /status shows the server's secret (the token file holds it). */
+const status = async (port: number): Promise<Status> => {
+  const res = await fetch(`http://127.0.0.1:${port}/status`, {
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  const body = (await res.json()) as { details?: Status['jobs'] };
+  return { jobs: body.details ?? [] };
+};
 
 describe('the rendezvous goes away and comes back on the same port', () => {
   it('members re-register (status shows the job), the KV store and barriers work, a KV op made while it was down waits and succeeds', async () => {
