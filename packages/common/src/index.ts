@@ -21,4 +21,13 @@ export {
 } from './env.js';
 export * from './errors.js';
 export type { Kernels } from './kernels.js';
-export { createLogger, isLoopback, LEVELS, type Logger, type LogLevel } from './log.js';
+export {
+  createLogger,
+  escapeForLog,
+  isLoopback,
+  LEVELS,
+  type Logger,
+  type LogLevel,
+  logs,
+  logTime,
+} from './log.js';
