@@ -58,12 +58,13 @@ export interface TimelineExport {
 
 /** One thread's recorder. */
 export class Timeline {
-  private data = new Float64Array(1024 * FIELDS);
+  private data: Float64Array;
   private n = 0;
   private readonly names: string[] = [];
   private readonly ids = new Map<string, number>();
 
   constructor(private readonly capacity = DEFAULTS.timelineEvents) {
+    this.data = new Float64Array(Math.min(1024, capacity) * FIELDS);
     for (const p of PHASES) this.id(p);
   }
 
