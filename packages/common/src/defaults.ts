@@ -4,7 +4,7 @@
  */
 export const DEFAULTS = {
   /** A timeline keeps at most this many events per thread (the newest; older ones are dropped). */
-  timelineEvents: 1_000_000,
+  timelineEvents: 500_000,
   /** Clock alignment for the timeline: ping-pongs with rank 0, and the bound on all of them. */
   clockSamples: 8,
   clockSyncTimeoutMs: 2_000,

@@ -7,6 +7,7 @@ import {
   DTYPES,
   type DType,
   ErrorCode,
+  escapeForLog,
   type Logger,
   logs,
   PeerLostError,
@@ -149,7 +150,10 @@ export class Engine {
       );
       for (let r = 0; r < this.size; r++)
         if (r !== this.rank)
-          this.log('info', `to rank ${r} (${table.peers[r].host}): ${this.shm[r] ? 'shared memory' : 'TCP'}`);
+          this.log(
+            'info',
+            `to rank ${r} (${escapeForLog(table.peers[r].host)}): ${this.shm[r] ? 'shared memory' : 'TCP'}`,
+          );
       if (this.tl && this.rank !== 0 && this.size > 1) await this.syncClock();
       this.post({
         t: 'ready',
