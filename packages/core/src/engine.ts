@@ -64,6 +64,10 @@ export class Engine {
   private readonly pings = new Map<number, (now: number) => void>();
   /** Per rank: whether this rank's payloads to it go through shared memory. */
   private shm: boolean[] = [];
+  /** How this rank reaches all its peers: 'shm', 'tcp', or 'shm+tcp' (for ops that talk to several). */
+  private viaAll = 'tcp';
+  /** Whether info lines print (checked once: the per-op path stays cheap). */
+  private readonly info: boolean;
   /** The running op's algorithm and the peer it sends to (-1: several), for the log and timeline. */
   private opAlgo = '';
   private opPeer = -1;
@@ -80,6 +84,7 @@ export class Engine {
   ) {
     this.log = createLogger(`[ringwire ${cfg.rank ?? '?'}]`, cfg.logLevel);
     if (cfg.timeline) (this.tl = new Timeline()), (this.phases = new OpPhases());
+    this.info = logs('info', cfg.logLevel);
     port.on('message', (m: { t: string } & Partial<OpRequest>) =>
       m.t === 'op' ? this.submit(m as OpRequest) : m.t === 'close' ? void this.close() : undefined,
     );
@@ -144,6 +149,8 @@ export class Engine {
       const me = table.peers[table.rank];
       const shared = transport.sharedPeers();
       this.shm = Array.from({ length: this.size }, (_, r) => shared.includes(r));
+      const others = this.shm.filter((_, r) => r !== this.rank);
+      this.viaAll = others.every(Boolean) ? 'shm' : others.some(Boolean) ? 'shm+tcp' : 'tcp';
       this.log(
         'info',
         `joined job ${cfg.jobId} generation ${table.generation} as rank ${this.rank} of ${this.size} (${host}:${port}, ${this.k.name} kernels)`,
@@ -304,8 +311,8 @@ export class Engine {
   private account(op: OpRequest, t0: number, t1: number): void {
     const { desc } = op;
     this.counters.add(desc.kind, op.byteLength, this.size, t1 - t0);
-    const via = this.opPeer >= 0 ? (this.shm[this.opPeer] ? 'shm' : 'tcp') : this.viaAll();
-    if (logs('info', this.cfg.logLevel) && this.size > 1) {
+    const via = this.opPeer >= 0 ? (this.shm[this.opPeer] ? 'shm' : 'tcp') : this.viaAll;
+    if (this.info && this.size > 1) {
       const what = `${desc.kind} ${desc.dtype} of ${this.opSmall ? 'under' : 'at least'} ${this.cfg.crossoverBytes} B: ${this.opAlgo} over ${via}`;
       if (!this.logged.has(what)) this.logged.add(what), this.log('info', what);
       this.log(
@@ -332,12 +339,6 @@ export class Engine {
     // In the caller's async track of this op (same id), inside its time in the engine.
     if (op.arrived !== undefined && t0 > op.arrived)
       tl.span(Track.caller, Phase.queued, op.arrived, t0, op.seq);
-  }
-
-  /** How this rank reaches all its peers: 'shm', 'tcp', or 'shm+tcp'. */
-  private viaAll(): string {
-    const others = this.shm.filter((_, r) => r !== this.rank);
-    return others.every(Boolean) ? 'shm' : others.some(Boolean) ? 'shm+tcp' : 'tcp';
   }
 
   /** Measures this rank's clock offset against rank 0's with ping-pongs on the control channel. */
