@@ -3,6 +3,11 @@
  * override the defaults (see `envNumber`); explicit options override both.
  */
 export const DEFAULTS = {
+  /** A timeline keeps at most this many events per thread (the newest; older ones are dropped). */
+  timelineEvents: 500_000,
+  /** Clock alignment for the timeline: ping-pongs with rank 0, and the bound on all of them. */
+  clockSamples: 8,
+  clockSyncTimeoutMs: 2_000,
   /** A join waits this long for the rest of the job (the first start may be slow: installs, JIT). */
   joinTimeoutMs: 120_000,
   /** How often a client proves it is alive (at most; a shorter heartbeat timeout sends more often). */

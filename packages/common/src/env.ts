@@ -85,6 +85,11 @@ export const ENV = {
   sharedMemory: spec('RINGWIRE_SHM', '0 turns off shared memory between same-host peers', flag),
   noNative: spec('RINGWIRE_NO_NATIVE', '1 uses the JS kernels even when the addon loads', flag),
   logLevel: spec('RINGWIRE_LOG_LEVEL', 'error | warn | info | debug', oneOf(LOG_LEVELS)),
+  timeline: spec(
+    'RINGWIRE_TIMELINE',
+    'record a Chrome trace: path.json (each rank writes path.<rank>.json; ringrun merges them)',
+    text,
+  ),
   tfjsBackend: spec('RINGWIRE_TFJS_BACKEND', '@ringwire/tfjs backend choice', oneOf(TFJS_BACKENDS)),
   ringrunSsh: spec('RINGRUN_SSH', 'the ssh command ringrun starts remote workers with', text),
 } as const;

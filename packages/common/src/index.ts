@@ -30,6 +30,8 @@ export {
   LEVELS,
   type Logger,
   type LogLevel,
+  logs,
+  logTime,
   rateLimitedLogger,
 } from './log.js';
 export { PreAuthGuard } from './preauth.js';

@@ -7,9 +7,17 @@ export type { LogLevel };
 /** @deprecated use LOG_LEVELS */
 export const LEVELS = LOG_LEVELS;
 
+const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+
+/** Local wall-clock time as HH:MM:SS.mmm, the timestamp of every log line. */
+export function logTime(d: Date = new Date()): string {
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
 /**
- * A logger writing `prefix level: message` lines to stderr. An unknown level means 'warn': a
- * typo in RINGWIRE_LOG_LEVEL must not stop a job (init() rejects it where it can say so).
+ * A logger writing `prefix HH:MM:SS.mmm level: message` lines to stderr (the one format of every
+ * package, e.g. `[ringwire 2] 12:00:01.234 info: ...`). An unknown level means 'warn': a typo in
+ * RINGWIRE_LOG_LEVEL must not stop a job (init() rejects it where it can say so).
  */
 export function createLogger(
   prefix: string,
@@ -18,8 +26,17 @@ export function createLogger(
   const max = LOG_LEVELS.indexOf(level as LogLevel);
   const limit = max < 0 ? 1 : max;
   return (lvl, message) => {
-    if (LOG_LEVELS.indexOf(lvl) <= limit) process.stderr.write(`${prefix} ${lvl}: ${message}\n`);
+    if (LOG_LEVELS.indexOf(lvl) <= limit) process.stderr.write(`${prefix} ${logTime()} ${lvl}: ${message}\n`);
   };
+}
+
+/** Whether a logger made by createLogger would print `level` under `configured` (skip costly messages). */
+export function logs(
+  level: LogLevel,
+  configured: string | undefined = process.env[ENV.logLevel.name],
+): boolean {
+  const max = LOG_LEVELS.indexOf((configured ?? 'warn') as LogLevel);
+  return LOG_LEVELS.indexOf(level) <= (max < 0 ? 1 : max);
 }
 
 /** Whether `host` names this machine's loopback interface. */

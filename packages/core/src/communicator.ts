@@ -1,7 +1,10 @@
+import { accessSync, constants as fsc } from 'node:fs';
+import { dirname } from 'node:path';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import {
   AbortedError,
   ClosedError,
+  createLogger,
   DEFAULTS,
   DTYPES,
   type DType,
@@ -18,6 +21,14 @@ import { copyBytes, warnIfJsKernels } from './kernels/index.js';
 import type { Algo, EngineConfig, EngineReply, ErrorJSON, OpRequest } from './messages.js';
 import { type InitOptions, resolveConfig } from './options.js';
 import { StagingPool } from './staging.js';
+import {
+  rankPath,
+  recordCall,
+  Timeline,
+  type TimelineExport,
+  unwritable,
+  writeRankTimeline,
+} from './timeline.js';
 import type { Descriptor, Kind } from './wire.js';
 
 export interface ReduceOptions {
@@ -76,6 +87,14 @@ export class Communicator {
   /** Ranks this rank sends payloads to through shared memory (same host; see `sharedMemory`), the rest go over TCP. */
   readonly sharedMemoryPeers: readonly number[];
 
+  /**
+   * This thread's timeline recorder when RINGWIRE_TIMELINE is on (else undefined): @ringwire/tfjs
+   * records its step phases here. Written at close, with the engine thread's, to path.<rank>.json.
+   */
+  readonly timeline?: Timeline;
+  private engineTimeline?: TimelineExport;
+  private readonly clock: { offsetUs: number; rttUs: number; host: string };
+
   private seq = 0;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (d: Done) => void; reject: (e: Error) => void }>();
@@ -102,6 +121,8 @@ export class Communicator {
     this.generation = ready.generation;
     this.kernels = ready.kernels;
     this.sharedMemoryPeers = Object.freeze(ready.sharedMemoryPeers);
+    this.clock = { offsetUs: ready.clockOffsetUs, rttUs: ready.clockRttUs, host: ready.host };
+    if (cfg.timeline) this.timeline = new Timeline();
     port.on('message', (m: EngineReply) => this.onReply(m));
     worker.on('error', (err) => this.abort(new AbortedError(`engine thread crashed: ${err.stack ?? err}`)));
     worker.on('exit', () => this.abort(new ClosedError('engine thread exited')));
@@ -129,6 +150,8 @@ export class Communicator {
       this.idle();
     } else if (m.t === 'failed') {
       this.failure ??= RingwireError.fromJSON(m.error);
+    } else if (m.t === 'closed') {
+      this.engineTimeline = m.timeline;
     }
   }
 
@@ -182,8 +205,10 @@ export class Communicator {
         'allreduceSync: await the pending collectives of this communicator first',
       );
     const desc: Descriptor = { kind: 'allreduce', dtype, op, root: 0, count: x.length, layout: 0 };
+    const t0 = this.timeline ? performance.now() : 0;
     const { buf, offset, staged, moved } = this.place([x], false);
     if (staged) copyInSync(x, buf);
+    const t1 = this.timeline ? performance.now() : 0;
     const id = this.nextId++;
     this.port.postMessage(
       {
@@ -213,11 +238,19 @@ export class Communicator {
       Atomics.wait(this.signal, 0, seen, 1000);
     }
     if (result instanceof Error) throw result;
+    const t2 = this.timeline ? performance.now() : 0;
     if (staged) {
       const back = moved ? result.buf! : buf;
       copyBytes(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), new Uint8Array(back, 0, x.byteLength));
       this.staging.give(back);
     }
+    if (this.timeline)
+      recordCall(this.timeline, 'allreduce', this.seq, x.byteLength, dtype, op, result.algo, [
+        t0,
+        t1,
+        t2,
+        performance.now(),
+      ]);
     return x;
   }
 
@@ -333,6 +366,10 @@ export class Communicator {
       const timer = setTimeout(() => void this.worker.terminate(), this.cfg.timeoutMs + 10_000);
       await exited;
       clearTimeout(timer);
+      // The engine's last word (its timeline) may still be queued behind its exit.
+      for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port))
+        this.onReply(m.message as EngineReply);
+      this.writeTimeline();
       this.port.close();
       await this.embedded?.close();
       this.failure ??= new ClosedError('the communicator is closed');
@@ -341,6 +378,22 @@ export class Communicator {
   }
 
   // ---- plumbing --------------------------------------------------------------------------
+
+  /** Writes this rank's timeline file, or warns once and goes on when it cannot. */
+  private writeTimeline(): void {
+    if (!this.timeline || !this.cfg.timeline) return;
+    const path = rankPath(this.cfg.timeline, this.rank);
+    const threads = [this.timeline.export(), ...(this.engineTimeline ? [this.engineTimeline] : [])];
+    const meta = {
+      rank: this.rank,
+      size: this.size,
+      host: this.clock.host,
+      clockOffsetUs: this.clock.offsetUs,
+      clockRttUs: this.clock.rttUs,
+    };
+    const why = writeRankTimeline(path, meta, threads);
+    if (why) timelineWarning(this.rank, path, why);
+  }
 
   private usable(): void {
     if (this.closed) throw new ClosedError('the communicator is closed');
@@ -462,6 +515,8 @@ export class Communicator {
   ): Promise<Done> {
     const { read, out, transfer = false, narrow = false } = extra;
     this.usable();
+    const tl = this.timeline;
+    const t0 = tl ? performance.now() : 0;
     const elem = narrow ? 4 : DTYPES[dtype].bytes;
     const count = kind === 'allgather' ? 0 : xs.reduce((n, x) => n + x.byteLength, 0) / elem;
     const desc: Descriptor = { kind, dtype, op, root, count, layout };
@@ -474,6 +529,7 @@ export class Communicator {
     let back: ArrayBufferLike | undefined = moved ? undefined : buf;
     try {
       if (staged) await copyIn(xs, buf);
+      const t1 = tl ? performance.now() : 0;
       const request: OpRequest = {
         t: 'op',
         id,
@@ -488,9 +544,11 @@ export class Communicator {
       };
       this.port.postMessage(request, moved ? [buf as ArrayBuffer] : []);
       const result = await done;
+      const t2 = tl ? performance.now() : 0;
       back = moved ? result.buf! : buf;
       if (staged && writeBack) await copyOut(back, xs);
       await read?.(back, result);
+      if (tl) recordCall(tl, kind, seq, bytes, dtype, op, result.algo, [t0, t1, t2, performance.now()]);
       return result;
     } finally {
       if (staged && back) this.staging.give(back as SharedArrayBuffer | ArrayBuffer);
@@ -559,6 +617,22 @@ function isDetached(buf: ArrayBufferLike): boolean {
   }
 }
 
+function dirUnwritable(dir: string): string | undefined {
+  try {
+    accessSync(dir, fsc.W_OK);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+function timelineWarning(rank: number | undefined, path: string, why: string): void {
+  createLogger(`[ringwire ${rank ?? '?'}]`)(
+    'warn',
+    `RINGWIRE_TIMELINE: cannot write ${path} (${why}); the job runs on without a timeline`,
+  );
+}
+
 function describeValue(x: unknown): string {
   if (x === null) return 'null';
   if (typeof x !== 'object') return typeof x;
@@ -582,6 +656,12 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
     resolved.rendezvous = (await embedded.listen()).url;
   }
   const cfg = resolved as EngineConfig;
+  if (cfg.timeline) {
+    // Found out now, not at close: a timeline that cannot be written is a warning, never a failure.
+    const probe = cfg.rank === undefined ? undefined : rankPath(cfg.timeline, cfg.rank);
+    const why = probe ? unwritable(probe) : dirUnwritable(dirname(cfg.timeline));
+    if (why) timelineWarning(cfg.rank, probe ?? cfg.timeline, why), (cfg.timeline = undefined);
+  }
   const { port1, port2 } = new MessageChannel();
   const signal = new Int32Array(new SharedArrayBuffer(4));
   const worker = new Worker(new URL('./worker.js', import.meta.url), {

@@ -7,7 +7,9 @@ import {
   DTYPES,
   type DType,
   ErrorCode,
+  escapeLog,
   type Logger,
+  logs,
   PeerLostError,
   RingwireError,
 } from '@ringwire/common';
@@ -17,9 +19,12 @@ import { chainBroadcast, treeBroadcast } from './algorithms/broadcast.js';
 import { type OpContext, segments } from './algorithms/context.js';
 import { ringAllreduce, ringReduceScatter } from './algorithms/ring.js';
 import { treeAllreduce } from './algorithms/tree.js';
+import { type ClockOffset, clockUs, measureOffset } from './clock.js';
+import { COUNTERS_KEY, Counters } from './counters.js';
 import { loadKernels } from './kernels/index.js';
 import type { EngineConfig, EngineReply, OpRequest } from './messages.js';
 import { StallInspector } from './stall.js';
+import { OpPhases, Phase, Timeline, Track } from './timeline.js';
 import type { EngineMessage } from './transport/control.js';
 import { Transport } from './transport/peers.js';
 import { sharedMemoryInfo } from './transport/shared-memory.js';
@@ -52,6 +57,24 @@ export class Engine {
   private stall!: StallInspector;
   private suspectTimer?: NodeJS.Timeout;
   private failedNow!: () => void;
+  private readonly counters = new Counters();
+  /** The timeline's recorder and the running op's phases, when RINGWIRE_TIMELINE is on. */
+  private readonly tl?: Timeline;
+  private readonly phases?: OpPhases;
+  private clock: ClockOffset = { offsetUs: 0, rttUs: 0 };
+  private readonly pings = new Map<number, (now: number) => void>();
+  /** Per rank: whether this rank's payloads to it go through shared memory. */
+  private shm: boolean[] = [];
+  /** How this rank reaches all its peers: 'shm', 'tcp', or 'shm+tcp' (for ops that talk to several). */
+  private viaAll = 'tcp';
+  /** Whether info lines print (checked once: the per-op path stays cheap). */
+  private readonly info: boolean;
+  /** The running op's algorithm and the peer it sends to (-1: several), for the log and timeline. */
+  private opAlgo = '';
+  private opPeer = -1;
+  private opSmall = false;
+  /** Algorithm choices already logged at info (once each). */
+  private readonly logged = new Set<string>();
   /** Settles when the communicator fails. */
   private readonly failed = new Promise<void>((resolve) => (this.failedNow = resolve));
 
@@ -61,6 +84,8 @@ export class Engine {
     private readonly signal: Int32Array,
   ) {
     this.log = createLogger(`[ringwire ${cfg.rank ?? '?'}]`, cfg.logLevel);
+    if (cfg.timeline) (this.tl = new Timeline()), (this.phases = new OpPhases());
+    this.info = logs('info', cfg.logLevel);
     port.on('message', (m: { t: string } & Partial<OpRequest>) =>
       m.t === 'op' ? this.submit(m as OpRequest) : m.t === 'close' ? void this.close() : undefined,
     );
@@ -135,6 +160,21 @@ export class Engine {
       transport.on('protocol', (_from: number, err: RingwireError) => this.fail(err, true));
       await transport.connect(table);
       const me = table.peers[table.rank];
+      const shared = transport.sharedPeers();
+      this.shm = Array.from({ length: this.size }, (_, r) => shared.includes(r));
+      const others = this.shm.filter((_, r) => r !== this.rank);
+      this.viaAll = others.every(Boolean) ? 'shm' : others.some(Boolean) ? 'shm+tcp' : 'tcp';
+      this.log(
+        'info',
+        `joined job ${cfg.jobId} generation ${table.generation} as rank ${this.rank} of ${this.size} (${host}:${port}, ${this.k.name} kernels)`,
+      );
+      for (let r = 0; r < this.size; r++)
+        if (r !== this.rank)
+          this.log(
+            'info',
+            `to rank ${r} (${escapeLog(table.peers[r].host)}): ${this.shm[r] ? 'shared memory' : 'TCP'}`,
+          );
+      if (this.tl && this.rank !== 0 && this.size > 1) await this.syncClock();
       this.post({
         t: 'ready',
         rank: table.rank,
@@ -145,7 +185,9 @@ export class Engine {
         host,
         port,
         kernels: this.k.name,
-        sharedMemoryPeers: transport.sharedPeers(),
+        sharedMemoryPeers: shared,
+        clockOffsetUs: this.clock.offsetUs,
+        clockRttUs: this.clock.rttUs,
       });
     } catch (err) {
       const e =
@@ -159,6 +201,7 @@ export class Engine {
 
   private submit(op: OpRequest): void {
     this.submitted = Math.max(this.submitted, op.seq);
+    if (this.tl) op.arrived = performance.now();
     if (this.failure) return this.reject(op, this.laterError());
     this.queue.set(op.seq, op);
     void this.pump();
@@ -172,7 +215,10 @@ export class Engine {
       this.nextSeq++;
       this.running = op;
       try {
+        const t0 = performance.now();
+        this.phases?.reset();
         const result = await this.stall.watch(op, () => this.execute(op));
+        this.account(op, t0, performance.now());
         // A transferred (ordinary) buffer goes back the way it came.
         if (!(op.buf instanceof SharedArrayBuffer)) result.buf = op.buf;
         this.post({ t: 'done', id: op.id, ...result });
@@ -205,17 +251,40 @@ export class Engine {
       hash: descriptorHash(desc),
       elem: DTYPES[desc.dtype].bytes,
       chunkBytes: this.cfg.chunkBytes,
+      stats: this.counters,
+      phases: this.phases,
     };
+    const ph = this.phases;
     const mine = new Uint8Array(op.buf, op.byteOffset, op.byteLength);
     // A narrowed op reduces a float16/bfloat16 copy of the caller's float32, then widens it back.
+    if (op.narrow) ph?.mark(Phase.copy);
     const buf = op.narrow ? this.narrowed(mine, desc.dtype) : mine;
     const n = this.size;
     const small = buf.length < this.cfg.crossoverBytes;
+    this.opSmall = small;
     const algo = op.algo === 'auto' ? (small ? 'tree' : 'ring') : op.algo;
+    const next = (this.rank + 1) % n;
+    const ring = desc.kind === 'reducescatter' || desc.kind === 'allgather';
+    const chain = desc.kind === 'broadcast' && !(op.algo === 'auto' ? small : op.algo === 'tree');
+    this.opAlgo = desc.kind === 'allreduce' ? algo : ring ? 'ring' : chain ? 'chain' : 'tree';
+    this.opPeer = ring || chain || (desc.kind === 'allreduce' && algo === 'ring') ? next : -1;
+    ph?.wait(
+      desc.kind === 'allreduce' && algo === 'ring'
+        ? Phase.reduceScatter
+        : desc.kind === 'reducescatter'
+          ? Phase.reduceScatter
+          : desc.kind === 'allgather'
+            ? Phase.allGather
+            : desc.kind === 'broadcast'
+              ? Phase.broadcast
+              : Phase.tree,
+    );
+    if (desc.kind === 'broadcast' && desc.root === this.rank) ph?.arrived(); // the root waits for no one
     switch (desc.kind) {
       case 'allreduce':
         if (n > 1 && algo === 'tree') await treeAllreduce(ctx, buf, this.scratchOf(buf.length));
         else if (n > 1) await ringAllreduce(ctx, buf);
+        if (op.narrow) ph?.mark(Phase.copy);
         if (op.narrow && desc.dtype === 'float16') this.k.f16ToF32(buf, mine);
         else if (op.narrow) this.k.bf16ToF32(buf, mine);
         return n > 1 ? { algo } : {};
@@ -252,6 +321,58 @@ export class Engine {
     }
   }
 
+  /** Counts a completed op, logs it at debug (its choice once at info), records it in the timeline. */
+  private account(op: OpRequest, t0: number, t1: number): void {
+    const { desc } = op;
+    this.counters.add(desc.kind, op.byteLength, this.size, t1 - t0);
+    const via = this.opPeer >= 0 ? (this.shm[this.opPeer] ? 'shm' : 'tcp') : this.viaAll;
+    if (this.info && this.size > 1) {
+      const what = `${desc.kind} ${desc.dtype} of ${this.opSmall ? 'under' : 'at least'} ${this.cfg.crossoverBytes} B: ${this.opAlgo} over ${via}`;
+      if (!this.logged.has(what)) this.logged.add(what), this.log('info', what);
+      this.log(
+        'debug',
+        `op #${op.seq} ${desc.kind} ${op.byteLength} B ${desc.dtype} ${desc.op}: ${this.opAlgo} over ${via}, ${(t1 - t0).toFixed(3)} ms`,
+      );
+    }
+    const tl = this.tl;
+    if (!tl) return;
+    const transport = tl.id(via);
+    tl.span(
+      Track.engine,
+      tl.id(desc.kind),
+      t0,
+      t1,
+      op.seq,
+      op.byteLength,
+      tl.id(desc.dtype),
+      tl.id(desc.op),
+      tl.id(this.opAlgo),
+      transport,
+    );
+    this.phases!.flush(tl, t1, op.seq, transport);
+    // In the caller's async track of this op (same id), inside its time in the engine.
+    if (op.arrived !== undefined && t0 > op.arrived)
+      tl.span(Track.caller, Phase.queued, op.arrived, t0, op.seq);
+  }
+
+  /** Measures this rank's clock offset against rank 0's with ping-pongs on the control channel. */
+  private async syncClock(): Promise<void> {
+    let id = 0;
+    const ping = () =>
+      new Promise<number>((resolve) => {
+        this.pings.set(++id, resolve);
+        this.t.control(0, { t: 'clock?', id });
+      });
+    const got = await measureOffset(ping, DEFAULTS.clockSamples, DEFAULTS.clockSyncTimeoutMs);
+    this.pings.clear();
+    if (got) this.clock = got;
+    else this.log('warn', 'timeline: rank 0 did not answer the clock pings; this rank is not aligned');
+    this.log(
+      'debug',
+      `timeline: clock offset to rank 0 ${this.clock.offsetUs.toFixed(1)} us, rtt ${this.clock.rttUs.toFixed(1)} us`,
+    );
+  }
+
   /** `src` (float32) narrowed to `dtype` in a buffer reused across ops. */
   private narrowed(src: Uint8Array, dtype: DType): Uint8Array {
     const bytes = src.length / 2;
@@ -286,6 +407,13 @@ export class Engine {
       }
       case 'status': {
         return this.stall.onStatus(from, msg);
+      }
+      case 'clock?':
+        return this.t.control(from, { t: 'clock', id: Number(msg.id), now: clockUs() });
+      case 'clock': {
+        const answer = this.pings.get(Number(msg.id));
+        this.pings.delete(Number(msg.id));
+        return answer?.(Number(msg.now));
       }
       case 'abort':
         return this.fail(RingwireError.fromJSON(msg as unknown as { code: string; message: string }), false);
@@ -364,6 +492,10 @@ export class Engine {
     if (this.running || this.queue.size) await new Promise<void>((r) => (this.closeDone = r));
     // On both connections, so whichever closes first was preceded by the bye.
     for (let r = 0; r < this.size; r++) if (r !== this.rank) this.t.control(r, { t: 'bye' }, true);
+    // For ringrun's end-of-job summary: through the rendezvous, not the worker's output, which the
+    // program owns (it may redirect or close stderr); a rendezvous without ringrun just keeps it.
+    if (!this.failure && this.rank >= 0)
+      await this.rdzv?.set(`${COUNTERS_KEY}${this.rank}`, this.counters.values(this.rank)).catch(() => {});
     await this.shutdown();
   }
 
@@ -371,7 +503,7 @@ export class Engine {
     this.closing = true;
     await this.rdzv?.close().catch(() => {});
     await this.t?.close().catch(() => {});
-    this.post({ t: 'closed' });
+    this.post({ t: 'closed', timeline: this.tl?.export() });
     this.port.close();
   }
 }

@@ -25,7 +25,9 @@ export {
   type ReduceOptions,
   type TypeOptions,
 } from './communicator.js';
+export { busFactor, COUNTERS_KEY, type CounterValues } from './counters.js';
 export { jsKernels, type Kernels, type KernelsInfo, kernelsInfo, loadKernels } from './kernels/index.js';
 export type { Algo } from './messages.js';
 export type { InitOptions } from './options.js';
+export { rankPath, Timeline, Track, type TrackId, traceFile } from './timeline.js';
 export { type SharedMemoryInfo, sharedMemoryInfo } from './transport/shared-memory.js';

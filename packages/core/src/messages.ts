@@ -1,4 +1,5 @@
 import type { Algo, ErrorCode } from '@ringwire/common';
+import type { TimelineExport } from './timeline.js';
 import type { Descriptor } from './wire.js';
 
 /** What the caller's thread hands the engine thread at start (plain data: it is cloned). */
@@ -24,6 +25,8 @@ export interface EngineConfig {
   /** Same-host peers exchange payloads through shared memory (RINGWIRE_SHM; shared.ts). */
   sharedMemory: boolean;
   logLevel?: string;
+  /** Record a timeline (RINGWIRE_TIMELINE; the caller's thread writes the file). */
+  timeline?: string;
 }
 
 export type { Algo };
@@ -46,6 +49,8 @@ export interface OpRequest {
   narrow?: boolean;
   /** All-gather only: where the result goes (else a new buffer, transferred back). */
   out?: { buf: SharedArrayBuffer; byteOffset: number; byteLength: number };
+  /** Set by the engine as the op arrives, when the timeline is on (performance.now()). */
+  arrived?: number;
 }
 
 export type ErrorJSON = { code: ErrorCode; message: string; rank?: number; ranks?: number[] };
@@ -62,6 +67,9 @@ export type EngineReply =
       port: number;
       kernels: string;
       sharedMemoryPeers: number[];
+      /** Added to this rank's clock gives rank 0's (measured only with a timeline; else 0). */
+      clockOffsetUs: number;
+      clockRttUs: number;
     }
   | { t: 'init-failed'; error: ErrorJSON }
   /** Buffers moved to the caller: `out`, all-gather's new result; `buf`, the op's own ordinary buffer. */
@@ -76,4 +84,4 @@ export type EngineReply =
     }
   | { t: 'op-failed'; id: number; error: ErrorJSON }
   | { t: 'failed'; error: ErrorJSON }
-  | { t: 'closed' };
+  | { t: 'closed'; timeline?: TimelineExport };

@@ -53,6 +53,8 @@ export interface InitOptions {
   sharedMemory?: boolean;
   /** error | warn | info | debug (RINGWIRE_LOG_LEVEL). */
   logLevel?: string;
+  /** Record a Chrome trace; this rank writes path.<rank>.json at close (RINGWIRE_TIMELINE). */
+  timeline?: string;
 }
 
 function int(name: string, v: unknown, min: number): number | undefined {
@@ -107,6 +109,7 @@ export function resolveConfig(
     credits: int('credits', o.credits, 1) ?? DEFAULTS.credits,
     crossoverBytes: int('crossoverBytes', o.crossoverBytes, 0) ?? DEFAULTS.crossoverBytes,
     logLevel: oneOf('logLevel', o.logLevel, LOG_LEVELS) ?? readEnv('logLevel', env),
+    timeline: str('timeline', o.timeline) ?? readEnv('timeline', env),
     algo,
     sharedMemory: bool('sharedMemory', o.sharedMemory) ?? readEnv('sharedMemory', env) ?? true,
   };

@@ -125,7 +125,8 @@ const KEY_MAX = 1024;
  * The rendezvous service: membership and peer tables, a key-value store, barriers and liveness
  * for any number of jobs. Each worker keeps one WebSocket open; its close is how the server
  * learns, at once, that the worker is gone. Events: 'formed' (PeerTable), 'abort' (the job's
- * first failure, reported or detected) and 'report' (every failure a member reports).
+ * first failure, reported or detected), 'report' (every failure a member reports) and 'set'
+ * ({ job, key, value }: every key a member sets; ringrun's end-of-job summary listens).
  */
 export class RendezvousServer extends EventEmitter {
   private readonly opts: Required<Omit<RendezvousServerOptions, 'log' | 'token'>> & { log: Logger };
@@ -401,6 +402,7 @@ export class RendezvousServer extends EventEmitter {
         return this.reply(conn, id, true);
       case 'set':
         job.kv.set(key(msg.key), msg.value);
+        this.emit('set', { job: job.id, key: msg.key, value: msg.value });
         this.wake(job, msg.key as string);
         return this.reply(conn, id, true);
       case 'get':

@@ -61,7 +61,12 @@ const program = new Command('ringrun')
   )
   .option('--bind <addr>', 'address the rendezvous listens on (one every host reaches; 0.0.0.0 for all)')
   .option('--ssh <command>', 'ssh command and options for remote hosts (default $RINGRUN_SSH or ssh)')
-  .option('--verbose', 'print the launch plan and the rendezvous address on stderr')
+  .option('--verbose', 'print the launch plan and the rendezvous address on stderr (and the summary)')
+  .option(
+    '--timeline <file>',
+    'record a Chrome trace of the job (Perfetto, chrome://tracing) into this file (RINGWIRE_TIMELINE)',
+  )
+  .option('--summary', 'at the end, print per worker: exit, wall time, bytes sent, mean busbw')
   .option(
     '--check',
     'print the version, whether native kernels load and which TensorFlow.js backends are installed',
@@ -87,6 +92,8 @@ interface Opts {
   ssh?: string;
   verbose?: boolean;
   check?: boolean;
+  timeline?: string;
+  summary?: boolean;
 }
 
 /** `-np` is mpirun's spelling; commander would read it as `-n p`. Rewrite it up to the command. */
@@ -150,6 +157,8 @@ program.action(async (command: string[], opts: Opts) => {
       bind: opts.bind,
       ssh: opts.ssh ? splitWords(opts.ssh) : undefined,
       verbose: opts.verbose,
+      timeline: opts.timeline,
+      summary: opts.summary || opts.verbose,
       signal: controller.signal,
     });
   } catch (err) {

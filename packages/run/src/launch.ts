@@ -12,12 +12,15 @@ import {
   resolveHeartbeatTimeoutMs,
 } from '@ringwire/common';
 import { jobCredential, type PeerTable, RendezvousServer } from '@ringwire/rendezvous';
+import { COUNTERS_KEY, type CounterValues } from 'ringwire';
 import { assertCanListen, chooseAddress } from './address.js';
 import { type FailureReport, rootCause, type WorkerEnd } from './cause.js';
 import { type HostSlots, type Placement, placeRanks, UsageError } from './hosts.js';
 import { type LineSink, LineTagger } from './output.js';
 import { remoteCommand, watchdogSource } from './remote.js';
 import { splitWords } from './shell.js';
+import { summaryLines, type WorkerSummary } from './summary.js';
+import { mergeTimelines } from './timeline.js';
 import { ProcessTree, scanTrees } from './tree.js';
 
 /** After a worker fails, the others get this long to exit on their own before SIGTERM (capped by the grace). */
@@ -63,6 +66,10 @@ export interface LaunchOptions {
   /** Aborting stops every worker; a signal name as the reason ('SIGINT') gives code 128+n. */
   signal?: AbortSignal;
   jobId?: string;
+  /** Record a Chrome trace of the job into this file: the ranks write parts, merged at the end. */
+  timeline?: string;
+  /** Print one line per worker at the end: exit, wall time, bytes sent, mean busbw. */
+  summary?: boolean;
 }
 
 export interface LaunchResult {
@@ -84,6 +91,7 @@ export const CONTRACT_VARS: readonly string[] = LAUNCHER_ENV;
 
 interface Worker {
   p: Placement;
+  started: number;
   child: ChildProcess;
   pid?: number;
   /** Everything it started, for stopping those that left its process group. */
@@ -157,6 +165,10 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   const running = () => workers.filter((w) => !w.exited);
   // The evidence for the root cause of a failure: exits and failure reports in the order seen.
   const ends: WorkerEnd[] = [];
+  const summaries: WorkerSummary[] = [];
+  // The ranks' parts are path.<rank>.json beside it, the same path on every host (cwd-relative).
+  const timeline = options.timeline ?? readEnv('timeline', localEnv);
+  const timelinePath = timeline && resolve(cwd, timeline);
   const reports: FailureReport[] = [];
 
   // Survives ringrun being SIGKILLed and stops what ringrun started (see watchdogSource).
@@ -242,9 +254,17 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
     onReport(a);
     if (options.verbose) log(`rendezvous: job aborted: ${escapeLog(a.reason, 1000)}`);
   };
+  // Each rank leaves its counters in the rendezvous as it closes (see the engine's close).
+  const counters = new Map<number, CounterValues>();
+  const onSet = ({ job, key, value }: { job: string; key: unknown; value: unknown }) => {
+    if (job !== jobId || typeof key !== 'string' || !key.startsWith(COUNTERS_KEY)) return;
+    const c = countersOf(value);
+    if (c && String(c.rank) === key.slice(COUNTERS_KEY.length)) counters.set(c.rank, c);
+  };
   server.on('formed', onFormed);
   server.on('abort', onJobAbort);
   server.on('report', onReport);
+  server.on('set', onSet);
   const startTimer = options.startTimeoutMs
     ? setTimeout(() => {
         if (formed) return;
@@ -276,6 +296,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
       RINGWIRE_RENDEZVOUS: url,
       RINGWIRE_JOB_ID: jobId,
       [ENV.heartbeatTimeoutMs.name]: String(heartbeatTimeoutMs),
+      ...(timelinePath ? { [ENV.timeline.name]: timelinePath } : {}),
     };
     const child = p.local
       ? spawn(options.command, args, {
@@ -300,6 +321,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
         );
     const w: Worker = {
       p,
+      started: Date.now(),
       child,
       pid: child.pid,
       tree: child.pid ? new ProcessTree(child.pid) : undefined,
@@ -323,6 +345,13 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
         if (settled) return;
         settled = true;
         w.exited = true;
+        summaries.push({
+          rank: p.rank,
+          host: p.host,
+          code,
+          signal,
+          wallMs: Date.now() - w.started,
+        });
         // The leader is gone; whatever it started goes too (found under the descendants known so far).
         if (p.local && w.tree) scanTrees([w.tree]);
         if (p.local) killTree(w, 'SIGKILL');
@@ -362,7 +391,23 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   server.off('formed', onFormed);
   server.off('abort', onJobAbort);
   server.off('report', onReport);
+  server.off('set', onSet);
   await server.close();
+  if (timelinePath) {
+    try {
+      const missing = mergeTimelines(
+        timelinePath,
+        plan.map((p) => p.rank),
+      );
+      if (missing.length) log(`timeline: ${timelinePath} lacks ${missing.join('; ')}`);
+      else if (options.verbose) log(`timeline written to ${timelinePath}`);
+    } catch (e) {
+      log(`timeline: cannot write ${timelinePath}: ${(e as Error).message}`);
+    }
+  }
+  if (options.summary)
+    for (const line of summaryLines(summaries.map((w) => ({ ...w, counters: counters.get(w.rank) }))))
+      log(line);
   if (result) return result;
   // Decided once every worker has ended: the cause's own exit and the others' come in any order.
   const verdict = rootCause(ends, reports);
@@ -370,6 +415,13 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   for (const line of verdict.lines) log(line);
   const { lines: _, ...failed } = verdict;
   return failed;
+}
+
+/** A rank's counters as it reported them (from the network: checked), or undefined. */
+function countersOf(v: unknown): CounterValues | undefined {
+  const c = v as CounterValues;
+  const fields = [c?.rank, c?.ops, c?.bytesSent, c?.busBytes, c?.busyMs];
+  return fields.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0) ? c : undefined;
 }
 
 /** Signals a worker's process group and every process it started that left the group. */

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { type Communicator, InvalidArgumentError, type Kernels, loadKernels } from 'ringwire';
+import { type Communicator, InvalidArgumentError, type Kernels, loadKernels, Track } from 'ringwire';
 import { DEFAULT_BUCKET_BYTES, exchangeBuckets, movable } from './buckets.js';
 import { resolveComm } from './context.js';
 import { checkLayout, type LayoutEntry, layoutKey } from './layout.js';
@@ -132,6 +132,9 @@ export class DistributedOptimizer extends tf.Optimizer {
   private bufComm: Communicator | null = null;
   private kernels?: Kernels;
   private partial: Pick<StepTimings, 'compute' | 'fuse'> = { compute: 0, fuse: 0 };
+  /** For the timeline (RINGWIRE_TIMELINE): steps applied so far, and when this one's first pass began. */
+  private steps = 0;
+  private stepStart?: number;
 
   // tf.Optimizer's static Symbol.hasInstance is duck-typed (any optimizer would pass): use the prototype chain.
   static override [Symbol.hasInstance](x: unknown): boolean {
@@ -229,6 +232,8 @@ export class DistributedOptimizer extends tf.Optimizer {
       if (!staged.has(n) || this.pending?.fusion === 'device') g.dispose();
     this.partial.compute += t1 - t0;
     this.partial.fuse += now() - t1;
+    this.trace('compute', t0, t1 - t0);
+    this.trace('fuse', t1, this.partial.fuse);
     if (returnCost) return value;
     value.dispose();
     return null;
@@ -468,6 +473,19 @@ export class DistributedOptimizer extends tf.Optimizer {
     };
   }
 
+  /** Records a phase of the current step in the communicator's timeline, when it has one. */
+  private trace(phase: string, start: number, ms: number): void {
+    let tl: Communicator['timeline'];
+    try {
+      tl = this.comm.timeline;
+    } catch {
+      return; // no communicator yet: exchange() says so
+    }
+    if (!tl) return;
+    if (phase === 'compute') this.stepStart ??= start;
+    tl.record(Track.steps, phase, start, start + ms, this.steps);
+  }
+
   private async exchange(p: Pending): Promise<void> {
     const comm = this.comm;
     const half: Half | null =
@@ -519,6 +537,10 @@ export class DistributedOptimizer extends tf.Optimizer {
       tf.dispose(parts);
     }
     timings.apply = now() - t;
+    this.trace('apply', t, timings.apply);
+    this.trace('step', this.stepStart ?? t, now() - (this.stepStart ?? t));
+    this.stepStart = undefined;
+    this.steps++;
     this.lastTimings = timings;
   }
 
@@ -607,6 +629,7 @@ export class DistributedOptimizer extends tf.Optimizer {
       flush();
       tf.dispose(p.pieces);
       timings.download = now() - t;
+      this.trace('download', t, timings.download);
       t = now();
       await Promise.all(inflight);
     } catch (err) {
@@ -614,6 +637,7 @@ export class DistributedOptimizer extends tf.Optimizer {
       throw err;
     }
     timings.allreduce = now() - t;
+    this.trace('all-reduce', t, timings.allreduce);
 
     t = now();
     // Each piece's reduced values: its moved buffer, or its range of the fusion buffer.
@@ -632,6 +656,7 @@ export class DistributedOptimizer extends tf.Optimizer {
       timings.backend === 'cpu' || !(a.buffer instanceof SharedArrayBuffer) ? a : a.slice();
     const parts = tf.tidy(() => results.map((r, i) => tf.tensor(plain(r), p.shapes[i], 'float32')));
     timings.upload = now() - t;
+    this.trace('upload', t, timings.upload);
     return parts;
   }
 }

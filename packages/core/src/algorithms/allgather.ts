@@ -1,5 +1,6 @@
 import { InvalidArgumentError, ProtocolError } from '@ringwire/common';
 import { copyBytes } from '../kernels/index.js';
+import { Phase } from '../timeline.js';
 import type { OpContext, Range } from './context.js';
 import { ringAllgather } from './ring.js';
 
@@ -49,6 +50,7 @@ export async function allgather(
         { rank: i },
       );
   }
+  ctx.phases?.mark(Phase.copy);
   const out = alloc(total);
   if (segs.every(([, len]) => len <= INLINE)) {
     segs.forEach(([o, len], i) =>
@@ -57,6 +59,7 @@ export async function allgather(
     return { out, segs };
   }
   copyBytes(out.subarray(segs[r][0], segs[r][0] + input.length), input);
+  ctx.phases?.mark(Phase.allGather);
   await ringAllgather(ctx, out, segs, n - 1);
   return { out, segs };
 }

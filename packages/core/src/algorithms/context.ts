@@ -1,6 +1,7 @@
 import type { Kernels } from '@ringwire/common';
 import { MismatchError, ProtocolError } from '@ringwire/common';
 import { copyBytes } from '../kernels/index.js';
+import type { OpPhases } from '../timeline.js';
 import type { CollectiveTransport } from '../transport/types.js';
 import { type Descriptor, describe, type FrameHeader, FrameType } from '../wire.js';
 
@@ -16,6 +17,10 @@ export interface OpContext {
   /** Bytes per element. */
   elem: number;
   chunkBytes: number;
+  /** Payload bytes sent, counted for the job summary. */
+  stats?: { sent: number };
+  /** The timeline's phase marks (RINGWIRE_TIMELINE), absent when it is off. */
+  phases?: OpPhases;
 }
 
 /** A byte range [offset, offset + length) of the op's buffer. */
@@ -71,6 +76,7 @@ export async function sendRange(
   do {
     const n = Math.min(chunk, len - pos);
     if (after) await after(pos + n);
+    if (ctx.stats) ctx.stats.sent += n;
     writes.push(
       (await ctx.t.send(peer, header(ctx, step, off + pos, n), buf.subarray(off + pos, off + pos + n)))
         .written,
@@ -96,6 +102,7 @@ export async function recvRange(
   let pos = 0;
   do {
     const f = await ctx.t.recv(peer);
+    ctx.phases?.arrived();
     check(ctx, peer, f.h, step, off + pos);
     if (pos + f.h.length > len)
       throw new ProtocolError(`rank ${peer} sent ${f.h.length} bytes past the end of step ${step}`, {

@@ -1,3 +1,4 @@
+import { Phase } from '../timeline.js';
 import {
   copyInto,
   Landing,
@@ -63,8 +64,11 @@ async function ring(
           );
       })(),
       (async () => {
-        for (const [i, s] of steps.entries())
+        for (const [i, s] of steps.entries()) {
+          // The timeline's phases follow the receiving side: all-gather starts when reduce-scatter has landed.
+          if (phases.reduce && phases.gather && i === n - 1) ctx.phases?.mark(Phase.allGather);
           await recvRange(ctx, prev, first + i, buf, s.recv, s.consume, (end) => landing.mark(i, end));
+        }
       })(),
     ]);
   } finally {

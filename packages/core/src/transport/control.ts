@@ -11,7 +11,7 @@ import type { SharedRegion } from './shared-memory.js';
  *   dialler -> listener  hello (proof = HMAC(token, nonce|job), the dialler's own nonce)
  *   listener -> dialler  welcome (its proof; a shared-memory offer for same-host peers)
  *   dialler -> listener  shm (whether the offer was mapped; only after an offer)
- * Then, engine to engine: status? / status (the stall inspector), abort, bye.
+ * Then, engine to engine: status? / status (the stall inspector), abort, bye, clock? / clock.
  */
 export type HandshakeMessage =
   | { t: 'challenge'; nonce: Uint8Array }
@@ -29,6 +29,9 @@ export type EngineMessage =
   | { t: 'status?'; id: number }
   | { t: 'status'; id: number; seq: number; running: PeerStatus['running'] | null }
   | { t: 'abort'; code: string; message: string; rank?: number; ranks?: number[] }
-  | { t: 'bye' };
+  | { t: 'bye' }
+  /** Clock alignment for the timeline (clock.ts): rank 0 answers with its clockUs(). */
+  | { t: 'clock?'; id: number }
+  | { t: 'clock'; id: number; now: number };
 
 export type PeerMessage = HandshakeMessage | EngineMessage;
