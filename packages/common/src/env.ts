@@ -38,7 +38,7 @@ const oneOf =
   };
 
 /** The algorithms `RINGWIRE_ALGO` and `init({ algo })` accept. */
-export const ALGOS = ['auto', 'ring', 'tree'] as const;
+export const ALGOS = ['auto', 'ring', 'tree', 'hierarchical'] as const;
 export type Algo = (typeof ALGOS)[number];
 
 /** The levels `RINGWIRE_LOG_LEVEL` accepts, least verbose first. */
@@ -66,7 +66,11 @@ export const ENV = {
   token: spec('RINGWIRE_TOKEN', 'the job token every connection proves it holds (set by ringrun)', text),
   host: spec('RINGWIRE_HOST', 'the address peers use to reach this worker', text),
   timeoutMs: spec('RINGWIRE_TIMEOUT_MS', 'a collective without progress this long fails', int(1)),
-  algo: spec('RINGWIRE_ALGO', 'force the all-reduce/broadcast algorithm', oneOf(ALGOS)),
+  algo: spec(
+    'RINGWIRE_ALGO',
+    'all-reduce/broadcast algorithm: auto | ring | tree | hierarchical',
+    oneOf(ALGOS),
+  ),
   sharedMemory: spec('RINGWIRE_SHM', '0 turns off shared memory between same-host peers', flag),
   noNative: spec('RINGWIRE_NO_NATIVE', '1 uses the JS kernels even when the addon loads', flag),
   logLevel: spec('RINGWIRE_LOG_LEVEL', 'error | warn | info | debug', oneOf(LOG_LEVELS)),

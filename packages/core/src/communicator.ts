@@ -1,6 +1,7 @@
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import {
   AbortedError,
+  ALGOS,
   ClosedError,
   DEFAULTS,
   DTYPES,
@@ -73,6 +74,8 @@ export class Communicator {
   readonly kernels: string;
   /** Ranks this rank sends payloads to through shared memory (same host; see `sharedMemory`), the rest go over TCP. */
   readonly sharedMemoryPeers: readonly number[];
+  /** The algorithm the last finished collective ran with ('ring', 'tree', 'hierarchical', 'chain'; undefined on one rank). */
+  lastAlgo?: string;
 
   private seq = 0;
   private nextId = 1;
@@ -118,7 +121,7 @@ export class Communicator {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
-      if (m.t === 'done') p.resolve(m);
+      if (m.t === 'done') (this.lastAlgo = m.algo), p.resolve(m);
       else {
         const err = RingwireError.fromJSON(m.error);
         if (err.code !== ErrorCode.ABORTED) this.told = true;
@@ -396,8 +399,8 @@ export class Communicator {
       throw new InvalidArgumentError(
         `${what}: op 'mean' needs a float type, not ${dtype} (use 'sum' and divide)`,
       );
-    if (options.algo !== undefined && !['auto', 'ring', 'tree'].includes(options.algo))
-      throw new InvalidArgumentError(`${what}: algo must be auto, ring or tree`);
+    if (options.algo !== undefined && !ALGOS.includes(options.algo))
+      throw new InvalidArgumentError(`${what}: algo must be one of ${ALGOS.join(', ')}`);
     return { dtype, op };
   }
 
