@@ -247,7 +247,7 @@ class Cluster {
             'ob1',
             '--mca',
             'btl',
-            'tcp,vader,self',
+            'tcp,self',
             '--mca',
             'btl_tcp_if_include',
             'eth0',

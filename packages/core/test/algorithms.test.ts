@@ -315,7 +315,8 @@ describe('hierarchical all-reduce equals the flat ring and the reference at 2x2,
             const d = { kind: 'allreduce' as const, dtype, op, count };
             const hier = await onRanks(size, d, async (ctx) => {
               const buf = input(dtype, op, ctx.rank, count);
-              await hierarchicalAllreduce(ctx, buf, topo);
+              // 1, 2 or 4 pipelined pieces (4 pieces of 3 elements: some pieces are empty).
+              await hierarchicalAllreduce(ctx, buf, topo, (count % 4) + 1);
               return buf;
             });
             const flat = await onRanks(size, d, async (ctx) => {

@@ -88,11 +88,13 @@ export const ringAllgather = (ctx: OpContext, buf: Uint8Array, segs: Range[], fi
 /**
  * Bandwidth-optimal all-reduce of all of `buf`: reduce-scatter then all-gather, each rank sending
  * 2(n-1)/n of the data. For 'mean' only the owned segment is scaled, before it is gathered, by
- * 1/meanOver (the job's size, also when the ring spans only part of it).
+ * 1/meanOver (the job's size, also when the ring spans only part of it). Wire steps from
+ * `firstStep` (2(n-1) of them).
  */
-export const ringAllreduce = (ctx: OpContext, buf: Uint8Array, meanOver = ctx.size) =>
+export const ringAllreduce = (ctx: OpContext, buf: Uint8Array, meanOver = ctx.size, firstStep = 0) =>
   ring(ctx, buf, segments(buf.length / ctx.elem, ctx.size, ctx.elem), {
     reduce: true,
     gather: true,
     scale: ctx.desc.op === 'mean' ? 1 / meanOver : undefined,
+    firstStep,
   });
