@@ -64,6 +64,7 @@ def main():
     ap.add_argument("--rank", type=int, required=True)
     ap.add_argument("--world", type=int, required=True)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--addr", default="127.0.0.1", help="rank 0's address (the TCP store's)")
     ap.add_argument("--config", required=True, help="JSON: collective, sizes, iters, warmup, checks, dtype, op, root")
     a = ap.parse_args()
     cfg = json.loads(a.config)
@@ -72,7 +73,7 @@ def main():
     import torch.distributed as dist
 
     torch.set_num_threads(1)  # one core per rank, like ringwire's ranks
-    dist.init_process_group("gloo", init_method="tcp://127.0.0.1:%d" % a.port, rank=a.rank, world_size=a.world)
+    dist.init_process_group("gloo", init_method="tcp://%s:%d" % (a.addr, a.port), rank=a.rank, world_size=a.world)
     rank, n = a.rank, a.world
     coll, op, root = cfg["collective"], cfg["op"], cfg["root"]
     dtype = getattr(torch, cfg["dtype"])

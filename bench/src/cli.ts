@@ -5,6 +5,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { ALGOS, type Algo } from '@ringwire/common';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { WorkerConfig } from './config.js';
@@ -44,7 +45,7 @@ interface Flags {
   check: number;
   datatype: BenchDType;
   op: BenchOp;
-  algo: 'auto' | 'ring' | 'tree';
+  algo: Algo;
   root: number;
   staged?: boolean;
   json?: string;
@@ -94,9 +95,7 @@ function sweepOptions(cmd: Command): Command {
       new Option('-o, --op <op>', 'reduction (all-reduce, reduce-scatter)').choices([...OPS]).default('sum'),
     )
     .addOption(
-      new Option('--algo <algo>', 'all-reduce / broadcast algorithm')
-        .choices(['auto', 'ring', 'tree'])
-        .default('auto'),
+      new Option('--algo <algo>', 'all-reduce / broadcast algorithm').choices([...ALGOS]).default('auto'),
     )
     .option('-r, --root <rank>', 'broadcast root', integer(0), 0)
     .option(

@@ -1,4 +1,5 @@
 /** What the CLI tells every rank (and the peer programs) to run; shared by rank.ts, sweep.ts and peers.ts. */
+import type { Algo } from '@ringwire/common';
 import type { BenchDType, BenchOp, Collective } from './table.js';
 
 export interface WorkerConfig {
@@ -11,7 +12,7 @@ export interface WorkerConfig {
   checks: number;
   dtype: BenchDType;
   op: BenchOp;
-  algo: 'auto' | 'ring' | 'tree';
+  algo: Algo;
   root: number;
   /** Ordinary ArrayBuffer-backed arrays (copied through the core's staging buffers) instead of allocate(). */
   staged: boolean;

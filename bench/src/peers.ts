@@ -16,10 +16,10 @@ import type { RawRow } from './table.js';
 export const PEERS = ['gloo', 'mpi-tcp', 'mpi-sm'] as const;
 export type Peer = (typeof PEERS)[number];
 
-const PEER_DIR = fileURLToPath(new URL('../peers/', import.meta.url));
+export const PEER_DIR = fileURLToPath(new URL('../peers/', import.meta.url));
 /** Debian's python, not whatever python3 comes first on PATH (pyenv, conda). */
-const PYTHON = process.env.RINGBENCH_PYTHON ?? '/usr/bin/python3';
-const MPIRUN = process.env.RINGBENCH_MPIRUN ?? 'mpirun';
+export const PYTHON = process.env.RINGBENCH_PYTHON ?? '/usr/bin/python3';
+export const MPIRUN = process.env.RINGBENCH_MPIRUN ?? 'mpirun';
 const MPICC = process.env.RINGBENCH_MPICC ?? 'mpicc';
 
 export type PeerStatus = { ok: true; version: string } | { ok: false; why: string; install: string };
@@ -70,7 +70,7 @@ function mpiStatus(): PeerStatus {
 }
 
 /** Compiles the MPI peer once per source version into a cache folder. */
-function mpiBinary(): string {
+export function mpiBinary(): string {
   const src = join(PEER_DIR, 'mpi_bench.c');
   const hash = createHash('sha256').update(readFileSync(src)).digest('hex').slice(0, 12);
   const dir = join(process.env.XDG_CACHE_HOME ?? tmpdir(), `ringbench-${process.getuid?.() ?? 'u'}`);

@@ -54,6 +54,8 @@ async function main(): Promise<void> {
       if (rank === 0 && t1 - lastReport > 500) progress('timed', i + 1 - reported), (reported = i + 1);
     }
     el.disable();
+    // What the timed runs ran (the all-gather of the figures below would overwrite it).
+    const ran = comm.lastAlgo;
     // Peak memory of the timed runs, before the checks' own allocations.
     const peakRss = (process.resourceUsage().maxRSS * 1024) / MiB;
     progress('timed', cfg.iters - reported);
@@ -95,6 +97,7 @@ async function main(): Promise<void> {
         evloop_p99_us: all.map((a) => a[2]),
         rss_peak_MiB: all.map((a) => a[3]),
         rss_base_MiB: all.map((a) => a[4]),
+        ...(ran && { algo: ran }),
       };
       emit({ t: 'row', ...row });
     }

@@ -118,6 +118,8 @@ export interface RawRow {
   /** Peak resident set (maxRSS) per rank after this size, and each rank's RSS before any buffer. */
   rss_peak_MiB?: number[];
   rss_base_MiB?: number[];
+  /** The algorithm ringwire reported it ran (RINGWIRE_ALGO=auto resolved); absent for peers. */
+  algo?: string;
   /** A peer that cannot run this row says why. */
   error?: string;
 }
@@ -140,6 +142,7 @@ export interface Row {
   rss_peak_MiB?: number;
   rss_peak_MiB_ranks?: number[];
   rss_base_MiB_ranks?: number[];
+  algo?: string;
   error?: string;
 }
 
@@ -190,6 +193,7 @@ export function summarize(raw: RawRow, collective: Collective, np: number): Row 
       rss_peak_MiB_ranks: raw.rss_peak_MiB,
       rss_base_MiB_ranks: raw.rss_base_MiB,
     }),
+    ...(raw.algo && { algo: raw.algo }),
     ...(raw.error && { error: raw.error }),
   };
 }
@@ -220,8 +224,9 @@ export const COLUMNS = [
   'evl_max(ms)',
   'evl_p99(ms)',
   'rss(MiB)',
+  'algo',
 ];
-const WIDTHS = [12, 12, 9, 6, 11, 11, 11, 7, 11, 11, 11, 9];
+const WIDTHS = [12, 12, 9, 6, 11, 11, 11, 7, 11, 11, 11, 9, 13];
 
 /** The `#` comment lines and column titles that open a sweep's table. */
 export function tableHeader(
@@ -242,7 +247,7 @@ export function tableHeader(
     `# ringbench ${r.collective}: ${r.impl}, ${r.np} ranks, ${r.dtype}, op ${r.op}, algo ${r.algo}${r.collective === 'broadcast' ? `, root ${r.root ?? 0}` : ''}, buffers: ${buf}`,
     `# warm-up ${r.warmup} and ${r.iters} timed iterations per size, back to back; an iteration's time is the slowest rank's; time = median, p99 over iterations`,
     `# busbw = algbw x ${busFormula(r.collective)}; GB/s = 1e9 bytes/s; #wrong = wrong elements over all ranks in separate untimed runs`,
-    `# evl = event-loop delay of each rank's main thread during the timed loop (max over ranks); rss = peak resident memory up to the end of the timed loop (maxRSS), max over ranks`,
+    `# evl = event-loop delay of each rank's main thread during the timed loop (max over ranks); rss = peak resident memory up to the end of the timed loop (maxRSS), max over ranks; algo = what ringwire ran (auto resolved)`,
     '#',
     `#${COLUMNS.map((c, i) => c.padStart(WIDTHS[i] - (i === 0 ? 1 : 0))).join(' ')}`,
   ].join('\n');
@@ -271,6 +276,7 @@ export function tableRow(row: Row, dtype: string, op: string): string {
     ms(row.evloop_max_us),
     ms(row.evloop_p99_us),
     row.rss_peak_MiB === undefined ? 'n/a' : row.rss_peak_MiB.toFixed(0),
+    row.algo ?? '-',
   ];
   return cells.map((c, i) => c.padStart(WIDTHS[i])).join(' ');
 }

@@ -79,7 +79,7 @@ describe('bench harnesses', () => {
   it("a rank's failure is the launcher's exit code", async () => {
     const r = await run('core/sweep.mjs', ['2', '--sizes', '4096', '--algo', 'bogus']);
     expect(r.code).not.toBe(0);
-    expect(r.err).toMatch(/algo must be auto, ring or tree/);
+    expect(r.err).toMatch(/algo must be one of auto, ring, tree, hierarchical/);
   });
 
   it('a process pair finds each other on free ports and measures', async () => {

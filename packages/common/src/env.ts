@@ -39,7 +39,7 @@ const oneOf =
   };
 
 /** The algorithms `RINGWIRE_ALGO` and `init({ algo })` accept. */
-export const ALGOS = ['auto', 'ring', 'tree'] as const;
+export const ALGOS = ['auto', 'ring', 'tree', 'hierarchical'] as const;
 export type Algo = (typeof ALGOS)[number];
 
 /** The levels `RINGWIRE_LOG_LEVEL` accepts, least verbose first. */
@@ -81,7 +81,11 @@ export const ENV = {
     'a rank silent this long is declared lost (default: max(5000, RINGWIRE_TIMEOUT_MS))',
     int(100),
   ),
-  algo: spec('RINGWIRE_ALGO', 'force the all-reduce/broadcast algorithm', oneOf(ALGOS)),
+  algo: spec(
+    'RINGWIRE_ALGO',
+    'all-reduce/broadcast algorithm: auto | ring | tree | hierarchical',
+    oneOf(ALGOS),
+  ),
   sharedMemory: spec('RINGWIRE_SHM', '0 turns off shared memory between same-host peers', flag),
   noNative: spec('RINGWIRE_NO_NATIVE', '1 uses the JS kernels even when the addon loads', flag),
   logLevel: spec('RINGWIRE_LOG_LEVEL', 'error | warn | info | debug', oneOf(LOG_LEVELS)),

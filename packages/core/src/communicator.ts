@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import {
   AbortedError,
+  ALGOS,
   ClosedError,
   createLogger,
   DEFAULTS,
@@ -86,6 +87,8 @@ export class Communicator {
   readonly kernels: string;
   /** Ranks this rank sends payloads to through shared memory (same host; see `sharedMemory`), the rest go over TCP. */
   readonly sharedMemoryPeers: readonly number[];
+  /** The algorithm the last finished collective ran with ('ring', 'tree', 'hierarchical', 'chain'; undefined on one rank). */
+  lastAlgo?: string;
 
   /**
    * This thread's timeline recorder when RINGWIRE_TIMELINE is on (else undefined): @ringwire/tfjs
@@ -141,7 +144,7 @@ export class Communicator {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
-      if (m.t === 'done') p.resolve(m);
+      if (m.t === 'done') (this.lastAlgo = m.algo), p.resolve(m);
       else {
         const err = RingwireError.fromJSON(m.error);
         if (err.code !== ErrorCode.ABORTED) this.told = true;
@@ -467,8 +470,8 @@ export class Communicator {
       throw new InvalidArgumentError(
         `${what}: op 'mean' needs a float type, not ${dtype} (use 'sum' and divide)`,
       );
-    if (options.algo !== undefined && !['auto', 'ring', 'tree'].includes(options.algo))
-      throw new InvalidArgumentError(`${what}: algo must be auto, ring or tree`);
+    if (options.algo !== undefined && !ALGOS.includes(options.algo))
+      throw new InvalidArgumentError(`${what}: algo must be one of ${ALGOS.join(', ')}`);
     return { dtype, op };
   }
 

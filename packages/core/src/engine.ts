@@ -16,8 +16,11 @@ import {
 import { type AbortEvent, RendezvousClient, type Untrusted } from '@ringwire/rendezvous';
 import { allgather } from './algorithms/allgather.js';
 import { chainBroadcast, treeBroadcast } from './algorithms/broadcast.js';
-import { type OpContext, segments } from './algorithms/context.js';
+import { chooseAllreduce } from './algorithms/choose.js';
+import { byPosition, type OpContext, segments, subgroup } from './algorithms/context.js';
+import { hierarchicalAllreduce } from './algorithms/hierarchical.js';
 import { ringAllreduce, ringReduceScatter } from './algorithms/ring.js';
+import { Topology } from './algorithms/topology.js';
 import { treeAllreduce } from './algorithms/tree.js';
 import { type ClockOffset, clockUs, measureOffset } from './clock.js';
 import { COUNTERS_KEY, Counters } from './counters.js';
@@ -44,6 +47,7 @@ export class Engine {
   private readonly log: Logger;
   private rank = -1;
   private size = 0;
+  private topo = Topology.single(1);
   private readonly queue = new Map<number, OpRequest>();
   private nextSeq = 1;
   private submitted = 0;
@@ -146,6 +150,7 @@ export class Engine {
       });
       this.rank = table.rank;
       this.size = table.size;
+      this.topo = new Topology(Object.values(table.hosts));
       this.stall = new StallInspector({
         t: transport,
         rank: this.rank,
@@ -260,16 +265,27 @@ export class Engine {
     if (op.narrow) ph?.mark(Phase.copy);
     const buf = op.narrow ? this.narrowed(mine, desc.dtype) : mine;
     const n = this.size;
+    // Flat algorithms visit the ranks host by host.
+    const flat = this.topo.identity ? ctx : subgroup(ctx, this.topo.order);
     const small = buf.length < this.cfg.crossoverBytes;
     this.opSmall = small;
-    const algo = op.algo === 'auto' ? (small ? 'tree' : 'ring') : op.algo;
-    const next = (this.rank + 1) % n;
+    const algo =
+      desc.kind === 'allreduce'
+        ? chooseAllreduce(op.algo, buf.length, this.topo, this.cfg.crossoverBytes)
+        : op.algo === 'auto'
+          ? small
+            ? 'tree'
+            : 'ring'
+          : op.algo;
+    // The next rank of the host-ordered ring: whose link the timeline labels (shm or TCP).
+    const order = this.topo.order;
+    const next = order[(order.indexOf(this.rank) + 1) % n];
     const ring = desc.kind === 'reducescatter' || desc.kind === 'allgather';
     const chain = desc.kind === 'broadcast' && !(op.algo === 'auto' ? small : op.algo === 'tree');
     this.opAlgo = desc.kind === 'allreduce' ? algo : ring ? 'ring' : chain ? 'chain' : 'tree';
     this.opPeer = ring || chain || (desc.kind === 'allreduce' && algo === 'ring') ? next : -1;
     ph?.wait(
-      desc.kind === 'allreduce' && algo === 'ring'
+      desc.kind === 'allreduce' && algo !== 'tree'
         ? Phase.reduceScatter
         : desc.kind === 'reducescatter'
           ? Phase.reduceScatter
@@ -281,40 +297,44 @@ export class Engine {
     );
     if (desc.kind === 'broadcast' && desc.root === this.rank) ph?.arrived(); // the root waits for no one
     switch (desc.kind) {
-      case 'allreduce':
-        if (n > 1 && algo === 'tree') await treeAllreduce(ctx, buf, this.scratchOf(buf.length));
-        else if (n > 1) await ringAllreduce(ctx, buf);
+      case 'allreduce': {
+        if (n > 1 && algo === 'tree') await treeAllreduce(flat, buf, this.scratchOf(buf.length));
+        else if (n > 1 && algo === 'hierarchical') await hierarchicalAllreduce(ctx, buf, this.topo);
+        else if (n > 1) await ringAllreduce(flat, buf);
         if (op.narrow) ph?.mark(Phase.copy);
         if (op.narrow && desc.dtype === 'float16') this.k.f16ToF32(buf, mine);
         else if (op.narrow) this.k.bf16ToF32(buf, mine);
         return n > 1 ? { algo } : {};
+      }
       case 'barrier':
-        if (n > 1) await treeAllreduce(ctx, buf, this.scratchOf(0));
+        if (n > 1) await treeAllreduce(flat, buf, this.scratchOf(0));
         return {};
-      case 'broadcast':
-        if (n > 1)
-          await ((op.algo === 'auto' ? small : op.algo === 'tree') ? treeBroadcast : chainBroadcast)(
-            ctx,
-            buf,
-            desc.root,
-          );
-        return {};
+      case 'broadcast': {
+        // A chain in host order already carries the data over each host link once: no two-level form pays.
+        const tree = op.algo === 'auto' ? small : op.algo === 'tree';
+        if (n > 1) await (tree ? treeBroadcast : chainBroadcast)(flat, buf, desc.root);
+        return n > 1 ? { algo: tree ? 'tree' : 'chain' } : {};
+      }
       case 'reducescatter': {
         const segs = segments(desc.count, n, ctx.elem);
-        if (n > 1) await ringReduceScatter(ctx, buf, segs);
+        if (n > 1) await ringReduceScatter(flat, buf, byPosition(flat, segs));
         const [off, len] = segs[this.rank];
         if (desc.op === 'mean') this.k.scale(desc.dtype, buf.subarray(off, off + len), 1 / n);
-        return { range: [off, len] };
+        return { range: [off, len], ...(n > 1 ? { algo: 'ring' } : {}) };
       }
       case 'allgather': {
         // The result gets an ordinary buffer that is transferred to the caller's thread: owned
         // there alone, it is freed like any array (a SharedArrayBuffer per call was freed so
         // late that 20 calls of 128 MiB reached 1.9 GiB RSS).
         const into = op.out;
-        const { out, segs } = await allgather(ctx, buf, into ? into.byteLength : -1, (bytes) =>
+        const { out, segs } = await allgather(flat, buf, into ? into.byteLength : -1, (bytes) =>
           into ? new Uint8Array(into.buf, into.byteOffset, bytes) : new Uint8Array(bytes),
         );
-        return { out: into ? undefined : (out.buffer as ArrayBuffer), segs: segs.map(([o, l]) => [o, l]) };
+        return {
+          out: into ? undefined : (out.buffer as ArrayBuffer),
+          segs: segs.map(([o, l]) => [o, l]),
+          ...(n > 1 ? { algo: 'ring' } : {}),
+        };
       }
       default:
         throw new AbortedError(`unknown collective ${desc.kind}`);

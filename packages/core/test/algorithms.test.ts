@@ -9,8 +9,10 @@ import { InvalidArgumentError } from '@ringwire/rendezvous';
 import { describe, expect, it } from 'vitest';
 import { allgather } from '../src/algorithms/allgather.js';
 import { chainBroadcast, treeBroadcast } from '../src/algorithms/broadcast.js';
-import { type OpContext, segments } from '../src/algorithms/context.js';
+import { byPosition, type OpContext, segments, subgroup } from '../src/algorithms/context.js';
+import { hierarchicalAllreduce } from '../src/algorithms/hierarchical.js';
 import { ringAllreduce, ringReduceScatter } from '../src/algorithms/ring.js';
+import { Topology } from '../src/algorithms/topology.js';
 import { treeAllreduce } from '../src/algorithms/tree.js';
 import { bf16BitsToF32, f16BitsToF32, f32BitsToBf16, f32BitsToF16, jsKernels } from '../src/kernels/js.js';
 import { type Descriptor, descriptorHash, type Kind } from '../src/wire.js';
@@ -274,4 +276,126 @@ describe('all-gather with per-rank lengths gives every rank every input, in rank
       expect(err?.message).toMatch(/rank 1's out holds 119 bytes, the result needs 120/);
     }
   });
+});
+
+// ---- across hosts: two-level all-reduce, host-ordered flat algorithms -------------------------
+
+/**
+ * Hosts x ranks per host, each laid out two ways: ranks numbered host by host, and dealt round
+ * the hosts (rank r on host r % hosts), so the host order is not the rank order.
+ */
+const TOPOLOGIES = [
+  [2, 2],
+  [2, 3],
+  [3, 2],
+].flatMap(([hosts, per]) => {
+  const n = hosts * per;
+  const ranks = Array.from({ length: n }, (_, r) => r);
+  return [
+    {
+      name: `${hosts}x${per} by host`,
+      topo: new Topology(Array.from({ length: hosts }, (_, h) => ranks.slice(h * per, (h + 1) * per))),
+    },
+    {
+      name: `${hosts}x${per} dealt`,
+      topo: new Topology(Array.from({ length: hosts }, (_, h) => ranks.filter((r) => r % hosts === h))),
+    },
+  ];
+});
+
+describe('hierarchical all-reduce equals the flat ring and the reference at 2x2, 2x3, 3x2', () => {
+  for (const { name, topo } of TOPOLOGIES)
+    it(name, async () => {
+      const size = topo.order.length;
+      expect(topo.layered).toBe(true);
+      for (const dtype of DTYPE_NAMES)
+        for (const op of opsOf(dtype))
+          for (const count of LENGTHS) {
+            const what = `${name}: ${label(size, dtype, op, count)}`;
+            const d = { kind: 'allreduce' as const, dtype, op, count };
+            const hier = await onRanks(size, d, async (ctx) => {
+              const buf = input(dtype, op, ctx.rank, count);
+              // 1, 2 or 4 pipelined pieces (4 pieces of 3 elements: some pieces are empty).
+              await hierarchicalAllreduce(ctx, buf, topo, (count % 4) + 1);
+              return buf;
+            });
+            const flat = await onRanks(size, d, async (ctx) => {
+              const buf = input(dtype, op, ctx.rank, count);
+              await ringAllreduce(subgroup(ctx, topo.order), buf);
+              return buf;
+            });
+            const want = reference(dtype, op, size, count);
+            for (const [r, buf] of hier.entries()) {
+              expectReduced(dtype, op, buf, want, `${what}, rank ${r}`);
+              expect(Buffer.compare(buf, flat[r]), `${what}: rank ${r} differs from the flat ring`).toBe(0);
+              expect(Buffer.compare(buf, hier[0]), `${what}: rank ${r} differs from rank 0`).toBe(0);
+            }
+          }
+    });
+});
+
+describe('flat algorithms in host order give the same results as in rank order', () => {
+  for (const { name, topo } of TOPOLOGIES.filter((t) => t.name.endsWith('dealt')))
+    it(name, async () => {
+      const size = topo.order.length;
+      const inOrder = (ctx: OpContext) => subgroup(ctx, topo.order);
+      for (const dtype of DTYPE_NAMES) {
+        const elem = DTYPES[dtype].bytes;
+        for (const count of LENGTHS) {
+          for (const op of opsOf(dtype)) {
+            const what = `${name}: ${label(size, dtype, op, count)}`;
+            const want = reference(dtype, op, size, count);
+            const tree = await onRanks(size, { kind: 'allreduce', dtype, op, count }, async (ctx) => {
+              const buf = input(dtype, op, ctx.rank, count);
+              await treeAllreduce(inOrder(ctx), buf, new Uint8Array(buf.length));
+              return buf;
+            });
+            for (const [r, buf] of tree.entries())
+              expectReduced(dtype, op, buf, want, `tree ${what}, rank ${r}`);
+            const segs = segments(count, size, elem);
+            const rs = await onRanks(size, { kind: 'reducescatter', dtype, op, count }, async (ctx) => {
+              const buf = input(dtype, op, ctx.rank, count);
+              const c = inOrder(ctx);
+              await ringReduceScatter(c, buf, byPosition(c, segs));
+              const [off, len] = segs[ctx.rank];
+              if (op === 'mean') ctx.k.scale(dtype, buf.subarray(off, off + len), 1 / size);
+              return buf.subarray(off, off + len);
+            });
+            for (const [r, own] of rs.entries()) {
+              const [off, len] = segs[r];
+              expectReduced(
+                dtype,
+                op,
+                own,
+                want.slice(off / elem, (off + len) / elem),
+                `rs ${what}, rank ${r}`,
+              );
+            }
+          }
+          for (const algo of ['tree', 'chain'] as const)
+            for (let root = 0; root < size; root++) {
+              const bufs = await onRanks(size, { kind: 'broadcast', dtype, root, count }, async (ctx) => {
+                const buf = input(dtype, 'sum', ctx.rank, count);
+                await (algo === 'tree' ? treeBroadcast : chainBroadcast)(inOrder(ctx), buf, root);
+                return buf;
+              });
+              const want = input(dtype, 'sum', root, count);
+              for (const [r, buf] of bufs.entries())
+                expect(Buffer.compare(buf, want), `${algo} ${name} root ${root}: rank ${r}`).toBe(0);
+            }
+          const counts = Array.from({ length: size }, (_, r) => (r % 2 ? count : Math.ceil(4100 / elem) + r));
+          const results = await onRanks(size, { kind: 'allgather', dtype, count: 0 }, (ctx) =>
+            allgather(
+              inOrder(ctx),
+              input(dtype, 'sum', ctx.rank, counts[ctx.rank]),
+              -1,
+              (b) => new Uint8Array(b),
+            ),
+          );
+          const gathered = Buffer.concat(counts.map((c, r) => input(dtype, 'sum', r, c)));
+          for (const [r, { out }] of results.entries())
+            expect(Buffer.compare(out, gathered), `allgather ${name} ${dtype}: rank ${r}`).toBe(0);
+        }
+      }
+    });
 });

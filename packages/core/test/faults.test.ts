@@ -239,7 +239,7 @@ describe('bad input gets a clear error', () => {
     await bad(comm.broadcast(new Float32Array(4), 1), /root must be an integer in 0..0, got 1/);
     await bad(
       comm.allreduce(new Float32Array(4), { algo: 'fast' as 'ring' }),
-      /algo must be auto, ring or tree/,
+      /algo must be one of auto, ring, tree, hierarchical/,
     );
     await bad(
       comm.allreduce(new Float32Array(4), { transfer: 1 as unknown as boolean }),

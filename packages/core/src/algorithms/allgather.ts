@@ -1,7 +1,7 @@
 import { InvalidArgumentError, ProtocolError } from '@ringwire/common';
 import { copyBytes } from '../kernels/index.js';
 import { Phase } from '../timeline.js';
-import type { OpContext, Range } from './context.js';
+import { byPosition, type OpContext, peerAt, type Range } from './context.js';
 import { ringAllgather } from './ring.js';
 
 /** A rank's data up to this many bytes rides with its length, so small all-gathers take one ring pass. */
@@ -13,7 +13,8 @@ const INLINE = 4096;
  * INLINE bytes, the data itself. Every rank then checks every rank's room, so an output that is
  * too small fails the collective on every rank alike. When every rank's data fitted in its
  * record, that was all; otherwise a ring all-gather of the data follows, into a buffer laid out
- * rank by rank. Returns the buffer and the layout.
+ * rank by rank. Returns the buffer and the layout. The participants are the whole job, in any
+ * ring order (ctx.ranks); records and layout go by transport rank.
  */
 export async function allgather(
   ctx: OpContext,
@@ -21,7 +22,8 @@ export async function allgather(
   room: number,
   alloc: (bytes: number) => Uint8Array,
 ): Promise<{ out: Uint8Array; segs: Range[] }> {
-  const { rank: r, size: n } = ctx;
+  const { size: n } = ctx;
+  const r = peerAt(ctx, ctx.rank);
   const rec = 16 + INLINE;
   const records = new Uint8Array(n * rec);
   const fields = new DataView(records.buffer);
@@ -31,7 +33,10 @@ export async function allgather(
   await ringAllgather(
     { ...ctx, elem: 1 },
     records,
-    Array.from({ length: n }, (_, i) => [i * rec, rec] as const),
+    byPosition(
+      ctx,
+      Array.from({ length: n }, (_, i) => [i * rec, rec] as const),
+    ),
   );
   const segs: Range[] = [];
   let total = 0;
@@ -60,6 +65,6 @@ export async function allgather(
   }
   copyBytes(out.subarray(segs[r][0], segs[r][0] + input.length), input);
   ctx.phases?.mark(Phase.allGather);
-  await ringAllgather(ctx, out, segs, n - 1);
+  await ringAllgather(ctx, out, byPosition(ctx, segs), n - 1);
   return { out, segs };
 }

@@ -9,8 +9,14 @@ import { type Descriptor, describe, type FrameHeader, FrameType } from '../wire.
 export interface OpContext {
   t: CollectiveTransport;
   k: Kernels;
+  /** This rank's position among the op's participants, and their number. */
   rank: number;
   size: number;
+  /**
+   * The participants' transport ranks by position (a ring visits them in this order); absent:
+   * position = rank. Lets one algorithm run over a subset of the job, as on a sub-communicator.
+   */
+  ranks?: readonly number[];
   seq: number;
   desc: Descriptor;
   hash: number;
@@ -37,6 +43,29 @@ export function segments(count: number, n: number, elem: number): Range[] {
 }
 
 export const mod = (a: number, n: number) => ((a % n) + n) % n;
+
+/** The transport rank of the participant at position `pos`. */
+export const peerAt = (ctx: OpContext, pos: number): number => (ctx.ranks ? ctx.ranks[pos] : pos);
+
+/** The position of transport rank `rank` among the participants (-1: not one of them). */
+export const positionOf = (ctx: OpContext, rank: number): number =>
+  ctx.ranks ? ctx.ranks.indexOf(rank) : rank < ctx.size ? rank : -1;
+
+/**
+ * The context for running an algorithm among `ranks` (transport ranks, in ring order), which
+ * must include this rank: a sub-communicator without any setup, since every rank derives the
+ * same groups from the same peer table.
+ */
+export function subgroup(ctx: OpContext, ranks: readonly number[]): OpContext {
+  const me = peerAt(ctx, ctx.rank);
+  const rank = ranks.indexOf(me);
+  if (rank < 0) throw new Error(`rank ${me} is not in the group ${ranks.join(',')}`);
+  return { ...ctx, rank, size: ranks.length, ranks };
+}
+
+/** Ranges indexed by rank, reordered by position (what the ring helpers take). */
+export const byPosition = <T>(ctx: OpContext, perRank: readonly T[]): T[] =>
+  ctx.ranks ? ctx.ranks.map((r) => perRank[r]) : [...perRank];
 
 function header(ctx: OpContext, step: number, offset: number, length: number): FrameHeader {
   return {

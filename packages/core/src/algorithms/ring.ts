@@ -4,6 +4,7 @@ import {
   Landing,
   mod,
   type OpContext,
+  peerAt,
   placeSteps,
   type Range,
   recvRange,
@@ -13,7 +14,8 @@ import {
 } from './context.js';
 
 /**
- * The ring: at each step rank r sends one segment to r+1 and receives one from r-1. In the
+ * The ring: at each step position r sends one segment to r+1 and receives one from r-1 (positions
+ * among ctx's participants; `segs` is indexed by position). In the
  * reduce-scatter phase (n-1 steps) step k sends segment r-k-1 and reduces the arriving segment
  * r-k-2 into its own copy, so afterwards rank r holds the reduction of segment r; in the
  * all-gather phase step k forwards segment r-k and stores segment r-k-1. What a step sends is
@@ -44,8 +46,8 @@ async function ring(
   }
   const first = phases.firstStep ?? 0;
   const landing = new Landing();
-  const next = mod(r + 1, n);
-  const prev = mod(r - 1, n);
+  const next = peerAt(ctx, mod(r + 1, n));
+  const prev = peerAt(ctx, mod(r - 1, n));
   const stored = new Map(
     steps.flatMap((s, i) => (s.consume === copyInto ? [[first + i, s.recv] as const] : [])),
   );
@@ -76,21 +78,27 @@ async function ring(
   }
 }
 
-/** Ring reduce-scatter: afterwards rank r holds the reduction of segment r. */
-export const ringReduceScatter = (ctx: OpContext, buf: Uint8Array, segs: Range[]) =>
-  ring(ctx, buf, segs, { reduce: true, gather: false });
+/**
+ * Ring reduce-scatter: afterwards position r holds the reduction of segs[r]; wire steps from
+ * `firstStep` (n-1 of them).
+ */
+export const ringReduceScatter = (ctx: OpContext, buf: Uint8Array, segs: Range[], firstStep = 0) =>
+  ring(ctx, buf, segs, { reduce: true, gather: false, firstStep });
 
-/** Ring all-gather: every rank ends with every segment; wire steps from `firstStep`. */
+/** Ring all-gather: every position ends with every segment; wire steps from `firstStep`. */
 export const ringAllgather = (ctx: OpContext, buf: Uint8Array, segs: Range[], firstStep = 0) =>
   ring(ctx, buf, segs, { reduce: false, gather: true, firstStep });
 
 /**
- * Bandwidth-optimal all-reduce: reduce-scatter then all-gather, each rank sending 2(n-1)/n of
- * the data. For 'mean' only the owned segment is scaled, before it is gathered.
+ * Bandwidth-optimal all-reduce of all of `buf`: reduce-scatter then all-gather, each rank sending
+ * 2(n-1)/n of the data. For 'mean' only the owned segment is scaled, before it is gathered, by
+ * 1/meanOver (the job's size, also when the ring spans only part of it). Wire steps from
+ * `firstStep` (2(n-1) of them).
  */
-export const ringAllreduce = (ctx: OpContext, buf: Uint8Array) =>
-  ring(ctx, buf, segments(ctx.desc.count, ctx.size, ctx.elem), {
+export const ringAllreduce = (ctx: OpContext, buf: Uint8Array, meanOver = ctx.size, firstStep = 0) =>
+  ring(ctx, buf, segments(buf.length / ctx.elem, ctx.size, ctx.elem), {
     reduce: true,
     gather: true,
-    scale: ctx.desc.op === 'mean' ? 1 / ctx.size : undefined,
+    scale: ctx.desc.op === 'mean' ? 1 / meanOver : undefined,
+    firstStep,
   });
