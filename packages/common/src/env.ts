@@ -81,6 +81,11 @@ export const ENV = {
     'a rank silent this long is declared lost (default: max(5000, RINGWIRE_TIMEOUT_MS))',
     int(100),
   ),
+  metricsIntervalMs: spec(
+    'RINGWIRE_METRICS_INTERVAL_MS',
+    'how often each rank reports its counters to the rendezvous (default 5000; 0: never)',
+    int(0),
+  ),
   algo: spec('RINGWIRE_ALGO', 'force the all-reduce/broadcast algorithm', oneOf(ALGOS)),
   sharedMemory: spec('RINGWIRE_SHM', '0 turns off shared memory between same-host peers', flag),
   noNative: spec('RINGWIRE_NO_NATIVE', '1 uses the JS kernels even when the addon loads', flag),

@@ -11,7 +11,7 @@ import {
   PeerLostError,
   RingwireError,
 } from '@ringwire/common';
-import { type AbortEvent, RendezvousClient, type Untrusted } from '@ringwire/rendezvous';
+import { type AbortEvent, type Collective, RendezvousClient, type Untrusted } from '@ringwire/rendezvous';
 import { allgather } from './algorithms/allgather.js';
 import { chainBroadcast, treeBroadcast } from './algorithms/broadcast.js';
 import { type OpContext, segments } from './algorithms/context.js';
@@ -19,6 +19,7 @@ import { ringAllreduce, ringReduceScatter } from './algorithms/ring.js';
 import { treeAllreduce } from './algorithms/tree.js';
 import { loadKernels } from './kernels/index.js';
 import type { EngineConfig, EngineReply, OpRequest } from './messages.js';
+import { EngineMetrics } from './metrics.js';
 import { StallInspector } from './stall.js';
 import type { EngineMessage } from './transport/control.js';
 import { Transport } from './transport/peers.js';
@@ -50,6 +51,11 @@ export class Engine {
   private scratch = new Uint8Array(0);
   private half = new Uint8Array(0);
   private stall!: StallInspector;
+  private readonly metrics = new EngineMetrics();
+  private metricsTimer?: NodeJS.Timeout;
+  private generation = 0;
+  /** When the running op started (Date.now()). */
+  private opStarted = 0;
   private suspectTimer?: NodeJS.Timeout;
   private failedNow!: () => void;
   /** Settles when the communicator fails. */
@@ -61,8 +67,14 @@ export class Engine {
     private readonly signal: Int32Array,
   ) {
     this.log = createLogger(`[ringwire ${cfg.rank ?? '?'}]`, cfg.logLevel);
-    port.on('message', (m: { t: string } & Partial<OpRequest>) =>
-      m.t === 'op' ? this.submit(m as OpRequest) : m.t === 'close' ? void this.close() : undefined,
+    port.on('message', (m: { t: string; ms?: number } & Partial<OpRequest>) =>
+      m.t === 'op'
+        ? this.submit(m as OpRequest)
+        : m.t === 'close'
+          ? void this.close()
+          : m.t === 'step'
+            ? this.metrics.step(m.ms!)
+            : undefined,
     );
   }
 
@@ -121,6 +133,7 @@ export class Engine {
       });
       this.rank = table.rank;
       this.size = table.size;
+      this.generation = table.generation;
       this.stall = new StallInspector({
         t: transport,
         rank: this.rank,
@@ -129,11 +142,14 @@ export class Engine {
         stallWarningMs: cfg.stallWarningMs,
         log: this.log,
         failed: () => this.failure !== undefined,
+        stalled: (ranks, text) => this.metrics.stalled(ranks, text),
       });
       transport.on('control', (from, msg) => this.onControl(from, msg));
       transport.on('lost', (from: number, reason: string) => this.onLost(from, reason));
       transport.on('protocol', (_from: number, err: RingwireError) => this.fail(err, true));
       await transport.connect(table);
+      if (cfg.metricsIntervalMs > 0)
+        this.metricsTimer = setInterval(() => this.sendMetrics(), cfg.metricsIntervalMs).unref();
       const me = table.peers[table.rank];
       this.post({
         t: 'ready',
@@ -171,8 +187,15 @@ export class Engine {
       this.queue.delete(op.seq);
       this.nextSeq++;
       this.running = op;
+      this.opStarted = Date.now();
       try {
+        const t0 = performance.now();
         const result = await this.stall.watch(op, () => this.execute(op));
+        this.metrics.op(
+          op.desc.kind as Collective,
+          op.narrow ? op.byteLength / 2 : op.byteLength,
+          (performance.now() - t0) * 1e3,
+        );
         // A transferred (ordinary) buffer goes back the way it came.
         if (!(op.buf instanceof SharedArrayBuffer)) result.buf = op.buf;
         this.post({ t: 'done', id: op.id, ...result });
@@ -297,6 +320,7 @@ export class Engine {
   }
 
   private onLost(rank: number, reason: string): void {
+    this.metrics.lost();
     if (this.closing && !this.running && this.queue.size === 0) return;
     void this.suspect(new PeerLostError(`rank ${rank} ${reason}`, { rank }));
   }
@@ -336,6 +360,7 @@ export class Engine {
       for (let r = 0; r < this.size; r++) if (r !== this.rank) this.t.control(r, msg, true);
       this.rdzv?.reportFailure(err.message, { code: err.code, rank: err.rank ?? this.rank }).catch(() => {});
     }
+    this.sendMetrics();
     this.post({ t: 'failed', error: err.toJSON() });
     if (this.closing) this.closeDone?.();
   }
@@ -367,8 +392,26 @@ export class Engine {
     await this.shutdown();
   }
 
+  /** Sends the counters to the rendezvous (see DEFAULTS.metricsIntervalMs). */
+  private sendMetrics(): void {
+    if (!this.rdzv || this.cfg.metricsIntervalMs === 0) return;
+    const op = this.running;
+    const running = op
+      ? {
+          seq: op.seq,
+          collective: op.desc.kind as Collective, // 'counts' is a frame kind, never an op's
+          bytes: op.byteLength,
+          ms: Date.now() - this.opStarted,
+        }
+      : null;
+    const error = this.failure ? { code: this.failure.code, message: this.failure.message } : null;
+    this.rdzv.sendMetrics(this.metrics.take(this.generation, running, error));
+  }
+
   private async shutdown(): Promise<void> {
     this.closing = true;
+    clearInterval(this.metricsTimer);
+    this.sendMetrics();
     await this.rdzv?.close().catch(() => {});
     await this.t?.close().catch(() => {});
     this.post({ t: 'closed' });

@@ -23,6 +23,8 @@ export interface EngineConfig {
   algo: Algo;
   /** Same-host peers exchange payloads through shared memory (RINGWIRE_SHM; shared.ts). */
   sharedMemory: boolean;
+  /** How often the counters go to the rendezvous (RINGWIRE_METRICS_INTERVAL_MS); 0: never. */
+  metricsIntervalMs: number;
   logLevel?: string;
 }
 

@@ -53,6 +53,11 @@ export interface InitOptions {
   sharedMemory?: boolean;
   /** error | warn | info | debug (RINGWIRE_LOG_LEVEL). */
   logLevel?: string;
+  /**
+   * How often this rank reports its counters to the rendezvous for /metrics and the live job
+   * page (RINGWIRE_METRICS_INTERVAL_MS, default DEFAULTS.metricsIntervalMs = 5 s; 0: never).
+   */
+  metricsIntervalMs?: number;
 }
 
 function int(name: string, v: unknown, min: number): number | undefined {
@@ -109,6 +114,10 @@ export function resolveConfig(
     logLevel: oneOf('logLevel', o.logLevel, LOG_LEVELS) ?? readEnv('logLevel', env),
     algo,
     sharedMemory: bool('sharedMemory', o.sharedMemory) ?? readEnv('sharedMemory', env) ?? true,
+    metricsIntervalMs:
+      int('metricsIntervalMs', o.metricsIntervalMs, 0) ??
+      readEnv('metricsIntervalMs', env) ??
+      DEFAULTS.metricsIntervalMs,
   };
 }
 
