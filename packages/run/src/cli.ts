@@ -27,7 +27,10 @@ than localhost/127.0.0.1/this machine's name are reached with ssh -o BatchMode=y
 working directory; a remote worker gets only the RINGWIRE_* variables and those given with -x.
 The ssh command is --ssh, else $RINGRUN_SSH, else "ssh", e.g.
   --ssh "ssh -i ~/.ssh/cluster -p 2222 -o StrictHostKeyChecking=accept-new"
-The rendezvous listens on --bind, else on the local address that routes to the hosts.
+The rendezvous listens on --bind, else on the local address that routes to the hosts (127.0.0.1
+when every worker is local), on a free port. --dashboard prints the URL of its live job page,
+http://<address>:<port>/?token=<the job's credential>; the same credential as a bearer token
+reads its Prometheus metrics at /metrics.
 
 Exit status: 0 when every worker succeeded; else the exit code of the rank at the root of the
 failure (the rank a worker's error names, else the first to fail; ringrun names it first), 128+n
@@ -62,6 +65,7 @@ const program = new Command('ringrun')
   .option('--bind <addr>', 'address the rendezvous listens on (one every host reaches; 0.0.0.0 for all)')
   .option('--ssh <command>', 'ssh command and options for remote hosts (default $RINGRUN_SSH or ssh)')
   .option('--verbose', 'print the launch plan and the rendezvous address on stderr')
+  .option('--dashboard', "print the URL of the live job page (the rendezvous's, with the job's token)")
   .option(
     '--check',
     'print the version, whether native kernels load and which TensorFlow.js backends are installed',
@@ -86,6 +90,7 @@ interface Opts {
   bind?: string;
   ssh?: string;
   verbose?: boolean;
+  dashboard?: boolean;
   check?: boolean;
 }
 
@@ -150,6 +155,7 @@ program.action(async (command: string[], opts: Opts) => {
       bind: opts.bind,
       ssh: opts.ssh ? splitWords(opts.ssh) : undefined,
       verbose: opts.verbose,
+      dashboard: opts.dashboard,
       signal: controller.signal,
     });
   } catch (err) {
