@@ -76,4 +76,16 @@ export const DEFAULTS = {
   stagingKeepBytes: 64 * 1024 * 1024,
   /** The caller's thread copies into staging buffers in slices this big, yielding in between. */
   stagingSliceBytes: 1024 * 1024,
+  /**
+   * Every rank sends its counters to the rendezvous this often, over its existing connection
+   * (RINGWIRE_METRICS_INTERVAL_MS; 0 turns the reports off). The rendezvous serves them at
+   * /metrics and on its live job page, so they are at most this old.
+   */
+  metricsIntervalMs: 5_000,
+  /** Op-time samples one report carries at most (the ops beyond are counted, not sampled). */
+  metricsMaxSamples: 512,
+  /** The live job page's event stream sends a snapshot this often. */
+  dashboardRefreshMs: 1_000,
+  /** Bytes/s points the live job page keeps per rank (one per report). */
+  dashboardHistory: 60,
 } as const;

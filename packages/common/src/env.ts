@@ -81,6 +81,11 @@ export const ENV = {
     'a rank silent this long is declared lost (default: max(5000, RINGWIRE_TIMEOUT_MS))',
     int(100),
   ),
+  metricsIntervalMs: spec(
+    'RINGWIRE_METRICS_INTERVAL_MS',
+    'how often each rank reports its counters to the rendezvous (default 5000; 0: never)',
+    int(0),
+  ),
   algo: spec(
     'RINGWIRE_ALGO',
     'all-reduce/broadcast algorithm: auto | ring | tree | hierarchical',

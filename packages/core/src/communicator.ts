@@ -358,6 +358,16 @@ export class Communicator {
     return new Ctor(new SharedArrayBuffer(count * d.bytes));
   }
 
+  /**
+   * Records one training step's time (ms) for the rendezvous's /metrics and live job page; the
+   * DistributedOptimizer of @ringwire/tfjs calls it every step. Costs one message to the engine.
+   */
+  recordStep(ms: number): void {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0)
+      throw new InvalidArgumentError(`recordStep: ms must be a non-negative number, got ${ms}`);
+    if (!this.failure && !this.closed) this.port.postMessage({ t: 'step', ms });
+  }
+
   /** Finishes pending collectives, leaves the job gracefully and stops the engine thread. */
   close(): Promise<void> {
     this.closed ??= (async () => {

@@ -20,24 +20,5 @@ export interface CounterValues {
   busyMs: number;
 }
 
-/** The engine's running totals. `sent` is added to by the algorithms (through OpContext.stats). */
-export class Counters {
-  ops = 0;
-  sent = 0;
-  busBytes = 0;
-  busyMs = 0;
-
-  /** One completed op of `bytes` that took `ms` in the engine. */
-  add(kind: Kind, bytes: number, n: number, ms: number): void {
-    this.ops++;
-    this.busBytes += bytes * busFactor(kind, n);
-    this.busyMs += ms;
-  }
-
-  values(rank: number): CounterValues {
-    return { rank, ops: this.ops, bytesSent: this.sent, busBytes: this.busBytes, busyMs: this.busyMs };
-  }
-}
-
 /** The rendezvous key a rank leaves its counters under as it closes (ringrun's summary reads it). */
 export const COUNTERS_KEY = 'ringwire/counters/';

@@ -13,7 +13,7 @@ import {
   PeerLostError,
   RingwireError,
 } from '@ringwire/common';
-import { type AbortEvent, RendezvousClient, type Untrusted } from '@ringwire/rendezvous';
+import { type AbortEvent, type Collective, RendezvousClient, type Untrusted } from '@ringwire/rendezvous';
 import { allgather } from './algorithms/allgather.js';
 import { chainBroadcast, treeBroadcast } from './algorithms/broadcast.js';
 import { chooseAllreduce } from './algorithms/choose.js';
@@ -23,9 +23,10 @@ import { ringAllreduce, ringReduceScatter } from './algorithms/ring.js';
 import { Topology } from './algorithms/topology.js';
 import { treeAllreduce } from './algorithms/tree.js';
 import { type ClockOffset, clockUs, measureOffset } from './clock.js';
-import { COUNTERS_KEY, Counters } from './counters.js';
+import { COUNTERS_KEY } from './counters.js';
 import { loadKernels } from './kernels/index.js';
 import type { EngineConfig, EngineReply, OpRequest } from './messages.js';
+import { EngineMetrics } from './metrics.js';
 import { StallInspector } from './stall.js';
 import { OpPhases, Phase, Timeline, Track } from './timeline.js';
 import type { EngineMessage } from './transport/control.js';
@@ -59,9 +60,13 @@ export class Engine {
   private scratch = new Uint8Array(0);
   private half = new Uint8Array(0);
   private stall!: StallInspector;
+  private readonly metrics = new EngineMetrics();
+  private metricsTimer?: NodeJS.Timeout;
+  private generation = 0;
+  /** When the running op started (Date.now()). */
+  private opStarted = 0;
   private suspectTimer?: NodeJS.Timeout;
   private failedNow!: () => void;
-  private readonly counters = new Counters();
   /** The timeline's recorder and the running op's phases, when RINGWIRE_TIMELINE is on. */
   private readonly tl?: Timeline;
   private readonly phases?: OpPhases;
@@ -90,8 +95,14 @@ export class Engine {
     this.log = createLogger(`[ringwire ${cfg.rank ?? '?'}]`, cfg.logLevel);
     if (cfg.timeline) (this.tl = new Timeline()), (this.phases = new OpPhases());
     this.info = logs('info', cfg.logLevel);
-    port.on('message', (m: { t: string } & Partial<OpRequest>) =>
-      m.t === 'op' ? this.submit(m as OpRequest) : m.t === 'close' ? void this.close() : undefined,
+    port.on('message', (m: { t: string; ms?: number } & Partial<OpRequest>) =>
+      m.t === 'op'
+        ? this.submit(m as OpRequest)
+        : m.t === 'close'
+          ? void this.close()
+          : m.t === 'step'
+            ? this.metrics.step(m.ms!)
+            : undefined,
     );
   }
 
@@ -151,6 +162,7 @@ export class Engine {
       this.rank = table.rank;
       this.size = table.size;
       this.topo = new Topology(Object.values(table.hosts));
+      this.generation = table.generation;
       this.stall = new StallInspector({
         t: transport,
         rank: this.rank,
@@ -159,11 +171,14 @@ export class Engine {
         stallWarningMs: cfg.stallWarningMs,
         log: this.log,
         failed: () => this.failure !== undefined,
+        stalled: (ranks, text) => this.metrics.stalled(ranks, text),
       });
       transport.on('control', (from, msg) => this.onControl(from, msg));
       transport.on('lost', (from: number, reason: string) => this.onLost(from, reason));
       transport.on('protocol', (_from: number, err: RingwireError) => this.fail(err, true));
       await transport.connect(table);
+      if (cfg.metricsIntervalMs > 0)
+        this.metricsTimer = setInterval(() => this.sendMetrics(), cfg.metricsIntervalMs).unref();
       const me = table.peers[table.rank];
       const shared = transport.sharedPeers();
       this.shm = Array.from({ length: this.size }, (_, r) => shared.includes(r));
@@ -219,11 +234,19 @@ export class Engine {
       this.queue.delete(op.seq);
       this.nextSeq++;
       this.running = op;
+      this.opStarted = Date.now();
       try {
         const t0 = performance.now();
         this.phases?.reset();
         const result = await this.stall.watch(op, () => this.execute(op));
-        this.account(op, t0, performance.now());
+        const t1 = performance.now();
+        this.metrics.op(
+          op.desc.kind as Collective,
+          op.narrow ? op.byteLength / 2 : op.byteLength,
+          (t1 - t0) * 1e3,
+          this.size,
+        );
+        this.account(op, t0, t1);
         // A transferred (ordinary) buffer goes back the way it came.
         if (!(op.buf instanceof SharedArrayBuffer)) result.buf = op.buf;
         this.post({ t: 'done', id: op.id, ...result });
@@ -256,7 +279,7 @@ export class Engine {
       hash: descriptorHash(desc),
       elem: DTYPES[desc.dtype].bytes,
       chunkBytes: this.cfg.chunkBytes,
-      stats: this.counters,
+      stats: this.metrics,
       phases: this.phases,
     };
     const ph = this.phases;
@@ -344,7 +367,6 @@ export class Engine {
   /** Counts a completed op, logs it at debug (its choice once at info), records it in the timeline. */
   private account(op: OpRequest, t0: number, t1: number): void {
     const { desc } = op;
-    this.counters.add(desc.kind, op.byteLength, this.size, t1 - t0);
     const via = this.opPeer >= 0 ? (this.shm[this.opPeer] ? 'shm' : 'tcp') : this.viaAll;
     if (this.info && this.size > 1) {
       const what = `${desc.kind} ${desc.dtype} of ${this.opSmall ? 'under' : 'at least'} ${this.cfg.crossoverBytes} B: ${this.opAlgo} over ${via}`;
@@ -445,6 +467,7 @@ export class Engine {
   }
 
   private onLost(rank: number, reason: string): void {
+    this.metrics.lost();
     if (this.closing && !this.running && this.queue.size === 0) return;
     void this.suspect(new PeerLostError(`rank ${rank} ${reason}`, { rank }));
   }
@@ -484,6 +507,7 @@ export class Engine {
       for (let r = 0; r < this.size; r++) if (r !== this.rank) this.t.control(r, msg, true);
       this.rdzv?.reportFailure(err.message, { code: err.code, rank: err.rank ?? this.rank }).catch(() => {});
     }
+    this.sendMetrics();
     this.post({ t: 'failed', error: err.toJSON() });
     if (this.closing) this.closeDone?.();
   }
@@ -515,12 +539,30 @@ export class Engine {
     // For ringrun's end-of-job summary: through the rendezvous, not the worker's output, which the
     // program owns (it may redirect or close stderr); a rendezvous without ringrun just keeps it.
     if (!this.failure && this.rank >= 0)
-      await this.rdzv?.set(`${COUNTERS_KEY}${this.rank}`, this.counters.values(this.rank)).catch(() => {});
+      await this.rdzv?.set(`${COUNTERS_KEY}${this.rank}`, this.metrics.values(this.rank)).catch(() => {});
     await this.shutdown();
+  }
+
+  /** Sends the counters to the rendezvous (see DEFAULTS.metricsIntervalMs). */
+  private sendMetrics(): void {
+    if (!this.rdzv || this.cfg.metricsIntervalMs === 0) return;
+    const op = this.running;
+    const running = op
+      ? {
+          seq: op.seq,
+          collective: op.desc.kind as Collective, // 'counts' is a frame kind, never an op's
+          bytes: op.byteLength,
+          ms: Date.now() - this.opStarted,
+        }
+      : null;
+    const error = this.failure ? { code: this.failure.code, message: this.failure.message } : null;
+    this.rdzv.sendMetrics(this.metrics.take(this.generation, running, error));
   }
 
   private async shutdown(): Promise<void> {
     this.closing = true;
+    clearInterval(this.metricsTimer);
+    this.sendMetrics();
     await this.rdzv?.close().catch(() => {});
     await this.t?.close().catch(() => {});
     this.post({ t: 'closed', timeline: this.tl?.export() });

@@ -24,6 +24,8 @@ export interface EngineConfig {
   algo: Algo;
   /** Same-host peers exchange payloads through shared memory (RINGWIRE_SHM; shared.ts). */
   sharedMemory: boolean;
+  /** How often the counters go to the rendezvous (RINGWIRE_METRICS_INTERVAL_MS); 0: never. */
+  metricsIntervalMs: number;
   logLevel?: string;
   /** Record a timeline (RINGWIRE_TIMELINE; the caller's thread writes the file). */
   timeline?: string;

@@ -55,6 +55,11 @@ export interface InitOptions {
   logLevel?: string;
   /** Record a Chrome trace; this rank writes path.<rank>.json at close (RINGWIRE_TIMELINE). */
   timeline?: string;
+  /**
+   * How often this rank reports its counters to the rendezvous for /metrics and the live job
+   * page (RINGWIRE_METRICS_INTERVAL_MS, default DEFAULTS.metricsIntervalMs = 5 s; 0: never).
+   */
+  metricsIntervalMs?: number;
 }
 
 function int(name: string, v: unknown, min: number): number | undefined {
@@ -112,6 +117,10 @@ export function resolveConfig(
     timeline: str('timeline', o.timeline) ?? readEnv('timeline', env),
     algo,
     sharedMemory: bool('sharedMemory', o.sharedMemory) ?? readEnv('sharedMemory', env) ?? true,
+    metricsIntervalMs:
+      int('metricsIntervalMs', o.metricsIntervalMs, 0) ??
+      readEnv('metricsIntervalMs', env) ??
+      DEFAULTS.metricsIntervalMs,
   };
 }
 

@@ -17,6 +17,8 @@ export interface StallInspectorOptions {
   log: Logger;
   /** Whether the communicator has already failed (then status questions stop early). */
   failed: () => boolean;
+  /** Told of each stall warning: the ranks that had not arrived, and the warning's words. */
+  stalled?: (ranks: number[], text: string) => void;
 }
 
 /**
@@ -72,6 +74,7 @@ export class StallInspector {
           }
           if (idle >= this.o.stallWarningMs && !warned) {
             warned = true;
+            this.o.stalled?.(late.ranks, late.text);
             this.o.log(
               'warn',
               `stall: op #${op.seq} ${describe(op.desc)} has made no progress for ${Math.round(idle / 1000)} s; ${late.text}`,

@@ -68,7 +68,7 @@ program
         server = new RendezvousServer({ host: opts.host, port: opts.port, secret, heartbeatTimeoutMs });
         const { url } = await server.listen();
         process.stdout.write(
-          `ringwire-rendezvous listening on ${url} (status: ${url.replace('ws:', 'http:')}/status; heartbeat timeout ${heartbeatTimeoutMs} ms)\n`,
+          `ringwire-rendezvous listening on ${url} (status: ${url.replace('ws:', 'http:')}/status, metrics: /metrics, live job page: /?token=; heartbeat timeout ${heartbeatTimeoutMs} ms)\n`,
         );
       } catch (err) {
         cmd.error(`ringwire-rendezvous: ${(err as Error).message}`);

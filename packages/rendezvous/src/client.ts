@@ -13,6 +13,7 @@ import {
   decode,
   encode,
   type JoinRequest,
+  type MetricsReport,
   type PeerTable,
   proof,
   type RejoinRequest,
@@ -350,6 +351,15 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
   barrier(name: string, options: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = options.timeoutMs ?? DEFAULTS.waitTimeoutMs;
     return this.request({ op: 'barrier', name, timeoutMs }, timeoutMs + 5_000);
+  }
+
+  /**
+   * Sends this member's counters (no answer; dropped while the connection is down: the next
+   * report carries the totals).
+   */
+  sendMetrics(report: MetricsReport): void {
+    if (this.member && !this.away && this.ws.readyState === WebSocket.OPEN)
+      this.ws.send(encode({ t: 'metrics', ...report } satisfies ClientMessage));
   }
 
   /** Tells every member of the job that it failed; `rank` defaults to this worker's. */

@@ -13,7 +13,9 @@ export {
 } from './client.js';
 export type {
   ClientMessage,
+  Collective,
   JoinRequest,
+  MetricsReport,
   PeerInfo,
   PeerTable,
   RejoinRequest,
@@ -22,5 +24,5 @@ export type {
   ServerMessage,
   Untrusted,
 } from './protocol.js';
-export { decode, encode, jobCredential, proof, proofMatches } from './protocol.js';
+export { COLLECTIVES, decode, encode, jobCredential, proof, proofMatches } from './protocol.js';
 export { type JobStatus, RendezvousServer, type RendezvousServerOptions } from './server.js';

@@ -9,7 +9,8 @@ import { Packr } from 'msgpackr';
  * field, since the bytes come from the network.
  *
  *   server -> client  challenge, then welcome (or the socket is closed); res to each req; abort
- *   client -> server  hello (proof = HMAC-SHA256(credential, nonce|job)), req, hb (heartbeat)
+ *   client -> server  hello (proof = HMAC-SHA256(credential, nonce|job)), req, hb (heartbeat),
+ *                     metrics (a member's counters, every DEFAULTS.metricsIntervalMs; no answer)
  *
  * The credential is the job's own: jobCredential(secret, job), derived from the server's secret,
  * so that it proves nothing for any other job (the server still accepts its secret itself, for
@@ -39,7 +40,8 @@ export type RequestOp = Request['op'];
 export type ClientMessage =
   | { t: 'hello'; job: string; proof: Uint8Array }
   | ({ t: 'req'; id: number } & Request)
-  | { t: 'hb' };
+  | { t: 'hb' }
+  | ({ t: 'metrics' } & MetricsReport);
 
 /** What the server sends. */
 export type ServerMessage =
@@ -138,4 +140,32 @@ export interface RejoinRequest {
   host: string;
   port: number;
   localRank: number;
+}
+
+/** The collectives a metrics report counts, by name. */
+export const COLLECTIVES = ['allreduce', 'allgather', 'reducescatter', 'broadcast', 'barrier'] as const;
+export type Collective = (typeof COLLECTIVES)[number];
+
+/**
+ * One member's counters (the `metrics` message). Totals are cumulative since its communicator
+ * started (a lost report loses nothing); samples and steps are those since the previous report.
+ */
+export interface MetricsReport {
+  generation: number;
+  /** Operations and payload bytes (this rank's buffer, as the collective carries it) per collective. */
+  ops: Partial<Record<Collective, number>>;
+  bytes: Partial<Record<Collective, number>>;
+  /** [collective, bytes, microseconds] of ops since the last report, at most DEFAULTS.metricsMaxSamples. */
+  samples: [Collective, number, number][];
+  /** Step times in ms since the last report (`Communicator.recordStep`). */
+  steps: number[];
+  /** Stall warnings and peers lost, cumulative. */
+  stalls: number;
+  lostPeers: number;
+  /** The latest stall warning: the ranks that had not arrived, in words too. */
+  stall: { ranks: number[]; text: string; at: number } | null;
+  /** The collective running now and for how long. */
+  running: { seq: number; collective: Collective; bytes: number; ms: number } | null;
+  /** The error this rank failed with. */
+  error: { code: string; message: string } | null;
 }

@@ -19,6 +19,7 @@ import {
   TimeoutError,
 } from '@ringwire/common';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { bearer, Observability } from './http/routes.js';
 import {
   decode,
   encode,
@@ -27,6 +28,7 @@ import {
   type PeerTable,
   proofMatches,
   type ServerMessage,
+  type Untrusted,
 } from './protocol.js';
 
 export interface RendezvousServerOptions {
@@ -141,6 +143,12 @@ export class RendezvousServer extends EventEmitter {
   /** Refused and dropped connections: logged, but a flood of them only as a count. */
   private readonly refusals: Logger;
   private readonly guard: PreAuthGuard;
+  /** /metrics and the live job page (http/). */
+  private readonly observe = new Observability({
+    visible: (credential) => this.visibleTo(credential)?.map((job) => this.jobStatus(job)),
+    held: () => this.jobs.keys(),
+    authenticated: (socket) => this.guard.authenticated(socket),
+  });
 
   constructor(options: RendezvousServerOptions = {}) {
     super();
@@ -211,6 +219,7 @@ export class RendezvousServer extends EventEmitter {
     for (const c of this.conns) c.ws.terminate();
     for (const job of this.jobs.values()) this.clearTimers(job);
     this.jobs.clear();
+    this.observe.close();
     this.wss?.close();
     this.http?.closeAllConnections();
     await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
@@ -243,11 +252,13 @@ export class RendezvousServer extends EventEmitter {
   /**
    * GET /status: liveness (`{ ok, jobs: <count> }`) for anyone; with `Authorization: Bearer
    * <credential>` also `details`: the one job that credential belongs to (every job for the
-   * server's secret). A credential that matches no job held now is answered 401.
+   * server's secret). A credential that matches no job held now is answered 401. GET /metrics
+   * and the live job page (GET /?token=) are http/routes.ts's.
    */
   private onHttp(req: IncomingMessage, res: ServerResponse): void {
+    if (this.observe.handle(req, res)) return;
     const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' || (path !== '/' && path !== '/status')) {
+    if (req.method !== 'GET' || path !== '/status') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
@@ -257,8 +268,8 @@ export class RendezvousServer extends EventEmitter {
     };
     const auth = req.headers.authorization;
     if (auth !== undefined) {
-      const bearer = /^Bearer +(\S+) *$/i.exec(auth)?.[1];
-      const visible = bearer === undefined ? undefined : this.visibleTo(bearer);
+      const credential = bearer(auth);
+      const visible = credential === undefined ? undefined : this.visibleTo(credential);
       if (!visible) {
         res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' });
         res.end(JSON.stringify({ ok: false, error: 'the credential matches no job on this server' }));
@@ -380,6 +391,12 @@ export class RendezvousServer extends EventEmitter {
 
   private onMessage(conn: Conn, msg: Record<string, unknown>): void {
     if (msg.t === 'hb') return;
+    if (msg.t === 'metrics') {
+      const m = conn.member;
+      if (m && conn.job!.members)
+        this.observe.metrics.ingest(conn.job!.id, m.rank, conn.job!.size!, msg as Untrusted);
+      return;
+    }
     if (msg.t !== 'req' || typeof msg.id !== 'number' || typeof msg.op !== 'string')
       throw new RendezvousError(`unexpected message ${msg.t}`);
     const id = msg.id;

@@ -27,7 +27,10 @@ than localhost/127.0.0.1/this machine's name are reached with ssh -o BatchMode=y
 working directory; a remote worker gets only the RINGWIRE_* variables and those given with -x.
 The ssh command is --ssh, else $RINGRUN_SSH, else "ssh", e.g.
   --ssh "ssh -i ~/.ssh/cluster -p 2222 -o StrictHostKeyChecking=accept-new"
-The rendezvous listens on --bind, else on the local address that routes to the hosts.
+The rendezvous listens on --bind, else on the local address that routes to the hosts (127.0.0.1
+when every worker is local), on a free port. --dashboard prints the URL of its live job page,
+http://<address>:<port>/?token=<the job's credential>; the same credential as a bearer token
+reads its Prometheus metrics at /metrics.
 
 Exit status: 0 when every worker succeeded; else the exit code of the rank at the root of the
 failure (the rank a worker's error names, else the first to fail; ringrun names it first), 128+n
@@ -67,6 +70,7 @@ const program = new Command('ringrun')
     'record a Chrome trace of the job (Perfetto, chrome://tracing) into this file (RINGWIRE_TIMELINE)',
   )
   .option('--summary', 'at the end, print per worker: exit, wall time, bytes sent, mean busbw')
+  .option('--dashboard', "print the URL of the live job page (the rendezvous's, with the job's token)")
   .option(
     '--check',
     'print the version, whether native kernels load and which TensorFlow.js backends are installed',
@@ -91,6 +95,7 @@ interface Opts {
   bind?: string;
   ssh?: string;
   verbose?: boolean;
+  dashboard?: boolean;
   check?: boolean;
   timeline?: string;
   summary?: boolean;
@@ -159,6 +164,7 @@ program.action(async (command: string[], opts: Opts) => {
       verbose: opts.verbose,
       timeline: opts.timeline,
       summary: opts.summary || opts.verbose,
+      dashboard: opts.dashboard,
       signal: controller.signal,
     });
   } catch (err) {

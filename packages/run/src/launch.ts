@@ -58,6 +58,11 @@ export interface LaunchOptions {
   cwd?: string;
   /** Print the launch plan and rendezvous address. */
   verbose?: boolean;
+  /**
+   * Print the URL of the rendezvous's live job page at start (`http://<address>:<port>/?token=`,
+   * with this job's credential; the rendezvous listens on `bind`, see chooseAddress).
+   */
+  dashboard?: boolean;
   /** Where tagged worker output goes. Default process.stdout / process.stderr. */
   stdout?: LineSink;
   stderr?: LineSink;
@@ -145,6 +150,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   await assertCanListen(addr.listen);
   const { port } = await server.listen();
   const url = `ws://${addr.advertise.includes(':') ? `[${addr.advertise}]` : addr.advertise}:${port}`;
+  if (options.dashboard) log(`live job page: ${url.replace('ws:', 'http:')}/?token=${token}`);
   if (options.verbose) {
     log(
       `job ${jobId}: ${plan.length} workers, rendezvous ${url}${addr.listen !== addr.advertise ? ` (listening on ${addr.listen})` : ''}`,

@@ -542,6 +542,8 @@ export class DistributedOptimizer extends tf.Optimizer {
     this.stepStart = undefined;
     this.steps++;
     this.lastTimings = timings;
+    const { compute, fuse, download, allreduce, upload, apply } = timings;
+    comm.recordStep(compute + fuse + download + allreduce + upload + apply);
   }
 
   /** Device fusion: bucketed download, all-reduce and upload of the one fused tensor (buckets.ts). */
