@@ -13,7 +13,7 @@ import {
   RingwireError,
   TimeoutError,
 } from '@ringwire/common';
-import { RendezvousServer } from '@ringwire/rendezvous';
+import { type EmbeddedRendezvous, serveAlone, serveIfAbsent } from './embedded-rendezvous.js';
 import { copyBytes } from './kernels/index.js';
 import type { Algo, EngineConfig, EngineReply, ErrorJSON, OpRequest } from './messages.js';
 import { type InitOptions, resolveConfig } from './options.js';
@@ -91,7 +91,7 @@ export class Communicator {
     private readonly port: MessagePort,
     private readonly signal: Int32Array,
     private readonly cfg: EngineConfig,
-    private readonly embedded?: RendezvousServer,
+    private readonly embedded?: EmbeddedRendezvous,
   ) {
     this.rank = ready.rank;
     this.size = ready.size;
@@ -543,15 +543,17 @@ function describeValue(x: unknown): string {
  * environment that `ringrun` sets; see InitOptions.
  */
 export async function init(options: InitOptions = {}): Promise<Communicator> {
-  const resolved = resolveConfig(options);
-  let embedded: RendezvousServer | undefined;
+  const { engine: _engine, mayServe, ...resolved } = resolveConfig(options);
+  let embedded: EmbeddedRendezvous | undefined;
   if (!resolved.rendezvous) {
     if (resolved.size !== 1)
       throw new InvalidArgumentError(
-        `no rendezvous: set RINGWIRE_RENDEZVOUS or { rendezvous } (or run under ringrun) for size ${resolved.size}`,
+        `no rendezvous: set RINGWIRE_RENDEZVOUS or { rendezvous } (or run under ringrun, mpirun, srun or a Kubernetes Indexed Job) for size ${resolved.size}`,
       );
-    embedded = new RendezvousServer({ token: resolved.token, log: () => {} });
-    resolved.rendezvous = (await embedded.listen()).url;
+    embedded = await serveAlone(resolved.token);
+    resolved.rendezvous = embedded.url;
+  } else if (mayServe) {
+    embedded = await serveIfAbsent(resolved.rendezvous, resolved.token);
   }
   const cfg = resolved as EngineConfig;
   const { port1, port2 } = new MessageChannel();
