@@ -12,24 +12,30 @@ export RINGWIRE_TOKEN=bench-startup
 ROOTFLAG=$([ "$(id -u)" = 0 ] && echo --allow-run-as-root || true)
 JS=bench/engines/first-collective.mjs
 
-# Runs the command REPS times; prints the median of (the slowest rank's ms).
-median() {
-  local runs=()
-  for _ in $(seq "$REPS"); do
-    export T0=$(date +%s%3N)
-    runs+=("$("$@" 2>/dev/null | awk '/first-collective/ { if ($NF > m) m = $NF } END { print m }')")
-  done
-  printf '%s\n' "${runs[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] " (" a[1] "-" a[NR] ")" }'
-}
+# One run: the slowest rank's ms to its first collective.
+once() { T0=$(date +%s%3N) "$@" 2>/dev/null | awk '/first-collective/ { if ($NF > m) m = $NF } END { print m }'; }
+# Median (min-max) of the numbers on stdin.
+stats() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] " (" a[1] "-" a[NR] ")" }'; }
 
+export T0
+NAMES=('ringrun, ringwire' 'mpirun, ringwire' 'srun, ringwire' 'mpirun, plain MPI program (C)')
 echo "load: $(uptime | sed 's/.*load average: //')"
-printf '| %-40s | %5s | %s |\n' launcher np 'ms to first collective, median (min-max)'
-for np1 in ${*:-2 8}; do
-  {
-    printf '| %-40s | %5s | %s |\n' 'ringrun, ringwire' "$np1" "$(median node packages/run/dist/cli.js -np "$np1" node $JS)"
-    printf '| %-40s | %5s | %s |\n' 'mpirun, ringwire' "$np1" "$(median mpirun $ROOTFLAG --oversubscribe -x RINGWIRE_TOKEN -x T0 -np "$np1" node $JS)"
-    printf '| %-40s | %5s | %s |\n' 'srun, ringwire' "$np1" "$(median srun -n "$np1" node $JS)"
-    printf '| %-40s | %5s | %s |\n' 'mpirun, plain MPI program (C)' "$np1" "$(median mpirun $ROOTFLAG --oversubscribe -x T0 -np "$np1" "$BIN")"
-  }
+printf '| %-32s | %3s | %-40s |\n' launcher np 'ms to first collective, median (min-max)'
+for np in ${*:-2 8}; do
+  CMDS=(
+    "node packages/run/dist/cli.js -np $np node $JS"
+    "mpirun $ROOTFLAG --oversubscribe -x RINGWIRE_TOKEN -x T0 -np $np node $JS"
+    "srun -n $np node $JS"
+    "mpirun $ROOTFLAG --oversubscribe -x T0 -np $np $BIN"
+  )
+  # Interleaved (rep 1 of each launcher, then rep 2, ...), so that load changes hit all alike.
+  declare -A ms=()
+  for rep in $(seq "$REPS"); do
+    for i in "${!CMDS[@]}"; do ms[$i]+="$(once ${CMDS[$i]}) "; done
+  done
+  for i in "${!CMDS[@]}"; do
+    printf '| %-32s | %3s | %-40s |\n' "${NAMES[$i]}" "$np" "$(tr ' ' '\n' <<<"${ms[$i]}" | grep . | stats)"
+  done
+  unset ms
 done
 echo "load after: $(uptime | sed 's/.*load average: //')"

@@ -545,6 +545,9 @@ function describeValue(x: unknown): string {
 export async function init(options: InitOptions = {}): Promise<Communicator> {
   const { engine: _engine, mayServe, ...resolved } = resolveConfig(options);
   let embedded: EmbeddedRendezvous | undefined;
+  // Rank 0 under an engine starts its server while its engine thread boots (that one retries
+  // its connection until the server answers): on a busy host each takes seconds.
+  let serving: Promise<EmbeddedRendezvous | undefined> | undefined;
   if (!resolved.rendezvous) {
     if (resolved.size !== 1)
       throw new InvalidArgumentError(
@@ -553,7 +556,8 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
     embedded = await serveAlone(resolved.token);
     resolved.rendezvous = embedded.url;
   } else if (mayServe) {
-    embedded = await serveIfAbsent(resolved.rendezvous, resolved.token);
+    serving = serveIfAbsent(resolved.rendezvous, resolved.token);
+    serving.catch(() => {}); // awaited below
   }
   const cfg = resolved as EngineConfig;
   const { port1, port2 } = new MessageChannel();
@@ -564,7 +568,7 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
   });
   const limit = cfg.joinTimeoutMs + cfg.connectTimeoutMs + 10_000;
   try {
-    const ready = await new Promise<Extract<EngineReply, { t: 'ready' }>>((resolve, reject) => {
+    const joined = new Promise<Extract<EngineReply, { t: 'ready' }>>((resolve, reject) => {
       const timer = setTimeout(() => reject(new TimeoutError(`init: not ready within ${limit} ms`)), limit);
       port1.once('message', (m: EngineReply) => {
         clearTimeout(timer);
@@ -579,11 +583,14 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
         ),
       );
     });
+    joined.catch(() => {}); // awaited below
+    embedded ??= await serving;
+    const ready = await joined;
     return new Communicator(ready, worker, port1, signal, cfg, embedded);
   } catch (err) {
     await worker.terminate();
     port1.close();
-    await embedded?.close();
+    await (embedded ?? (await serving?.catch(() => undefined)))?.close();
     throw err;
   }
 }
