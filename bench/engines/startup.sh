@@ -18,7 +18,8 @@ once() { T0=$(date +%s%3N) "$@" 2>/dev/null | awk '/first-collective/ { if ($NF 
 stats() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] " (" a[1] "-" a[NR] ")" }'; }
 
 export T0
-NAMES=('ringrun, ringwire' 'mpirun, ringwire' 'srun, ringwire' 'mpirun, plain MPI program (C)')
+NAMES=('ringrun, ringwire' 'mpirun, ringwire' 'srun, ringwire' 'mpirun, plain MPI program (C)'
+  'mpirun, ringwire, setsid -w per rank' 'srun, ringwire, setsid -w per rank')
 echo "load: $(uptime | sed 's/.*load average: //')"
 printf '| %-32s | %3s | %-40s |\n' launcher np 'ms to first collective, median (min-max)'
 for np in ${*:-2 8}; do
@@ -27,6 +28,10 @@ for np in ${*:-2 8}; do
     "mpirun $ROOTFLAG --oversubscribe -x RINGWIRE_TOKEN -x T0 -np $np node $JS"
     "srun -n $np node $JS"
     "mpirun $ROOTFLAG --oversubscribe -x T0 -np $np $BIN"
+    # ringrun starts each worker in a session of its own, so with the kernel's CFS autogroups each
+    # gets its own share of a busy CPU; these two rows do the same under mpirun and srun.
+    "mpirun $ROOTFLAG --oversubscribe -x RINGWIRE_TOKEN -x T0 -np $np setsid -w node $JS"
+    "srun -n $np setsid -w node $JS"
   )
   # Interleaved (rep 1 of each launcher, then rep 2, ...), so that load changes hit all alike.
   declare -A ms=()
