@@ -101,6 +101,38 @@ export const ENV = {
   ),
   tfjsBackend: spec('RINGWIRE_TFJS_BACKEND', '@ringwire/tfjs backend choice', oneOf(TFJS_BACKENDS)),
   ringrunSsh: spec('RINGRUN_SSH', 'the ssh command ringrun starts remote workers with', text),
+  tokenFile: spec(
+    'RINGWIRE_TOKEN_FILE',
+    'a file holding the job token (read when RINGWIRE_TOKEN is unset)',
+    text,
+  ),
+  rendezvousPort: spec(
+    'RINGWIRE_RENDEZVOUS_PORT',
+    'rendezvous port when the address comes from an engine (default 29400 + job-id hash mod 1000)',
+    int(1),
+  ),
+  // Engines (issue 14): read only when RINGWIRE_RANK is unset; see discovery.ts for the order.
+  ompiRank: spec('OMPI_COMM_WORLD_RANK', 'Open MPI: rank', int(0)),
+  ompiSize: spec('OMPI_COMM_WORLD_SIZE', 'Open MPI: size', int(0)),
+  ompiLocalRank: spec('OMPI_COMM_WORLD_LOCAL_RANK', 'Open MPI: local rank', int(0)),
+  ompiLocalSize: spec('OMPI_COMM_WORLD_LOCAL_SIZE', 'Open MPI: local size', int(0)),
+  ompiJobId: spec('OMPI_MCA_ess_base_jobid', 'Open MPI: job id', text),
+  pmiRank: spec('PMI_RANK', 'MPICH / Hydra: rank', int(0)),
+  pmiSize: spec('PMI_SIZE', 'MPICH / Hydra: size', int(0)),
+  mpichLocalRank: spec('MPI_LOCALRANKID', 'MPICH / Hydra: local rank', int(0)),
+  mpichLocalSize: spec('MPI_LOCALNRANKS', 'MPICH / Hydra: local size', int(0)),
+  pmiJobId: spec('PMI_KVSNAME', 'MPICH / Hydra: job id (the PMI key-value space)', text),
+  slurmStepId: spec('SLURM_STEP_ID', 'Slurm: set in srun steps only (the batch script has none)', text),
+  slurmRank: spec('SLURM_PROCID', 'Slurm: rank', int(0)),
+  slurmSize: spec('SLURM_NTASKS', 'Slurm: size', int(0)),
+  slurmLocalRank: spec('SLURM_LOCALID', 'Slurm: local rank', int(0)),
+  slurmNodeId: spec('SLURM_NODEID', "Slurm: index of this task's node in the step", int(0)),
+  slurmTasksPerNode: spec('SLURM_STEP_TASKS_PER_NODE', 'Slurm: tasks per node, e.g. 2(x3),1', text),
+  slurmNodeList: spec('SLURM_STEP_NODELIST', "Slurm: the step's nodes, e.g. node[01-03],gpu5", text),
+  slurmJobNodeList: spec('SLURM_JOB_NODELIST', "Slurm: the allocation's nodes", text),
+  slurmJobId: spec('SLURM_JOB_ID', 'Slurm: job id', text),
+  k8sIndex: spec('JOB_COMPLETION_INDEX', 'Kubernetes Indexed Job: rank (with RINGWIRE_SIZE)', int(0)),
+  hostname: spec('HOSTNAME', 'Kubernetes: the pod hostname, <job>-<index> in an Indexed Job', text),
 } as const;
 
 export type EnvKey = keyof typeof ENV;

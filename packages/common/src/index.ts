@@ -1,5 +1,15 @@
 export { DEFAULTS } from './defaults.js';
 export {
+  type Discovery,
+  defaultRendezvousPort,
+  discover,
+  ENGINE_ORDER,
+  type Engine,
+  parseSlurmNodeList,
+  parseTasksPerNode,
+  tokenHint,
+} from './discovery.js';
+export {
   DTYPE_NAMES,
   DTYPES,
   type DType,

@@ -17,7 +17,7 @@ import {
   RingwireError,
   TimeoutError,
 } from '@ringwire/common';
-import { RendezvousServer } from '@ringwire/rendezvous';
+import { type EmbeddedRendezvous, serveAlone, serveIfAbsent } from './embedded-rendezvous.js';
 import { copyBytes, warnIfJsKernels } from './kernels/index.js';
 import type { Algo, EngineConfig, EngineReply, ErrorJSON, OpRequest } from './messages.js';
 import { type InitOptions, resolveConfig } from './options.js';
@@ -115,7 +115,7 @@ export class Communicator {
     private readonly port: MessagePort,
     private readonly signal: Int32Array,
     private readonly cfg: EngineConfig,
-    private readonly embedded?: RendezvousServer,
+    private readonly embedded?: EmbeddedRendezvous,
   ) {
     this.rank = ready.rank;
     this.size = ready.size;
@@ -657,16 +657,22 @@ function describeValue(x: unknown): string {
  * environment that `ringrun` sets; see InitOptions.
  */
 export async function init(options: InitOptions = {}): Promise<Communicator> {
-  const resolved = resolveConfig(options);
+  const { engine: _engine, mayServe, ...resolved } = resolveConfig(options);
   warnIfJsKernels();
-  let embedded: RendezvousServer | undefined;
+  let embedded: EmbeddedRendezvous | undefined;
+  // Rank 0 under an engine starts its server while its engine thread boots (that one retries
+  // its connection until the server answers): on a busy host each takes seconds.
+  let serving: Promise<EmbeddedRendezvous | undefined> | undefined;
   if (!resolved.rendezvous) {
     if (resolved.size !== 1)
       throw new InvalidArgumentError(
-        `no rendezvous: set RINGWIRE_RENDEZVOUS or { rendezvous } (or run under ringrun) for size ${resolved.size}`,
+        `no rendezvous: set RINGWIRE_RENDEZVOUS or { rendezvous } (or run under ringrun, mpirun, srun or a Kubernetes Indexed Job) for size ${resolved.size}`,
       );
-    embedded = new RendezvousServer({ token: resolved.token, log: () => {} });
-    resolved.rendezvous = (await embedded.listen()).url;
+    embedded = await serveAlone(resolved.token);
+    resolved.rendezvous = embedded.url;
+  } else if (mayServe) {
+    serving = serveIfAbsent(resolved.rendezvous, resolved.token);
+    serving.catch(() => {}); // awaited below
   }
   const cfg = resolved as EngineConfig;
   if (cfg.timeline) {
@@ -683,7 +689,7 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
   });
   const limit = cfg.joinTimeoutMs + cfg.connectTimeoutMs + 10_000;
   try {
-    const ready = await new Promise<Extract<EngineReply, { t: 'ready' }>>((resolve, reject) => {
+    const joined = new Promise<Extract<EngineReply, { t: 'ready' }>>((resolve, reject) => {
       const timer = setTimeout(() => reject(new TimeoutError(`init: not ready within ${limit} ms`)), limit);
       port1.once('message', (m: EngineReply) => {
         clearTimeout(timer);
@@ -698,11 +704,14 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
         ),
       );
     });
+    joined.catch(() => {}); // awaited below
+    embedded ??= await serving;
+    const ready = await joined;
     return new Communicator(ready, worker, port1, signal, cfg, embedded);
   } catch (err) {
     await worker.terminate();
     port1.close();
-    await embedded?.close();
+    await (embedded ?? (await serving?.catch(() => undefined)))?.close();
     throw err;
   }
 }

@@ -1,12 +1,16 @@
+import { readFileSync } from 'node:fs';
 import {
   ALGOS,
   type Algo,
   DEFAULTS,
+  discover,
   ENV,
+  type Engine,
   InvalidArgumentError,
   LOG_LEVELS,
   readEnv,
   resolveHeartbeatTimeoutMs,
+  tokenHint,
 } from '@ringwire/common';
 import type { EngineConfig } from './messages.js';
 
@@ -23,7 +27,7 @@ export interface InitOptions {
   size?: number;
   /** RINGWIRE_LOCAL_RANK; omitted: the rendezvous derives it from the hosts. */
   localRank?: number;
-  /** Job token (RINGWIRE_TOKEN); required when the rendezvous is not on loopback. */
+  /** Job token (RINGWIRE_TOKEN, else the file RINGWIRE_TOKEN_FILE); required when the rendezvous is not on loopback or an engine started the job. */
   token?: string;
   /** Job id (RINGWIRE_JOB_ID), default 'default'. */
   jobId?: string;
@@ -75,14 +79,27 @@ function bool(name: string, v: unknown): boolean | undefined {
   return v;
 }
 
+/** The engine's configuration plus what init itself needs: who started the job, whether to serve. */
+export type ResolvedConfig = Omit<EngineConfig, 'rendezvous'> & {
+  rendezvous?: string;
+  /** Who gave rank and size (see @ringwire/common's discover). */
+  engine: Engine;
+  /** Rank 0 under an engine: serve the rendezvous in-process if nothing answers at its address. */
+  mayServe: boolean;
+};
+
 /** Resolves options + environment into the engine's configuration, rejecting anything malformed. */
-export function resolveConfig(
-  o: InitOptions,
-  env: NodeJS.ProcessEnv = process.env,
-): Omit<EngineConfig, 'rendezvous'> & { rendezvous?: string } {
+export function resolveConfig(o: InitOptions, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
   if (o === null || typeof o !== 'object') throw new InvalidArgumentError('init options must be an object');
-  const size = int('size', o.size, 1) ?? readEnv('size', env) ?? 1;
-  const rank = int('rank', o.rank, 0) ?? readEnv('rank', env);
+  const found = discover(env);
+  const size = int('size', o.size, 1) ?? found.size;
+  const rank = int('rank', o.rank, 0) ?? found.rank;
+  const token = str('token', o.token) ?? readToken(env);
+  // An engine started this worker: it cannot rely on a launcher's loopback-only rendezvous.
+  if (!token && o.rank === undefined && found.engine !== 'ringwire' && found.engine !== 'none')
+    throw new InvalidArgumentError(
+      `no job token under ${found.engine}: every rank needs the same ${ENV.token.name} or ${ENV.tokenFile.name}, e.g. ${tokenHint(found.engine)}`,
+    );
   if (rank !== undefined && rank >= size)
     throw new InvalidArgumentError(`rank ${rank} is out of range for size ${size}`);
   const algo = oneOf('algo', o.algo, ALGOS) ?? readEnv('algo', env) ?? 'auto';
@@ -96,13 +113,15 @@ export function resolveConfig(
   if (chunkBytes % 8 !== 0)
     throw new InvalidArgumentError(`chunkBytes must be a multiple of 8, got ${chunkBytes}`);
   return {
-    rendezvous: str('rendezvous', o.rendezvous) ?? readEnv('rendezvous', env),
-    jobId: str('jobId', o.jobId) ?? readEnv('jobId', env) ?? 'default',
-    token: str('token', o.token) ?? env[ENV.token.name] ?? '',
+    rendezvous: str('rendezvous', o.rendezvous) ?? found.rendezvous,
+    jobId: str('jobId', o.jobId) ?? found.jobId,
+    token,
     host: str('host', o.host) ?? readEnv('host', env),
     size,
     rank,
-    localRank: int('localRank', o.localRank, 0) ?? readEnv('localRank', env),
+    localRank: int('localRank', o.localRank, 0) ?? found.localRank,
+    engine: found.engine,
+    mayServe: found.mayServe && rank === 0,
     joinTimeoutMs: int('joinTimeoutMs', o.joinTimeoutMs, 1) ?? DEFAULTS.joinTimeoutMs,
     connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs, 1) ?? DEFAULTS.connectTimeoutMs,
     timeoutMs,
@@ -122,6 +141,19 @@ export function resolveConfig(
       readEnv('metricsIntervalMs', env) ??
       DEFAULTS.metricsIntervalMs,
   };
+}
+
+/** RINGWIRE_TOKEN, else the first line of the file RINGWIRE_TOKEN_FILE (a mounted Secret, shared storage), else ''. */
+function readToken(env: NodeJS.ProcessEnv): string {
+  const token = readEnv('token', env);
+  if (token) return token;
+  const file = readEnv('tokenFile', env);
+  if (!file) return '';
+  try {
+    return readFileSync(file, 'utf8').split(/\r?\n/)[0].trim();
+  } catch (err) {
+    throw new InvalidArgumentError(`${ENV.tokenFile.name}=${file} cannot be read: ${(err as Error).message}`);
+  }
 }
 
 function str(name: string, v: unknown): string | undefined {

@@ -2,6 +2,7 @@
 import { InvalidArgumentError as CliArgError, Command, type Option } from 'commander';
 import { check, formatCheck, ownVersion } from './check.js';
 import { type HostSlots, parseHostList, readHostfile, UsageError } from './hosts.js';
+import { k8sCommand } from './k8s-cli.js';
 import { launch } from './launch.js';
 import { splitWords } from './shell.js';
 
@@ -36,6 +37,9 @@ Exit status: 0 when every worker succeeded; else the exit code of the rank at th
 failure (the rank a worker's error names, else the first to fail; ringrun names it first), 128+n
 when it was killed by signal n (remote: the shell's 128+n); 124 when --timeout or --start-timeout
 hit; 127 when the command is not found; 2 for bad usage; 130/143 when ringrun is interrupted.
+
+Under mpirun, srun or a Kubernetes Indexed Job, workers need no ringrun: init() reads the
+engine's variables (see the README). ringrun k8s --help: write a job's Kubernetes manifests.
 
 Examples:
   ringrun -np 4 node train.mjs --epochs 3
@@ -78,6 +82,8 @@ const program = new Command('ringrun')
   .version(ownVersion(), '-V, --version')
   .argument('[command...]')
   .passThroughOptions() // the worker command's own flags are left alone
+  .enablePositionalOptions() // ringrun's options come before `k8s`, the subcommand's after it
+  .addCommand(k8sCommand)
   .addHelpText('after', HELP)
   .exitOverride((e) =>
     process.exit(e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2),
@@ -103,6 +109,7 @@ interface Opts {
 
 /** `-np` is mpirun's spelling; commander would read it as `-n p`. Rewrite it up to the command. */
 function normalizeArgv(argv: string[], options: readonly Option[]): string[] {
+  if (argv[0] === k8sCommand.name()) return [argv[0], ...normalizeArgv(argv.slice(1), k8sCommand.options)];
   const out = [...argv];
   for (let i = 0; i < out.length; i++) {
     if (out[i] === '-np') out[i] = '--np';
