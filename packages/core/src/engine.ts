@@ -107,6 +107,9 @@ export class Engine {
       this.rdzv.on('reconnected', ({ awayMs }) =>
         this.log('warn', `reconnected to the rendezvous after ${awayMs} ms and re-registered`),
       );
+      this.rdzv.on('membership', ({ generation, waiting }) =>
+        this.post({ t: 'membership', generation, waiting }),
+      );
       this.rdzv.on('lost', (err) =>
         this.log('warn', `${err.message}; collectives go on, what needs the rendezvous fails`),
       );
@@ -118,6 +121,8 @@ export class Engine {
         localRank: cfg.localRank,
         timeoutMs: cfg.joinTimeoutMs,
         heartbeatTimeoutMs: cfg.heartbeatTimeoutMs,
+        elastic: cfg.elastic,
+        workerId: cfg.workerId,
       });
       this.rank = table.rank;
       this.size = table.size;

@@ -8,6 +8,7 @@ export {
   type DType,
   ErrorCode,
   InvalidArgumentError,
+  MembershipChangedError,
   MismatchError,
   PeerLostError,
   ProtocolError,
@@ -25,6 +26,7 @@ export {
   type ReduceOptions,
   type TypeOptions,
 } from './communicator.js';
+export * as elastic from './elastic/index.js';
 export { jsKernels, type Kernels, type KernelsInfo, kernelsInfo, loadKernels } from './kernels/index.js';
 export type { Algo } from './messages.js';
 export type { InitOptions } from './options.js';

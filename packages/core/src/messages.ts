@@ -24,6 +24,9 @@ export interface EngineConfig {
   /** Same-host peers exchange payloads through shared memory (RINGWIRE_SHM; shared.ts). */
   sharedMemory: boolean;
   logLevel?: string;
+  /** An elastic job's bounds (and settle window, when RINGWIRE_ELASTIC_SETTLE_MS is set). */
+  elastic?: { min: number; max: number; settleMs?: number };
+  workerId?: string;
 }
 
 export type { Algo };
@@ -76,4 +79,6 @@ export type EngineReply =
     }
   | { t: 'op-failed'; id: number; error: ErrorJSON }
   | { t: 'failed'; error: ErrorJSON }
+  /** Elastic jobs: workers wait to join the next generation. */
+  | { t: 'membership'; generation: number; waiting: number }
   | { t: 'closed' };

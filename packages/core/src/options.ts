@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import {
   ALGOS,
   type Algo,
@@ -53,6 +54,14 @@ export interface InitOptions {
   sharedMemory?: boolean;
   /** error | warn | info | debug (RINGWIRE_LOG_LEVEL). */
   logLevel?: string;
+  /**
+   * Join an elastic job of min..max workers (RINGWIRE_MIN_SIZE / RINGWIRE_MAX_SIZE; either one
+   * makes the job elastic): the rendezvous numbers ranks per generation, so `rank` is ignored,
+   * and `size` is the initial size. Use through `elastic.run`.
+   */
+  elastic?: { min: number; max: number };
+  /** This worker's stable identity in an elastic job (RINGWIRE_WORKER_ID; default host:pid). */
+  workerId?: string;
 }
 
 function int(name: string, v: unknown, min: number): number | undefined {
@@ -75,7 +84,9 @@ export function resolveConfig(
 ): Omit<EngineConfig, 'rendezvous'> & { rendezvous?: string } {
   if (o === null || typeof o !== 'object') throw new InvalidArgumentError('init options must be an object');
   const size = int('size', o.size, 1) ?? readEnv('size', env) ?? 1;
-  const rank = int('rank', o.rank, 0) ?? readEnv('rank', env);
+  const elastic = resolveElastic(o, size, env);
+  // An elastic job's ranks come from the rendezvous, per generation.
+  const rank = elastic ? undefined : (int('rank', o.rank, 0) ?? readEnv('rank', env));
   if (rank !== undefined && rank >= size)
     throw new InvalidArgumentError(`rank ${rank} is out of range for size ${size}`);
   const algo = oneOf('algo', o.algo, ALGOS) ?? readEnv('algo', env) ?? 'auto';
@@ -95,8 +106,10 @@ export function resolveConfig(
     host: str('host', o.host) ?? readEnv('host', env),
     size,
     rank,
-    localRank: int('localRank', o.localRank, 0) ?? readEnv('localRank', env),
-    joinTimeoutMs: int('joinTimeoutMs', o.joinTimeoutMs, 1) ?? DEFAULTS.joinTimeoutMs,
+    localRank: elastic ? undefined : (int('localRank', o.localRank, 0) ?? readEnv('localRank', env)),
+    joinTimeoutMs:
+      int('joinTimeoutMs', o.joinTimeoutMs, 1) ??
+      (elastic ? (readEnv('elasticTimeoutMs', env) ?? DEFAULTS.elasticTimeoutMs) : DEFAULTS.joinTimeoutMs),
     connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs, 1) ?? DEFAULTS.connectTimeoutMs,
     timeoutMs,
     heartbeatTimeoutMs,
@@ -109,7 +122,29 @@ export function resolveConfig(
     logLevel: oneOf('logLevel', o.logLevel, LOG_LEVELS) ?? readEnv('logLevel', env),
     algo,
     sharedMemory: bool('sharedMemory', o.sharedMemory) ?? readEnv('sharedMemory', env) ?? true,
+    elastic,
+    workerId: elastic
+      ? (str('workerId', o.workerId) ?? readEnv('workerId', env) ?? `${hostname()}:${process.pid}`)
+      : undefined,
   };
+}
+
+/** The elastic bounds from `{ elastic }` or RINGWIRE_MIN_SIZE/MAX_SIZE; undefined for a fixed-size job. */
+function resolveElastic(o: InitOptions, size: number, env: NodeJS.ProcessEnv): EngineConfig['elastic'] {
+  const given = o.elastic;
+  if (given !== undefined && (given === null || typeof given !== 'object'))
+    throw new InvalidArgumentError('elastic must be an object { min, max }');
+  const min = int('elastic.min', given?.min, 1) ?? readEnv('minSize', env);
+  const max = int('elastic.max', given?.max, 1) ?? readEnv('maxSize', env);
+  if (min === undefined && max === undefined) return undefined;
+  const lo = min ?? 1;
+  const hi = max ?? Math.max(size, lo);
+  if (lo > hi || size < lo || size > hi)
+    throw new InvalidArgumentError(
+      `elastic bounds must satisfy min <= size <= max (${ENV.minSize.name}=${lo}, ${ENV.size.name}=${size}, ${ENV.maxSize.name}=${hi})`,
+    );
+  const settleMs = readEnv('elasticSettleMs', env);
+  return { min: lo, max: hi, ...(settleMs === undefined ? {} : { settleMs }) };
 }
 
 function str(name: string, v: unknown): string | undefined {

@@ -15,10 +15,19 @@ import {
   RendezvousError,
   RingwireError,
   rateLimitedLogger,
+  readEnv,
   resolveHeartbeatTimeoutMs,
   TimeoutError,
 } from '@ringwire/common';
 import { type WebSocket, WebSocketServer } from 'ws';
+import {
+  type ElasticState,
+  type GenerationRecord,
+  newElasticState,
+  nextOrder,
+  parseBounds,
+  record,
+} from './elastic.js';
 import {
   decode,
   encode,
@@ -57,6 +66,11 @@ export interface RendezvousServerOptions {
   rejoinGraceMs?: number;
   authTimeoutMs?: number;
   maxMessageBytes?: number;
+  /**
+   * Elastic jobs: a generation forms this long after the last membership change, unless the
+   * workers' join says otherwise. Default: RINGWIRE_ELASTIC_SETTLE_MS, else 1000.
+   */
+  elasticSettleMs?: number;
   log?: Logger;
 }
 
@@ -81,6 +95,11 @@ interface Member {
   port: number;
   wantLocalRank?: number;
   rank: number;
+  /** A stable identity across generations (RINGWIRE_WORKER_ID; default host:port). */
+  workerId: string;
+  /** Elastic jobs: arrival order among waiting workers; `rejoined`: it has joined the next generation. */
+  arrived?: number;
+  rejoined?: boolean;
   /** Declared lost after this long without a message: the longer of the server's and its own. */
   heartbeatTimeoutMs: number;
   timer?: NodeJS.Timeout;
@@ -106,6 +125,8 @@ interface Job {
   abort?: { rank: number; reason: string; code: string };
   /** A member authenticated with the server's secret rather than the job's credential (warned once). */
   secretUsed?: boolean;
+  /** An elastic job: its bounds, settle timer and generation history (see elastic.ts). */
+  elastic?: ElasticState;
 }
 
 /** One job as `/status` shows it to a holder of its credential. */
@@ -116,7 +137,18 @@ export interface JobStatus {
   state: 'aborted' | 'running' | 'forming';
   abort: { rank: number; reason: string; code: string } | null;
   joined: number;
-  members: { rank: number | null; host: string; port: number; alive: boolean; lastSeenMsAgo: number }[];
+  members: {
+    rank: number | null;
+    workerId: string;
+    host: string;
+    port: number;
+    alive: boolean;
+    lastSeenMsAgo: number;
+  }[];
+  /** Elastic jobs: the bounds, the workers waiting for the next generation, and every generation so far. */
+  elastic: { min: number; max: number; settleMs: number } | null;
+  waiting: number;
+  history: GenerationRecord[];
 }
 
 const KEY_MAX = 1024;
@@ -133,6 +165,9 @@ export class RendezvousServer extends EventEmitter {
   private wss?: WebSocketServer;
   private readonly jobs = new Map<string, Job>();
   private readonly generations = new Map<string, number>();
+  /** Elastic jobs' state, kept like `generations` while a job has no connection between generations. */
+  private readonly elasticJobs = new Map<string, ElasticState>();
+  private arrivals = 0;
   private readonly conns = new Set<Conn>();
   private sweeper?: NodeJS.Timeout;
   private nextConnId = 1;
@@ -153,6 +188,7 @@ export class RendezvousServer extends EventEmitter {
         resolveHeartbeatTimeoutMs({ heartbeatTimeoutMs: options.heartbeatTimeoutMs }),
       authTimeoutMs: options.authTimeoutMs ?? DEFAULTS.authTimeoutMs,
       maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxControlBytes,
+      elasticSettleMs: options.elasticSettleMs ?? readEnv('elasticSettleMs') ?? DEFAULTS.elasticSettleMs,
       // Job ids, hosts and reasons come from clients: every line is escaped.
       log: escapingLogger(options.log ?? createLogger('[rendezvous]')),
     };
@@ -222,6 +258,7 @@ export class RendezvousServer extends EventEmitter {
 
   private jobStatus(job: Job): JobStatus {
     const now = Date.now();
+    const e = job.elastic;
     return {
       id: job.id,
       generation: job.generation,
@@ -231,11 +268,15 @@ export class RendezvousServer extends EventEmitter {
       joined: job.members ? job.members.length : job.pending.length,
       members: (job.members ?? job.pending).map((m) => ({
         rank: job.members ? m.rank : (m.wantRank ?? null),
+        workerId: m.workerId,
         host: m.host,
         port: m.port,
         alive: !m.conn.left && this.conns.has(m.conn),
         lastSeenMsAgo: now - m.conn.lastSeen,
       })),
+      elastic: e ? { min: e.min, max: e.max, settleMs: e.settleMs } : null,
+      waiting: e && job.members ? job.pending.length : 0,
+      history: e?.history ?? [],
     };
   }
 
@@ -436,6 +477,8 @@ export class RendezvousServer extends EventEmitter {
         const m = conn.member;
         if (!m || !job.members)
           throw new RendezvousError('only a member of a formed job can report a failure');
+        // An elastic member waiting for the next generation reports on its old one: nothing to abort.
+        if (job.elastic && !job.members.includes(m)) return this.reply(conn, id, true);
         const rank = Number.isInteger(msg.rank) ? (msg.rank as number) : m.rank;
         const code = typeof msg.code === 'string' ? msg.code : ErrorCode.ABORTED;
         const reason = String(msg.reason ?? 'failure reported');
@@ -460,6 +503,8 @@ export class RendezvousServer extends EventEmitter {
   }
 
   private join(conn: Conn, job: Job, id: number, msg: Record<string, unknown>): void {
+    if (msg.elastic !== undefined && msg.elastic !== null) return this.elasticJoin(conn, job, id, msg);
+    if (job.elastic) throw new RendezvousError(`join: job ${job.id} is elastic; this worker did not say so`);
     const { size, rank, host, port, localRank, heartbeatTimeoutMs } = msg;
     if (!Number.isInteger(size) || (size as number) < 1)
       throw new RendezvousError(`join: size must be a positive integer, got ${size}`);
@@ -503,6 +548,7 @@ export class RendezvousServer extends EventEmitter {
       port: port as number,
       wantLocalRank: Number.isInteger(localRank) ? (localRank as number) : undefined,
       rank: -1,
+      workerId: workerIdOf(msg.workerId, host, port as number),
       heartbeatTimeoutMs: Math.min(
         Math.max(this.opts.heartbeatTimeoutMs, (heartbeatTimeoutMs as number | undefined) ?? 0),
         2 ** 31 - 1,
@@ -573,6 +619,186 @@ export class RendezvousServer extends EventEmitter {
     }
     this.opts.log('info', `job ${job.id} generation ${job.generation} formed with ${n} workers`);
     this.emit('formed', table);
+  }
+
+  // ---- elastic jobs (see elastic.ts and ELASTIC.md) ------------------------------------------
+
+  /** The job's elastic state: kept across the job's generations, created by its first elastic member. */
+  private elasticStateOf(job: Job, bounds: unknown, size: number): ElasticState {
+    const b = parseBounds(bounds, size, this.opts.elasticSettleMs);
+    let e = this.elasticJobs.get(job.id);
+    if (!e || e.min !== b.min || e.max !== b.max) e = newElasticState(b);
+    this.elasticJobs.set(job.id, e);
+    return e;
+  }
+
+  /**
+   * A worker joins an elastic job: a newcomer, or a member of the running generation joining the
+   * next one (on the same connection or a new one, known by its workerId). It waits in `pending`
+   * until the next generation forms (see tryForm) or the join times out.
+   */
+  private elasticJoin(conn: Conn, job: Job, id: number, msg: Record<string, unknown>): void {
+    const { size, host, port, heartbeatTimeoutMs } = msg;
+    if (!Number.isInteger(size) || (size as number) < 1)
+      throw new RendezvousError(`join: size must be a positive integer, got ${size}`);
+    if (typeof host !== 'string' || !host) throw new RendezvousError('join: host must be a non-empty string');
+    if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535)
+      throw new RendezvousError(`join: bad port ${port}`);
+    const b = parseBounds(msg.elastic, size as number, this.opts.elasticSettleMs);
+    if (!job.elastic) {
+      if (job.members || job.pending.length)
+        throw new RendezvousError(`join: job ${job.id} is not elastic; this worker says it is`);
+      job.elastic = this.elasticStateOf(job, msg.elastic, size as number);
+    } else if (b.min !== job.elastic.min || b.max !== job.elastic.max) {
+      throw new RendezvousError(
+        `join: elastic bounds mismatch: this worker says ${b.min}..${b.max}, the job has ${job.elastic.min}..${job.elastic.max}`,
+      );
+    }
+    const e = job.elastic;
+    const prev = conn.member;
+    if (prev && job.pending.includes(prev))
+      throw new RendezvousError('join: this connection is already waiting for the next generation');
+    if (prev && job.members?.includes(prev)) prev.rejoined = true;
+    const workerId = workerIdOf(msg.workerId, host, port as number);
+    if (job.pending.some((m) => m.workerId === workerId))
+      throw new RendezvousError(
+        `join: worker ${JSON.stringify(workerId)} is already waiting in job ${job.id}`,
+      );
+    // The same worker re-joining on a new connection: its old membership ends here.
+    const old = job.members?.find((m) => m.workerId === workerId && m.conn !== conn);
+    if (old) old.rejoined = true;
+    const member: Member = {
+      conn,
+      reqId: id,
+      host,
+      port: port as number,
+      rank: -1,
+      workerId,
+      arrived: ++this.arrivals,
+      heartbeatTimeoutMs: Math.min(
+        Math.max(this.opts.heartbeatTimeoutMs, (heartbeatTimeoutMs as number | undefined) ?? 0),
+        2 ** 31 - 1,
+      ),
+    };
+    job.size ??= size as number;
+    job.pending.push(member);
+    conn.member = member;
+    const ms = timeout(msg.timeoutMs ?? DEFAULTS.elasticTimeoutMs);
+    member.timer = setTimeout(() => {
+      remove(job.pending, member);
+      if (conn.member === member) conn.member = undefined;
+      this.fail(
+        conn,
+        id,
+        new TimeoutError(
+          `elastic job ${job.id}: no generation formed within ${ms} ms: ${job.pending.length + 1} worker(s) waiting, ${this.expected(job).length} still running the old generation, the minimum is ${e.min} (RINGWIRE_ELASTIC_TIMEOUT_MS)`,
+        ),
+      );
+      this.elasticChanged(job);
+    }, ms);
+    this.elasticChanged(job);
+  }
+
+  /** Members of the running generation that are still connected and have not joined the next one. */
+  private expected(job: Job): Member[] {
+    return (job.members ?? []).filter(
+      (m) => !m.rejoined && !m.conn.left && this.conns.has(m.conn) && m.conn.member === m,
+    );
+  }
+
+  /** The membership changed: tell the running generation that workers wait, and form when the rule allows. */
+  private elasticChanged(job: Job): void {
+    const e = job.elastic!;
+    e.lastChange = Date.now();
+    const running = this.expected(job);
+    if (job.pending.length && running.length) {
+      const notice = encode({
+        t: 'membership',
+        generation: job.generation,
+        waiting: job.pending.length,
+      } satisfies ServerMessage);
+      for (const m of running) if (m.conn.ws.readyState === m.conn.ws.OPEN) m.conn.ws.send(notice);
+    }
+    this.tryForm(job);
+  }
+
+  /**
+   * The formation rule: at least `min` waiting, and either `max` waiting (or, for the first
+   * generation, the target size), or no member of the running generation still expected and the
+   * settle window passed since the last change (for the first generation, DEFAULTS.elasticStartMs
+   * since the job's first join).
+   */
+  private tryForm(job: Job): void {
+    const e = job.elastic!;
+    clearTimeout(e.settleTimer);
+    e.settleTimer = undefined;
+    const n = job.pending.length;
+    if (n < e.min || !this.jobs.has(job.id)) return;
+    const first = e.history.length === 0;
+    if (n >= e.max || (first && n >= job.size!)) return this.formElastic(job);
+    if (this.expected(job).length) return;
+    const wait = (first ? e.started + DEFAULTS.elasticStartMs : e.lastChange + e.settleMs) - Date.now();
+    if (wait <= 0) return this.formElastic(job);
+    e.settleTimer = setTimeout(() => this.tryForm(job), wait);
+  }
+
+  /** Forms generation g+1 from the waiting workers: dense ranks, survivors first; records why. */
+  private formElastic(job: Job): void {
+    const e = job.elastic!;
+    const chosen = nextOrder(job.pending, e.order, e.max);
+    job.pending = job.pending.filter((m) => !chosen.includes(m));
+    chosen.forEach((m, r) => (m.rank = r));
+    const hosts: Record<string, number[]> = {};
+    for (const m of chosen) (hosts[m.host] ??= []).push(m.rank);
+    const peers: PeerInfo[] = chosen.map((m) => ({
+      rank: m.rank,
+      host: m.host,
+      port: m.port,
+      localRank: hosts[m.host].indexOf(m.rank),
+      localSize: hosts[m.host].length,
+      workerId: m.workerId,
+    }));
+    job.generation += 1;
+    this.generations.set(job.id, job.generation);
+    const entry = record(
+      e,
+      job.generation,
+      chosen.map((m) => m.workerId),
+    );
+    e.history.push(entry);
+    e.order = new Map(chosen.map((m) => [m.workerId, m.rank]));
+    e.leftWhy.clear();
+    // The old generation's failure and rendezvous-side barriers end with it.
+    for (const m of job.members ?? []) clearTimeout(m.grace);
+    job.members = chosen;
+    job.size = chosen.length;
+    job.abort = undefined;
+    for (const arrived of job.barriers.values()) for (const w of arrived.values()) clearTimeout(w.timer);
+    job.barriers.clear();
+    const table: PeerTable = { job: job.id, generation: job.generation, size: chosen.length, peers, hosts };
+    for (const m of chosen) {
+      clearTimeout(m.timer);
+      this.reply(m.conn, m.reqId, { ...table, rank: m.rank });
+    }
+    this.opts.log(
+      'info',
+      `job ${job.id} generation ${job.generation} formed with ${chosen.length} workers (${entry.reason})`,
+    );
+    this.emit('formed', { ...table, elastic: { min: e.min, max: e.max }, change: entry });
+  }
+
+  /** An elastic member's connection closed: a waiting one stops waiting, a running one has left. */
+  private elasticGone(job: Job, conn: Conn, m: Member, why: string): void {
+    if (job.pending.includes(m)) {
+      clearTimeout(m.timer);
+      remove(job.pending, m);
+    } else if (job.members?.includes(m) && !m.rejoined) {
+      for (const arrived of job.barriers.values())
+        for (const [r, w] of arrived) if (w.conn === conn) clearTimeout(w.timer), arrived.delete(r);
+      job.elastic!.leftWhy.set(m.workerId, conn.left ? 'left' : why);
+    }
+    this.forgetIfGone(job);
+    if (this.jobs.has(job.id)) this.elasticChanged(job);
   }
 
   private get(conn: Conn, job: Job, id: number, k: string, wait: boolean, ms: number): void {
@@ -662,7 +888,9 @@ export class RendezvousServer extends EventEmitter {
       if (kept.length) job.getWaiters.set(k, kept);
       else job.getWaiters.delete(k);
     }
-    if (m && !job.members) {
+    if (m && job.elastic) {
+      this.elasticGone(job, conn, m, why);
+    } else if (m && !job.members) {
       clearTimeout(m.timer);
       remove(job.pending, m);
       if (job.pending.length === 0) job.size = undefined;
@@ -705,8 +933,9 @@ export class RendezvousServer extends EventEmitter {
       throw new RendezvousError(`rejoin: bad port ${port}`);
     if (conn.member) throw new RendezvousError('rejoin: this connection has already joined');
     const r = rank as number;
+    if (!job.elastic && msg.elastic) job.elastic = this.elasticStateOf(job, msg.elastic, n);
     if (!job.members) {
-      if (job.pending.length)
+      if (job.pending.length && !job.elastic)
         throw new RendezvousError(`rejoin: job ${job.id} is forming generation ${job.generation + 1}`);
       job.members = [];
       job.size = n;
@@ -743,6 +972,7 @@ export class RendezvousServer extends EventEmitter {
         port: port as number,
         wantLocalRank: local,
         rank: r,
+        workerId: workerIdOf(msg.workerId, host, port as number),
         heartbeatTimeoutMs,
       };
       job.members.push(m);
@@ -774,6 +1004,7 @@ export class RendezvousServer extends EventEmitter {
 
   /** Forgets a formed job once every member has left or is gone for good; the next join under its id starts generation g+1. */
   private forgetIfGone(job: Job): void {
+    if (job.elastic && job.pending.length) return;
     if (job.members?.every((x) => x.conn.left || (!this.conns.has(x.conn) && !x.grace))) {
       this.clearTimers(job);
       this.jobs.delete(job.id);
@@ -800,6 +1031,7 @@ export class RendezvousServer extends EventEmitter {
   private clearTimers(job: Job): void {
     for (const m of job.members ?? []) clearTimeout(m.grace);
     for (const m of job.pending) clearTimeout(m.timer);
+    clearTimeout(job.elastic?.settleTimer);
     for (const list of job.getWaiters.values()) for (const w of list) clearTimeout(w.timer);
     for (const arrived of job.barriers.values()) for (const w of arrived.values()) clearTimeout(w.timer);
   }
@@ -822,6 +1054,11 @@ function timeout(ms: unknown): number {
 function sameSecret(a: string, b: string): boolean {
   const digest = (x: string) => createHash('sha256').update(x).digest();
   return timingSafeEqual(digest(a), digest(b));
+}
+
+/** A member's stable identity: the one it gave (bounded), else its address. */
+function workerIdOf(given: unknown, host: unknown, port: number): string {
+  return typeof given === 'string' && given.length > 0 && given.length <= KEY_MAX ? given : `${host}:${port}`;
 }
 
 function remove<T>(list: T[], item: T): void {
