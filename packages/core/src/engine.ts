@@ -328,7 +328,8 @@ export class Engine {
     this.failure = err;
     clearTimeout(this.suspectTimer);
     this.failedNow();
-    this.log('error', err.message);
+    // An elastic job re-forms after a lost peer: not an error of this worker (ringrun reports generations).
+    this.log(this.cfg.elastic && err.code === ErrorCode.PEER_LOST ? 'info' : 'error', err.message);
     this.t?.fail(err);
     for (const op of this.queue.values()) this.reject(op, err);
     this.queue.clear();

@@ -100,6 +100,8 @@ interface Member {
   /** Elastic jobs: arrival order among waiting workers; `rejoined`: it has joined the next generation. */
   arrived?: number;
   rejoined?: boolean;
+  /** When an elastic member's connection closed after it left gracefully (it is expected to join again). */
+  leftAt?: number;
   /** Declared lost after this long without a message: the longer of the server's and its own. */
   heartbeatTimeoutMs: number;
   timer?: NodeJS.Timeout;
@@ -694,23 +696,36 @@ export class RendezvousServer extends EventEmitter {
           `elastic job ${job.id}: no generation formed within ${ms} ms: ${job.pending.length + 1} worker(s) waiting, ${this.expected(job).length} still running the old generation, the minimum is ${e.min} (RINGWIRE_ELASTIC_TIMEOUT_MS)`,
         ),
       );
-      this.elasticChanged(job);
+      this.elasticChanged(job, true);
     }, ms);
-    this.elasticChanged(job);
+    // A survivor joining again changes nothing; a newcomer restarts the settle window.
+    this.elasticChanged(job, !e.order.has(workerId));
   }
 
-  /** Members of the running generation that are still connected and have not joined the next one. */
-  private expected(job: Job): Member[] {
+  /**
+   * Members of the running generation expected to join the next one: those still connected, and
+   * those that left it gracefully (elastic.run closes its communicator, then joins again) less
+   * than rejoinGraceMs ago.
+   */
+  private expected(job: Job, now = Date.now()): Member[] {
     return (job.members ?? []).filter(
-      (m) => !m.rejoined && !m.conn.left && this.conns.has(m.conn) && m.conn.member === m,
+      (m) =>
+        !m.rejoined &&
+        (m.conn.left
+          ? m.leftAt === undefined || now - m.leftAt < this.opts.rejoinGraceMs
+          : this.conns.has(m.conn) && m.conn.member === m),
     );
   }
 
-  /** The membership changed: tell the running generation that workers wait, and form when the rule allows. */
-  private elasticChanged(job: Job): void {
+  /**
+   * Something happened to an elastic job's membership; `change`: one that restarts the settle
+   * window (a worker lost, a newcomer, a waiting worker gone; not a survivor leaving or joining
+   * again). Tells the running generation that workers wait, and forms when the rule allows.
+   */
+  private elasticChanged(job: Job, change: boolean): void {
     const e = job.elastic!;
-    e.lastChange = Date.now();
-    const running = this.expected(job);
+    if (change) e.lastChange = Date.now();
+    const running = this.expected(job).filter((m) => !m.conn.left);
     if (job.pending.length && running.length) {
       const notice = encode({
         t: 'membership',
@@ -724,9 +739,9 @@ export class RendezvousServer extends EventEmitter {
 
   /**
    * The formation rule: at least `min` waiting, and either `max` waiting (or, for the first
-   * generation, the target size), or no member of the running generation still expected and the
-   * settle window passed since the last change (for the first generation, DEFAULTS.elasticStartMs
-   * since the job's first join).
+   * generation, the target size), or no member of the running generation still expected (see
+   * `expected`) and the settle window passed since the last change (for the first generation,
+   * DEFAULTS.elasticStartMs since the job's first join).
    */
   private tryForm(job: Job): void {
     const e = job.elastic!;
@@ -736,10 +751,16 @@ export class RendezvousServer extends EventEmitter {
     if (n < e.min || !this.jobs.has(job.id)) return;
     const first = e.history.length === 0;
     if (n >= e.max || (first && n >= job.size!)) return this.formElastic(job);
-    if (this.expected(job).length) return;
-    const wait = (first ? e.started + DEFAULTS.elasticStartMs : e.lastChange + e.settleMs) - Date.now();
-    if (wait <= 0) return this.formElastic(job);
-    e.settleTimer = setTimeout(() => this.tryForm(job), wait);
+    const now = Date.now();
+    const expected = this.expected(job, now);
+    // A member still running (or leaving: its close comes next) will join or drop: each calls here.
+    if (expected.some((m) => m.leftAt === undefined)) return;
+    const at = Math.max(
+      first ? e.started + DEFAULTS.elasticStartMs : e.lastChange + e.settleMs,
+      ...expected.map((m) => m.leftAt! + this.opts.rejoinGraceMs),
+    );
+    if (at <= now) return this.formElastic(job);
+    e.settleTimer = setTimeout(() => this.tryForm(job), at - now);
   }
 
   /** Forms generation g+1 from the waiting workers: dense ranks, survivors first; records why. */
@@ -787,8 +808,12 @@ export class RendezvousServer extends EventEmitter {
     this.emit('formed', { ...table, elastic: { min: e.min, max: e.max }, change: entry });
   }
 
-  /** An elastic member's connection closed: a waiting one stops waiting, a running one has left. */
+  /**
+   * An elastic member's connection closed: a waiting one stops waiting; a running one that left
+   * gracefully is expected to join again for a while, one that did not is lost.
+   */
   private elasticGone(job: Job, conn: Conn, m: Member, why: string): void {
+    let change = true;
     if (job.pending.includes(m)) {
       clearTimeout(m.timer);
       remove(job.pending, m);
@@ -796,9 +821,25 @@ export class RendezvousServer extends EventEmitter {
       for (const arrived of job.barriers.values())
         for (const [r, w] of arrived) if (w.conn === conn) clearTimeout(w.timer), arrived.delete(r);
       job.elastic!.leftWhy.set(m.workerId, conn.left ? 'left' : why);
+      if (conn.left) (m.leftAt = Date.now()), (change = false);
     }
-    this.forgetIfGone(job);
-    if (this.jobs.has(job.id)) this.elasticChanged(job);
+    this.elasticForget(job);
+    if (this.jobs.has(job.id)) this.elasticChanged(job, change);
+  }
+
+  /** Forgets an elastic job once nobody waits and no member is expected back (its state stays in elasticJobs). */
+  private elasticForget(job: Job): void {
+    if (job.pending.length || !this.jobs.has(job.id)) return;
+    const expected = this.expected(job);
+    if (expected.some((m) => !m.conn.left)) return;
+    if (expected.length) {
+      setTimeout(() => this.elasticForget(job), this.opts.rejoinGraceMs).unref();
+      return;
+    }
+    if (![...this.conns].some((c) => c.job === job)) {
+      this.clearTimers(job);
+      this.jobs.delete(job.id);
+    }
   }
 
   private get(conn: Conn, job: Job, id: number, k: string, wait: boolean, ms: number): void {
