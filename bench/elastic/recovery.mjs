@@ -6,29 +6,30 @@
 //  2. commit cost: 2 workers with a 10M-parameter Float32Array state, all-reducing it every step
 //     (a gradient stand-in) and committing every 10 steps: commit() time against the step time.
 // Usage: node bench/elastic/recovery.mjs [--sizes 2,4,8] [--reps 5] [--params 10000000] [--json FILE]
+// (--help lists the flags); needs a build.
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { RendezvousServer } from '@ringwire/rendezvous';
+import { benchArgs } from '../lib/args.mjs';
+import { median } from '../lib/stats.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, d) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : d;
-};
-const sizes = opt('sizes', '2,4,8').split(',').map(Number);
-const reps = Number(opt('reps', '5'));
-const params = Number(opt('params', '10000000'));
+const o = benchArgs('node bench/elastic/recovery.mjs [options]', {
+  sizes: { type: 'numbers', default: [2, 4, 8], help: 'worker counts of the recovery measurement' },
+  reps: { type: 'number', default: 5, help: 'recoveries measured at each count (the median is reported)' },
+  params: {
+    type: 'number',
+    default: 10_000_000,
+    help: 'float32 state of the commit measurement (0: skip it)',
+  },
+  json: { help: 'also write the results to this JSON file' },
+});
+const { sizes, reps, params } = o;
 const WORKER = fileURLToPath(new URL('./worker.mjs', import.meta.url));
 const TOKEN = 'elastic-bench';
 let jobs = 0;
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** Starts n workers of a new elastic job; each resolves `exited` and collects its JSON lines. */
 function startJob(url, n, min, env) {
@@ -85,7 +86,6 @@ async function recoverOnce(url, n) {
     const firsts = await Promise.race(
       survivors.map((w) => w.until((e) => e.event === 'step' && e.generation >= 2 && e.t >= t0)),
     );
-    if (process.env.DEBUG_TIMES) console.log({ formed: lastFormed - t0, first: firsts.t - t0 });
     return firsts.t - t0;
   } finally {
     for (const w of workers) w.child.kill('SIGKILL');
@@ -116,9 +116,7 @@ async function commitCost(url) {
 
 const server = new RendezvousServer({ token: TOKEN, log: () => {} });
 const { url } = await server.listen();
-let lastFormed = 0;
-server.on('formed', () => (lastFormed = Date.now()));
-const result = { load: loadavg(), recovery: {}, commit: null };
+const result = { loadBefore: loadavg(), loadAfter: null, recovery: {}, commit: null };
 try {
   for (const n of sizes) {
     const times = [];
@@ -133,9 +131,10 @@ try {
       `commit of ${params} float32: median ${c.commitMs.toFixed(1)} ms (${c.commitsMs.map((x) => x.toFixed(1)).join(', ')}); step median ${c.stepMs.toFixed(1)} ms; every 10 steps: ${(100 * c.overhead).toFixed(2)}% of a step`,
     );
   }
-  console.log(`load average: ${result.load.map((x) => x.toFixed(2)).join(' ')}`);
-  const json = opt('json');
-  if (json) writeFileSync(json, `${JSON.stringify(result, null, 2)}\n`);
+  result.loadAfter = loadavg();
+  const load = (l) => l.map((x) => x.toFixed(2)).join(' ');
+  console.log(`load average before: ${load(result.loadBefore)}; after: ${load(result.loadAfter)}`);
+  if (o.json) writeFileSync(o.json, `${JSON.stringify(result, null, 2)}\n`);
 } finally {
   await server.close();
 }

@@ -1056,7 +1056,8 @@ export class RendezvousServer extends EventEmitter {
     const now = Date.now();
     for (const c of this.conns) {
       const m = c.member;
-      if (m && c.job?.members && !c.left && now - c.lastSeen > m.heartbeatTimeoutMs) {
+      // (An elastic worker waiting for the next generation has no generation to abort.)
+      if (m && c.job?.members?.includes(m) && !c.left && now - c.lastSeen > m.heartbeatTimeoutMs) {
         this.opts.log('warn', `rank ${m.rank} missed heartbeats for ${m.heartbeatTimeoutMs} ms`);
         this.abort(
           c.job,
