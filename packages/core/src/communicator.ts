@@ -351,6 +351,11 @@ export class Communicator {
     return this.waiting;
   }
 
+  /** @internal Whether close() was called (an elastic state bound to it skips its membership check). */
+  get isClosed(): boolean {
+    return this.closed !== undefined;
+  }
+
   /** @internal The error this communicator failed with, if it failed (elastic.run tells membership failures apart). */
   get failureCause(): RingwireError | undefined {
     return this.failure;

@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   finish,
+  freePort,
   jsonEvents,
   killAll,
   type Proc,
@@ -8,6 +12,7 @@ import {
   spawnNode,
   startRanks,
   startRendezvous,
+  startStandalone,
   type TestRendezvous,
 } from '@ringwire/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -171,4 +176,44 @@ describe('elastic jobs', () => {
     for (const [e] of errors) expect(e.message).toBe('user error at step 4');
     for (const p of procs) expect(jsonEvents(p, 'generation')).toHaveLength(1);
   }, 45_000);
+
+  it('survives its rendezvous being SIGKILLed and restarted, then re-forms through the new one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ringwire-elastic-'));
+    try {
+      const tokenFile = join(dir, 'token');
+      writeFileSync(tokenFile, rdv.token);
+      const port = await freePort();
+      let server = await startStandalone(port, tokenFile);
+      const url = `ws://127.0.0.1:${port}`;
+      const procs = [0, 1, 2].map((r) =>
+        spawnNode(FIXTURE, [], {
+          RINGWIRE_SIZE: '3',
+          RINGWIRE_RENDEZVOUS: url,
+          RINGWIRE_JOB_ID: `elastic-restart-${process.pid}`,
+          RINGWIRE_TOKEN: rdv.token,
+          RINGWIRE_MIN_SIZE: '2',
+          RINGWIRE_MAX_SIZE: '3',
+          RINGWIRE_WORKER_ID: `w${r}`,
+          STEPS: '200',
+          COMMIT_EVERY: '5',
+        }),
+      );
+      await atStep(procs[0], 10);
+      await sigkill(server);
+      await new Promise((r) => setTimeout(r, 300));
+      server = await startStandalone(port, tokenFile);
+      // The members re-register with the new server (rejoin, carrying the elastic bounds; the
+      // reconnection backoff is at most 2 s), while their steps go on.
+      await new Promise((r) => setTimeout(r, 2500));
+      const at = Math.max(...jsonEvents<{ step: number }>(procs[0], 'step').map((e) => e.step));
+      await atStep(procs[0], at + 5);
+      await sigkill(procs[2]);
+      const survivors = procs.slice(0, 2);
+      const { codes, output } = await finish(survivors, 50_000);
+      const gens = expectFinished(survivors, codes, output);
+      for (const g of gens) expect(g.at(-1)).toMatchObject({ generation: 2, size: 2 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

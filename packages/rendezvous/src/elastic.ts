@@ -93,6 +93,6 @@ export function record(state: ElasticState, generation: number, workers: string[
     ...left.map((w) => `${w} left (${state.leftWhy.get(w) ?? 'did not re-join'})`),
     ...joined.map((w) => `${w} joined`),
   ];
-  const reason = state.history.length === 0 ? 'start' : why.length ? why.join('; ') : 'membership renewed';
+  const reason = state.order.size === 0 ? 'start' : why.length ? why.join('; ') : 'membership renewed';
   return { generation, at: new Date().toISOString(), size: workers.length, joined, left, reason };
 }

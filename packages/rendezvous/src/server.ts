@@ -749,7 +749,7 @@ export class RendezvousServer extends EventEmitter {
     e.settleTimer = undefined;
     const n = job.pending.length;
     if (n < e.min || !this.jobs.has(job.id)) return;
-    const first = e.history.length === 0;
+    const first = e.history.length === 0 && e.order.size === 0;
     if (n >= e.max || (first && n >= job.size!)) return this.formElastic(job);
     const now = Date.now();
     const expected = this.expected(job, now);
@@ -917,7 +917,9 @@ export class RendezvousServer extends EventEmitter {
       for (const w of arrived.values()) clearTimeout(w.timer), this.fail(w.conn, w.id, err);
     job.getWaiters.clear();
     job.barriers.clear();
-    this.emit('abort', { job: job.id, rank, reason, code });
+    // An elastic job goes on: the abort ends its current generation only.
+    const elastic = job.elastic ? { elastic: true, generation: job.generation } : {};
+    this.emit('abort', { job: job.id, rank, reason, code, ...elastic });
   }
 
   private onGone(conn: Conn, why: string): void {
@@ -1020,6 +1022,8 @@ export class RendezvousServer extends EventEmitter {
       job.members.sort((a, b) => a.rank - b.rank);
     }
     conn.member = m;
+    // A restarted server learns an elastic generation's order from its members coming back.
+    if (job.elastic && !job.elastic.history.length) job.elastic.order.set(m.workerId, m.rank);
     this.reply(conn, id, true);
     const a = job.abort;
     if (a) conn.ws.send(encode({ t: 'abort', ...a } satisfies ServerMessage));

@@ -92,7 +92,7 @@ class ObjectStateImpl<T extends Record<string, Value>> implements State {
     this.#saved = this.save();
     this.commits++;
     const comm = this.#comm;
-    if (!comm) return;
+    if (!comm || comm.isClosed) return;
     const flag = new Int32Array([comm.waitingWorkers > 0 ? 1 : 0]);
     await comm.allreduce(flag, { op: 'max' });
     if (flag[0])
