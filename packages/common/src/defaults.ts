@@ -36,6 +36,18 @@ export const DEFAULTS = {
    * within this long (a peer that failed because of another rank may exit before its abort lands).
    */
   lostGraceMs: 250,
+  /**
+   * An elastic generation forms once this long has passed since the last membership change
+   * (RINGWIRE_ELASTIC_SETTLE_MS), so that workers that lost a peer at once re-join together.
+   */
+  elasticSettleMs: 1_000,
+  /**
+   * An elastic job's first generation forms once its initial size (RINGWIRE_SIZE, -np) has
+   * joined, or with at least the minimum after this long (workers may start seconds apart).
+   */
+  elasticStartMs: 10_000,
+  /** elastic.run waits this long for a new generation before failing (RINGWIRE_ELASTIC_TIMEOUT_MS). */
+  elasticTimeoutMs: 60_000,
   /** A graceful close waits this long for queued data to drain and the peer to answer. */
   closeTimeoutMs: 10_000,
   /** Blocking KV get and barrier when the caller gives no timeout. */

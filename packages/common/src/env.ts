@@ -91,6 +91,31 @@ export const ENV = {
     'all-reduce/broadcast algorithm: auto | ring | tree | hierarchical',
     oneOf(ALGOS),
   ),
+  minSize: spec(
+    'RINGWIRE_MIN_SIZE',
+    'an elastic job goes on while at least this many workers remain (set by ringrun --min-np)',
+    int(1),
+  ),
+  maxSize: spec(
+    'RINGWIRE_MAX_SIZE',
+    'an elastic job never has more workers than this (set by ringrun --max-np)',
+    int(1),
+  ),
+  elasticSettleMs: spec(
+    'RINGWIRE_ELASTIC_SETTLE_MS',
+    'an elastic generation forms this long after the last membership change (default 1000)',
+    int(0),
+  ),
+  elasticTimeoutMs: spec(
+    'RINGWIRE_ELASTIC_TIMEOUT_MS',
+    'elastic.run fails when no new generation forms within this long (default 60000)',
+    int(1),
+  ),
+  workerId: spec(
+    'RINGWIRE_WORKER_ID',
+    "a worker slot's stable identity across generations (set by ringrun; default host:pid)",
+    text,
+  ),
   sharedMemory: spec('RINGWIRE_SHM', '0 turns off shared memory between same-host peers', flag),
   noNative: spec('RINGWIRE_NO_NATIVE', '1 uses the JS kernels even when the addon loads', flag),
   logLevel: spec('RINGWIRE_LOG_LEVEL', 'error | warn | info | debug', oneOf(LOG_LEVELS)),

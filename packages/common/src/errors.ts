@@ -12,6 +12,7 @@ export const ErrorCode = {
   RENDEZVOUS: 'RINGWIRE_ERR_RENDEZVOUS',
   ABORTED: 'RINGWIRE_ERR_ABORTED',
   CLOSED: 'RINGWIRE_ERR_CLOSED',
+  MEMBERSHIP_CHANGED: 'RINGWIRE_ERR_MEMBERSHIP_CHANGED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -114,6 +115,16 @@ export class ClosedError extends RingwireError {
     this.name = 'ClosedError';
   }
 }
+/**
+ * RINGWIRE_ERR_MEMBERSHIP_CHANGED: an elastic job's membership is about to change (workers wait
+ * to join); thrown by an elastic state's commit() and caught by elastic.run, which re-forms.
+ */
+export class MembershipChangedError extends RingwireError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.MEMBERSHIP_CHANGED, message, details);
+    this.name = 'MembershipChangedError';
+  }
+}
 
 /**
  * A command line that cannot run as given (a bad flag or value): the CLIs print it with their
@@ -136,6 +147,7 @@ const byCode = new Map<ErrorCode, new (message: string, details?: ErrorDetails) 
   [ErrorCode.RENDEZVOUS, RendezvousError],
   [ErrorCode.ABORTED, AbortedError],
   [ErrorCode.CLOSED, ClosedError],
+  [ErrorCode.MEMBERSHIP_CHANGED, MembershipChangedError],
 ]);
 
 /** Reads an error's code whatever its origin; non-ringwire errors have none. */

@@ -105,6 +105,8 @@ export class Communicator {
   /** Whether some call has already been rejected with the failure's own code. */
   private told = false;
   private closed?: Promise<void>;
+  /** Elastic jobs: workers the rendezvous said wait for the next generation (0: none). */
+  private waiting = 0;
   private readonly staging = new StagingPool();
   private readonly onBeforeExit = () => void this.close();
 
@@ -116,7 +118,9 @@ export class Communicator {
     private readonly signal: Int32Array,
     private readonly cfg: EngineConfig,
     private readonly embedded?: EmbeddedRendezvous,
+    waiting = 0,
   ) {
+    this.waiting = waiting;
     this.rank = ready.rank;
     this.size = ready.size;
     this.localRank = ready.localRank;
@@ -155,6 +159,8 @@ export class Communicator {
       this.failure ??= RingwireError.fromJSON(m.error);
     } else if (m.t === 'closed') {
       this.engineTimeline = m.timeline;
+    } else if (m.t === 'membership') {
+      this.waiting = m.waiting;
     }
   }
 
@@ -388,6 +394,21 @@ export class Communicator {
       this.failure ??= new ClosedError('the communicator is closed');
     })();
     return this.closed;
+  }
+
+  /** @internal Elastic jobs: how many workers wait to join the next generation (elastic.ObjectState.commit). */
+  get waitingWorkers(): number {
+    return this.waiting;
+  }
+
+  /** @internal Whether close() was called (an elastic state bound to it skips its membership check). */
+  get isClosed(): boolean {
+    return this.closed !== undefined;
+  }
+
+  /** @internal The error this communicator failed with, if it failed (elastic.run tells membership failures apart). */
+  get failureCause(): RingwireError | undefined {
+    return this.failure;
   }
 
   // ---- plumbing --------------------------------------------------------------------------
@@ -688,10 +709,14 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
     transferList: [port2],
   });
   const limit = cfg.joinTimeoutMs + cfg.connectTimeoutMs + 10_000;
+  // An elastic job's membership notice may come between the join and the ready.
+  let waiting = 0;
   try {
     const joined = new Promise<Extract<EngineReply, { t: 'ready' }>>((resolve, reject) => {
       const timer = setTimeout(() => reject(new TimeoutError(`init: not ready within ${limit} ms`)), limit);
-      port1.once('message', (m: EngineReply) => {
+      port1.on('message', function first(m: EngineReply) {
+        if (m.t === 'membership') return void (waiting = m.waiting);
+        port1.off('message', first);
         clearTimeout(timer);
         if (m.t === 'ready') resolve(m);
         else if (m.t === 'init-failed') reject(RingwireError.fromJSON(m.error as ErrorJSON));
@@ -707,7 +732,7 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
     joined.catch(() => {}); // awaited below
     embedded ??= await serving;
     const ready = await joined;
-    return new Communicator(ready, worker, port1, signal, cfg, embedded);
+    return new Communicator(ready, worker, port1, signal, cfg, embedded, waiting);
   } catch (err) {
     await worker.terminate();
     port1.close();

@@ -147,6 +147,9 @@ export class Engine {
       this.rdzv.on('reconnected', ({ awayMs }) =>
         this.log('warn', `reconnected to the rendezvous after ${awayMs} ms and re-registered`),
       );
+      this.rdzv.on('membership', ({ generation, waiting }) =>
+        this.post({ t: 'membership', generation, waiting }),
+      );
       this.rdzv.on('lost', (err) =>
         this.log('warn', `${err.message}; collectives go on, what needs the rendezvous fails`),
       );
@@ -158,6 +161,8 @@ export class Engine {
         localRank: cfg.localRank,
         timeoutMs: cfg.joinTimeoutMs,
         heartbeatTimeoutMs: cfg.heartbeatTimeoutMs,
+        elastic: cfg.elastic,
+        workerId: cfg.workerId,
       });
       this.rank = table.rank;
       this.size = table.size;
@@ -494,7 +499,8 @@ export class Engine {
     this.failure = err;
     clearTimeout(this.suspectTimer);
     this.failedNow();
-    this.log('error', err.message);
+    // An elastic job re-forms after a lost peer: not an error of this worker (ringrun reports generations).
+    this.log(this.cfg.elastic && err.code === ErrorCode.PEER_LOST ? 'info' : 'error', err.message);
     this.t?.fail(err);
     for (const op of this.queue.values()) this.reject(op, err);
     this.queue.clear();

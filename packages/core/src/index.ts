@@ -8,6 +8,7 @@ export {
   type DType,
   ErrorCode,
   InvalidArgumentError,
+  MembershipChangedError,
   MismatchError,
   PeerLostError,
   ProtocolError,
@@ -26,6 +27,7 @@ export {
   type TypeOptions,
 } from './communicator.js';
 export { busFactor, COUNTERS_KEY, type CounterValues } from './counters.js';
+export * as elastic from './elastic/index.js';
 export { jsKernels, type Kernels, type KernelsInfo, kernelsInfo, loadKernels } from './kernels/index.js';
 export type { Algo } from './messages.js';
 export type { InitOptions } from './options.js';

@@ -29,6 +29,9 @@ export interface EngineConfig {
   logLevel?: string;
   /** Record a timeline (RINGWIRE_TIMELINE; the caller's thread writes the file). */
   timeline?: string;
+  /** An elastic job's bounds (and settle window, when RINGWIRE_ELASTIC_SETTLE_MS is set). */
+  elastic?: { min: number; max: number; settleMs?: number };
+  workerId?: string;
 }
 
 export type { Algo };
@@ -86,4 +89,6 @@ export type EngineReply =
     }
   | { t: 'op-failed'; id: number; error: ErrorJSON }
   | { t: 'failed'; error: ErrorJSON }
+  /** Elastic jobs: workers wait to join the next generation. */
+  | { t: 'membership'; generation: number; waiting: number }
   | { t: 'closed'; timeline?: TimelineExport };

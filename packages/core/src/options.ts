@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import {
   ALGOS,
   type Algo,
@@ -64,6 +65,14 @@ export interface InitOptions {
    * page (RINGWIRE_METRICS_INTERVAL_MS, default DEFAULTS.metricsIntervalMs = 5 s; 0: never).
    */
   metricsIntervalMs?: number;
+  /**
+   * Join an elastic job of min..max workers (RINGWIRE_MIN_SIZE / RINGWIRE_MAX_SIZE; either one
+   * makes the job elastic): the rendezvous numbers ranks per generation, so `rank` is ignored,
+   * and `size` is the initial size. Use through `elastic.run`.
+   */
+  elastic?: { min: number; max: number };
+  /** This worker's stable identity in an elastic job (RINGWIRE_WORKER_ID; default host:pid). */
+  workerId?: string;
 }
 
 function int(name: string, v: unknown, min: number): number | undefined {
@@ -93,7 +102,9 @@ export function resolveConfig(o: InitOptions, env: NodeJS.ProcessEnv = process.e
   if (o === null || typeof o !== 'object') throw new InvalidArgumentError('init options must be an object');
   const found = discover(env);
   const size = int('size', o.size, 1) ?? found.size;
-  const rank = int('rank', o.rank, 0) ?? found.rank;
+  const elastic = resolveElastic(o, size, env);
+  // An elastic job's ranks come from the rendezvous, per generation.
+  const rank = elastic ? undefined : (int('rank', o.rank, 0) ?? found.rank);
   const token = str('token', o.token) ?? readToken(env);
   // An engine started this worker: it cannot rely on a launcher's loopback-only rendezvous.
   if (!token && o.rank === undefined && found.engine !== 'ringwire' && found.engine !== 'none')
@@ -119,10 +130,12 @@ export function resolveConfig(o: InitOptions, env: NodeJS.ProcessEnv = process.e
     host: str('host', o.host) ?? readEnv('host', env),
     size,
     rank,
-    localRank: int('localRank', o.localRank, 0) ?? found.localRank,
+    localRank: elastic ? undefined : (int('localRank', o.localRank, 0) ?? found.localRank),
     engine: found.engine,
     mayServe: found.mayServe && rank === 0,
-    joinTimeoutMs: int('joinTimeoutMs', o.joinTimeoutMs, 1) ?? DEFAULTS.joinTimeoutMs,
+    joinTimeoutMs:
+      int('joinTimeoutMs', o.joinTimeoutMs, 1) ??
+      (elastic ? (readEnv('elasticTimeoutMs', env) ?? DEFAULTS.elasticTimeoutMs) : DEFAULTS.joinTimeoutMs),
     connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs, 1) ?? DEFAULTS.connectTimeoutMs,
     timeoutMs,
     heartbeatTimeoutMs,
@@ -140,6 +153,10 @@ export function resolveConfig(o: InitOptions, env: NodeJS.ProcessEnv = process.e
       int('metricsIntervalMs', o.metricsIntervalMs, 0) ??
       readEnv('metricsIntervalMs', env) ??
       DEFAULTS.metricsIntervalMs,
+    elastic,
+    workerId: elastic
+      ? (str('workerId', o.workerId) ?? readEnv('workerId', env) ?? `${hostname()}:${process.pid}`)
+      : undefined,
   };
 }
 
@@ -154,6 +171,24 @@ function readToken(env: NodeJS.ProcessEnv): string {
   } catch (err) {
     throw new InvalidArgumentError(`${ENV.tokenFile.name}=${file} cannot be read: ${(err as Error).message}`);
   }
+}
+
+/** The elastic bounds from `{ elastic }` or RINGWIRE_MIN_SIZE/MAX_SIZE; undefined for a fixed-size job. */
+function resolveElastic(o: InitOptions, size: number, env: NodeJS.ProcessEnv): EngineConfig['elastic'] {
+  const given = o.elastic;
+  if (given !== undefined && (given === null || typeof given !== 'object'))
+    throw new InvalidArgumentError('elastic must be an object { min, max }');
+  const min = int('elastic.min', given?.min, 1) ?? readEnv('minSize', env);
+  const max = int('elastic.max', given?.max, 1) ?? readEnv('maxSize', env);
+  if (min === undefined && max === undefined) return undefined;
+  const lo = min ?? 1;
+  const hi = max ?? Math.max(size, lo);
+  if (lo > hi || size < lo || size > hi)
+    throw new InvalidArgumentError(
+      `elastic bounds must satisfy min <= size <= max (${ENV.minSize.name}=${lo}, ${ENV.size.name}=${size}, ${ENV.maxSize.name}=${hi})`,
+    );
+  const settleMs = readEnv('elasticSettleMs', env);
+  return { min: lo, max: hi, ...(settleMs === undefined ? {} : { settleMs }) };
 }
 
 function str(name: string, v: unknown): string | undefined {

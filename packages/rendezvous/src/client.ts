@@ -41,6 +41,12 @@ export interface AbortEvent {
   code: string;
 }
 
+/** Elastic jobs: workers wait to join the next generation (pushed to the running generation's members). */
+export interface MembershipEvent {
+  generation: number;
+  waiting: number;
+}
+
 export interface JoinResult extends PeerTable {
   rank: number;
 }
@@ -52,6 +58,7 @@ export interface JoinResult extends PeerTable {
  */
 export interface RendezvousClientEvents {
   abort: [event: AbortEvent];
+  membership: [event: MembershipEvent];
   disconnected: [err: RendezvousError];
   reconnected: [info: { awayMs: number }];
   lost: [err: RingwireError];
@@ -167,6 +174,11 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
       clearTimeout(p.timer);
       if (msg.ok) p.resolve(msg.value);
       else p.reject(RingwireError.fromJSON(msg.error as { code: string; message: string }));
+    } else if (msg.t === 'membership') {
+      this.emit('membership', {
+        generation: Number(msg.generation),
+        waiting: Number(msg.waiting),
+      } satisfies MembershipEvent);
     } else if (msg.t === 'abort') {
       this.emit('abort', {
         rank: msg.rank as number,
@@ -303,7 +315,10 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
     });
   }
 
-  /** Joins the job; resolves when all `size` workers are in, with this worker's rank and the peer table. */
+  /**
+   * Joins the job; resolves when all `size` workers are in, with this worker's rank and the peer
+   * table. A member of an elastic job may join again, for the next generation.
+   */
   async join(req: JoinRequest): Promise<JoinResult> {
     const timeoutMs = req.timeoutMs ?? DEFAULTS.joinTimeoutMs;
     const table = await this.request<JoinResult>({ op: 'join', ...req, timeoutMs }, timeoutMs + 5_000);
@@ -315,6 +330,8 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
       host: req.host,
       port: req.port,
       localRank: table.peers[rank].localRank,
+      elastic: req.elastic,
+      workerId: req.workerId,
     };
     return table;
   }

@@ -7,13 +7,16 @@ export * from '@ringwire/common';
 export {
   type AbortEvent,
   type JoinResult,
+  type MembershipEvent,
   RendezvousClient,
   type RendezvousClientEvents,
   type RendezvousClientOptions,
 } from './client.js';
+export type { ElasticState, GenerationRecord } from './elastic.js';
 export type {
   ClientMessage,
   Collective,
+  ElasticBounds,
   JoinRequest,
   MetricsReport,
   PeerInfo,

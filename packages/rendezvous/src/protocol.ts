@@ -8,7 +8,8 @@ import { Packr } from 'msgpackr';
  * message either side may send is a member of the unions below; a receiver still checks each
  * field, since the bytes come from the network.
  *
- *   server -> client  challenge, then welcome (or the socket is closed); res to each req; abort
+ *   server -> client  challenge, then welcome (or the socket is closed); res to each req; abort;
+ *                     membership (elastic jobs: workers wait to join the next generation)
  *   client -> server  hello (proof = HMAC-SHA256(credential, nonce|job)), req, hb (heartbeat),
  *                     metrics (a member's counters, every DEFAULTS.metricsIntervalMs; no answer)
  *
@@ -49,7 +50,8 @@ export type ServerMessage =
   | { t: 'welcome' }
   | { t: 'res'; id: number; ok: true; value: unknown }
   | { t: 'res'; id: number; ok: false; error: { code: string; message: string; rank?: number } }
-  | { t: 'abort'; rank: number; reason: string; code: string };
+  | { t: 'abort'; rank: number; reason: string; code: string }
+  | { t: 'membership'; generation: number; waiting: number };
 
 /** A decoded message: a map with a string `t`, its other fields unchecked. */
 export type Untrusted = Record<string, unknown> & { t: string };
@@ -105,6 +107,8 @@ export interface PeerInfo {
   port: number;
   localRank: number;
   localSize: number;
+  /** Elastic jobs: the worker's stable identity (RINGWIRE_WORKER_ID), which survives renumbering. */
+  workerId?: string;
 }
 
 /** What every member of a job receives once the job is complete; identical on every rank. */
@@ -130,6 +134,21 @@ export interface JoinRequest {
    * lost only after the longer of this and its own heartbeat timeout.
    */
   heartbeatTimeoutMs?: number;
+  /**
+   * An elastic job: ranks are not requested but numbered densely per generation, and a member may
+   * `join` again (for the next generation) after its generation failed or changed. `settleMs`:
+   * how long after the last membership change a generation forms (default: the server's).
+   */
+  elastic?: ElasticBounds;
+  /** A stable identity of this worker across generations (elastic jobs; default host:port). */
+  workerId?: string;
+}
+
+/** An elastic job's bounds on its size. */
+export interface ElasticBounds {
+  min: number;
+  max: number;
+  settleMs?: number;
 }
 
 /** A member of a formed job registering again after its connection to the rendezvous dropped. */
@@ -140,6 +159,9 @@ export interface RejoinRequest {
   host: string;
   port: number;
   localRank: number;
+  /** Elastic members say so again, so that a restarted server knows the job is elastic. */
+  elastic?: ElasticBounds;
+  workerId?: string;
 }
 
 /** The collectives a metrics report counts, by name. */

@@ -15,10 +15,19 @@ import {
   RendezvousError,
   RingwireError,
   rateLimitedLogger,
+  readEnv,
   resolveHeartbeatTimeoutMs,
   TimeoutError,
 } from '@ringwire/common';
 import { type WebSocket, WebSocketServer } from 'ws';
+import {
+  type ElasticState,
+  type GenerationRecord,
+  newElasticState,
+  nextOrder,
+  parseBounds,
+  record,
+} from './elastic.js';
 import { bearer, Observability } from './http/routes.js';
 import {
   decode,
@@ -59,6 +68,11 @@ export interface RendezvousServerOptions {
   rejoinGraceMs?: number;
   authTimeoutMs?: number;
   maxMessageBytes?: number;
+  /**
+   * Elastic jobs: a generation forms this long after the last membership change, unless the
+   * workers' join says otherwise. Default: RINGWIRE_ELASTIC_SETTLE_MS, else 1000.
+   */
+  elasticSettleMs?: number;
   log?: Logger;
 }
 
@@ -83,6 +97,13 @@ interface Member {
   port: number;
   wantLocalRank?: number;
   rank: number;
+  /** A stable identity across generations (RINGWIRE_WORKER_ID; default host:port). */
+  workerId: string;
+  /** Elastic jobs: arrival order among waiting workers; `rejoined`: it has joined the next generation. */
+  arrived?: number;
+  rejoined?: boolean;
+  /** When an elastic member's connection closed after it left gracefully (it is expected to join again). */
+  leftAt?: number;
   /** Declared lost after this long without a message: the longer of the server's and its own. */
   heartbeatTimeoutMs: number;
   timer?: NodeJS.Timeout;
@@ -108,6 +129,8 @@ interface Job {
   abort?: { rank: number; reason: string; code: string };
   /** A member authenticated with the server's secret rather than the job's credential (warned once). */
   secretUsed?: boolean;
+  /** An elastic job: its bounds, settle timer and generation history (see elastic.ts). */
+  elastic?: ElasticState;
 }
 
 /** One job as `/status` shows it to a holder of its credential. */
@@ -118,7 +141,18 @@ export interface JobStatus {
   state: 'aborted' | 'running' | 'forming';
   abort: { rank: number; reason: string; code: string } | null;
   joined: number;
-  members: { rank: number | null; host: string; port: number; alive: boolean; lastSeenMsAgo: number }[];
+  members: {
+    rank: number | null;
+    workerId: string;
+    host: string;
+    port: number;
+    alive: boolean;
+    lastSeenMsAgo: number;
+  }[];
+  /** Elastic jobs: the bounds, the workers waiting for the next generation, and every generation so far. */
+  elastic: { min: number; max: number; settleMs: number } | null;
+  waiting: number;
+  history: GenerationRecord[];
 }
 
 const KEY_MAX = 1024;
@@ -136,6 +170,9 @@ export class RendezvousServer extends EventEmitter {
   private wss?: WebSocketServer;
   private readonly jobs = new Map<string, Job>();
   private readonly generations = new Map<string, number>();
+  /** Elastic jobs' state, kept like `generations` while a job has no connection between generations. */
+  private readonly elasticJobs = new Map<string, ElasticState>();
+  private arrivals = 0;
   private readonly conns = new Set<Conn>();
   private sweeper?: NodeJS.Timeout;
   private nextConnId = 1;
@@ -162,6 +199,7 @@ export class RendezvousServer extends EventEmitter {
         resolveHeartbeatTimeoutMs({ heartbeatTimeoutMs: options.heartbeatTimeoutMs }),
       authTimeoutMs: options.authTimeoutMs ?? DEFAULTS.authTimeoutMs,
       maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxControlBytes,
+      elasticSettleMs: options.elasticSettleMs ?? readEnv('elasticSettleMs') ?? DEFAULTS.elasticSettleMs,
       // Job ids, hosts and reasons come from clients: every line is escaped.
       log: escapingLogger(options.log ?? createLogger('[rendezvous]')),
     };
@@ -232,6 +270,7 @@ export class RendezvousServer extends EventEmitter {
 
   private jobStatus(job: Job): JobStatus {
     const now = Date.now();
+    const e = job.elastic;
     return {
       id: job.id,
       generation: job.generation,
@@ -241,11 +280,15 @@ export class RendezvousServer extends EventEmitter {
       joined: job.members ? job.members.length : job.pending.length,
       members: (job.members ?? job.pending).map((m) => ({
         rank: job.members ? m.rank : (m.wantRank ?? null),
+        workerId: m.workerId,
         host: m.host,
         port: m.port,
         alive: !m.conn.left && this.conns.has(m.conn),
         lastSeenMsAgo: now - m.conn.lastSeen,
       })),
+      elastic: e ? { min: e.min, max: e.max, settleMs: e.settleMs } : null,
+      waiting: e && job.members ? job.pending.length : 0,
+      history: e?.history ?? [],
     };
   }
 
@@ -455,6 +498,8 @@ export class RendezvousServer extends EventEmitter {
         const m = conn.member;
         if (!m || !job.members)
           throw new RendezvousError('only a member of a formed job can report a failure');
+        // An elastic member waiting for the next generation reports on its old one: nothing to abort.
+        if (job.elastic && !job.members.includes(m)) return this.reply(conn, id, true);
         const rank = Number.isInteger(msg.rank) ? (msg.rank as number) : m.rank;
         const code = typeof msg.code === 'string' ? msg.code : ErrorCode.ABORTED;
         const reason = String(msg.reason ?? 'failure reported');
@@ -479,6 +524,8 @@ export class RendezvousServer extends EventEmitter {
   }
 
   private join(conn: Conn, job: Job, id: number, msg: Record<string, unknown>): void {
+    if (msg.elastic !== undefined && msg.elastic !== null) return this.elasticJoin(conn, job, id, msg);
+    if (job.elastic) throw new RendezvousError(`join: job ${job.id} is elastic; this worker did not say so`);
     const { size, rank, host, port, localRank, heartbeatTimeoutMs } = msg;
     if (!Number.isInteger(size) || (size as number) < 1)
       throw new RendezvousError(`join: size must be a positive integer, got ${size}`);
@@ -522,6 +569,7 @@ export class RendezvousServer extends EventEmitter {
       port: port as number,
       wantLocalRank: Number.isInteger(localRank) ? (localRank as number) : undefined,
       rank: -1,
+      workerId: workerIdOf(msg.workerId, host, port as number),
       heartbeatTimeoutMs: Math.min(
         Math.max(this.opts.heartbeatTimeoutMs, (heartbeatTimeoutMs as number | undefined) ?? 0),
         2 ** 31 - 1,
@@ -592,6 +640,225 @@ export class RendezvousServer extends EventEmitter {
     }
     this.opts.log('info', `job ${job.id} generation ${job.generation} formed with ${n} workers`);
     this.emit('formed', table);
+  }
+
+  // ---- elastic jobs (see elastic.ts and ELASTIC.md) ------------------------------------------
+
+  /** The job's elastic state: kept across the job's generations, created by its first elastic member. */
+  private elasticStateOf(job: Job, bounds: unknown, size: number): ElasticState {
+    const b = parseBounds(bounds, size, this.opts.elasticSettleMs);
+    let e = this.elasticJobs.get(job.id);
+    if (!e || e.min !== b.min || e.max !== b.max) e = newElasticState(b);
+    this.elasticJobs.set(job.id, e);
+    return e;
+  }
+
+  /**
+   * A worker joins an elastic job: a newcomer, or a member of the running generation joining the
+   * next one (on the same connection or a new one, known by its workerId). It waits in `pending`
+   * until the next generation forms (see tryForm) or the join times out.
+   */
+  private elasticJoin(conn: Conn, job: Job, id: number, msg: Record<string, unknown>): void {
+    const { size, host, port, heartbeatTimeoutMs } = msg;
+    if (!Number.isInteger(size) || (size as number) < 1)
+      throw new RendezvousError(`join: size must be a positive integer, got ${size}`);
+    if (typeof host !== 'string' || !host) throw new RendezvousError('join: host must be a non-empty string');
+    if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535)
+      throw new RendezvousError(`join: bad port ${port}`);
+    const b = parseBounds(msg.elastic, size as number, this.opts.elasticSettleMs);
+    if (!job.elastic) {
+      if (job.members || job.pending.length)
+        throw new RendezvousError(`join: job ${job.id} is not elastic; this worker says it is`);
+      job.elastic = this.elasticStateOf(job, msg.elastic, size as number);
+    } else if (b.min !== job.elastic.min || b.max !== job.elastic.max) {
+      throw new RendezvousError(
+        `join: elastic bounds mismatch: this worker says ${b.min}..${b.max}, the job has ${job.elastic.min}..${job.elastic.max}`,
+      );
+    }
+    const e = job.elastic;
+    const prev = conn.member;
+    if (prev && job.pending.includes(prev))
+      throw new RendezvousError('join: this connection is already waiting for the next generation');
+    if (prev && job.members?.includes(prev)) prev.rejoined = true;
+    const workerId = workerIdOf(msg.workerId, host, port as number);
+    if (job.pending.some((m) => m.workerId === workerId))
+      throw new RendezvousError(
+        `join: worker ${JSON.stringify(workerId)} is already waiting in job ${job.id}`,
+      );
+    // The same worker re-joining on a new connection: its old membership ends here.
+    const old = job.members?.find((m) => m.workerId === workerId && m.conn !== conn);
+    if (old) old.rejoined = true;
+    const member: Member = {
+      conn,
+      reqId: id,
+      host,
+      port: port as number,
+      rank: -1,
+      workerId,
+      arrived: ++this.arrivals,
+      heartbeatTimeoutMs: Math.min(
+        Math.max(this.opts.heartbeatTimeoutMs, (heartbeatTimeoutMs as number | undefined) ?? 0),
+        2 ** 31 - 1,
+      ),
+    };
+    job.size ??= size as number;
+    job.pending.push(member);
+    conn.member = member;
+    const ms = timeout(msg.timeoutMs ?? DEFAULTS.elasticTimeoutMs);
+    member.timer = setTimeout(() => {
+      remove(job.pending, member);
+      if (conn.member === member) conn.member = undefined;
+      this.fail(
+        conn,
+        id,
+        new TimeoutError(
+          `elastic job ${job.id}: no generation formed within ${ms} ms: ${job.pending.length + 1} worker(s) waiting, ${this.expected(job).length} still running the old generation, the minimum is ${e.min} (RINGWIRE_ELASTIC_TIMEOUT_MS)`,
+        ),
+      );
+      this.elasticChanged(job, true);
+    }, ms);
+    // A survivor joining again changes nothing; a newcomer restarts the settle window.
+    this.elasticChanged(job, !e.order.has(workerId));
+  }
+
+  /**
+   * Members of the running generation expected to join the next one: those still connected, and
+   * those that left it gracefully (elastic.run closes its communicator, then joins again) less
+   * than rejoinGraceMs ago.
+   */
+  private expected(job: Job, now = Date.now()): Member[] {
+    return (job.members ?? []).filter(
+      (m) =>
+        !m.rejoined &&
+        (m.conn.left
+          ? m.leftAt === undefined || now - m.leftAt < this.opts.rejoinGraceMs
+          : this.conns.has(m.conn) && m.conn.member === m),
+    );
+  }
+
+  /**
+   * Something happened to an elastic job's membership; `change`: one that restarts the settle
+   * window (a worker lost, a newcomer, a waiting worker gone; not a survivor leaving or joining
+   * again). Tells the running generation that workers wait, and forms when the rule allows.
+   */
+  private elasticChanged(job: Job, change: boolean): void {
+    const e = job.elastic!;
+    if (change) e.lastChange = Date.now();
+    const running = this.expected(job).filter((m) => !m.conn.left);
+    if (job.pending.length && running.length) {
+      const notice = encode({
+        t: 'membership',
+        generation: job.generation,
+        waiting: job.pending.length,
+      } satisfies ServerMessage);
+      for (const m of running) if (m.conn.ws.readyState === m.conn.ws.OPEN) m.conn.ws.send(notice);
+    }
+    this.tryForm(job);
+  }
+
+  /**
+   * The formation rule: at least `min` waiting, and either `max` waiting (or, for the first
+   * generation, the target size), or no member of the running generation still expected (see
+   * `expected`) and the settle window passed since the last change (for the first generation,
+   * DEFAULTS.elasticStartMs since the job's first join).
+   */
+  private tryForm(job: Job): void {
+    const e = job.elastic!;
+    clearTimeout(e.settleTimer);
+    e.settleTimer = undefined;
+    const n = job.pending.length;
+    if (n < e.min || !this.jobs.has(job.id)) return;
+    const first = e.history.length === 0 && e.order.size === 0;
+    if (n >= e.max || (first && n >= job.size!)) return this.formElastic(job);
+    const now = Date.now();
+    const expected = this.expected(job, now);
+    // A member still running (or leaving: its close comes next) will join or drop: each calls here.
+    if (expected.some((m) => m.leftAt === undefined)) return;
+    const at = Math.max(
+      first ? e.started + DEFAULTS.elasticStartMs : e.lastChange + e.settleMs,
+      ...expected.map((m) => m.leftAt! + this.opts.rejoinGraceMs),
+    );
+    if (at <= now) return this.formElastic(job);
+    e.settleTimer = setTimeout(() => this.tryForm(job), at - now);
+  }
+
+  /** Forms generation g+1 from the waiting workers: dense ranks, survivors first; records why. */
+  private formElastic(job: Job): void {
+    const e = job.elastic!;
+    const chosen = nextOrder(job.pending, e.order, e.max);
+    job.pending = job.pending.filter((m) => !chosen.includes(m));
+    chosen.forEach((m, r) => (m.rank = r));
+    const hosts: Record<string, number[]> = {};
+    for (const m of chosen) (hosts[m.host] ??= []).push(m.rank);
+    const peers: PeerInfo[] = chosen.map((m) => ({
+      rank: m.rank,
+      host: m.host,
+      port: m.port,
+      localRank: hosts[m.host].indexOf(m.rank),
+      localSize: hosts[m.host].length,
+      workerId: m.workerId,
+    }));
+    job.generation += 1;
+    this.generations.set(job.id, job.generation);
+    const entry = record(
+      e,
+      job.generation,
+      chosen.map((m) => m.workerId),
+    );
+    e.history.push(entry);
+    e.order = new Map(chosen.map((m) => [m.workerId, m.rank]));
+    e.leftWhy.clear();
+    // The old generation's failure and rendezvous-side barriers end with it.
+    for (const m of job.members ?? []) clearTimeout(m.grace);
+    job.members = chosen;
+    job.size = chosen.length;
+    job.abort = undefined;
+    for (const arrived of job.barriers.values()) for (const w of arrived.values()) clearTimeout(w.timer);
+    job.barriers.clear();
+    const table: PeerTable = { job: job.id, generation: job.generation, size: chosen.length, peers, hosts };
+    for (const m of chosen) {
+      clearTimeout(m.timer);
+      this.reply(m.conn, m.reqId, { ...table, rank: m.rank });
+    }
+    this.opts.log(
+      'info',
+      `job ${job.id} generation ${job.generation} formed with ${chosen.length} workers (${entry.reason})`,
+    );
+    this.emit('formed', { ...table, elastic: { min: e.min, max: e.max }, change: entry });
+  }
+
+  /**
+   * An elastic member's connection closed: a waiting one stops waiting; a running one that left
+   * gracefully is expected to join again for a while, one that did not is lost.
+   */
+  private elasticGone(job: Job, conn: Conn, m: Member, why: string): void {
+    let change = true;
+    if (job.pending.includes(m)) {
+      clearTimeout(m.timer);
+      remove(job.pending, m);
+    } else if (job.members?.includes(m) && !m.rejoined) {
+      for (const arrived of job.barriers.values())
+        for (const [r, w] of arrived) if (w.conn === conn) clearTimeout(w.timer), arrived.delete(r);
+      job.elastic!.leftWhy.set(m.workerId, conn.left ? 'left' : why);
+      if (conn.left) (m.leftAt = Date.now()), (change = false);
+    }
+    this.elasticForget(job);
+    if (this.jobs.has(job.id)) this.elasticChanged(job, change);
+  }
+
+  /** Forgets an elastic job once nobody waits and no member is expected back (its state stays in elasticJobs). */
+  private elasticForget(job: Job): void {
+    if (job.pending.length || !this.jobs.has(job.id)) return;
+    const expected = this.expected(job);
+    if (expected.some((m) => !m.conn.left)) return;
+    if (expected.length) {
+      setTimeout(() => this.elasticForget(job), this.opts.rejoinGraceMs).unref();
+      return;
+    }
+    if (![...this.conns].some((c) => c.job === job)) {
+      this.clearTimers(job);
+      this.jobs.delete(job.id);
+    }
   }
 
   private get(conn: Conn, job: Job, id: number, k: string, wait: boolean, ms: number): void {
@@ -669,7 +936,9 @@ export class RendezvousServer extends EventEmitter {
       for (const w of arrived.values()) clearTimeout(w.timer), this.fail(w.conn, w.id, err);
     job.getWaiters.clear();
     job.barriers.clear();
-    this.emit('abort', { job: job.id, rank, reason, code });
+    // An elastic job goes on: the abort ends its current generation only.
+    const elastic = job.elastic ? { elastic: true, generation: job.generation } : {};
+    this.emit('abort', { job: job.id, rank, reason, code, ...elastic });
   }
 
   private onGone(conn: Conn, why: string): void {
@@ -681,7 +950,9 @@ export class RendezvousServer extends EventEmitter {
       if (kept.length) job.getWaiters.set(k, kept);
       else job.getWaiters.delete(k);
     }
-    if (m && !job.members) {
+    if (m && job.elastic) {
+      this.elasticGone(job, conn, m, why);
+    } else if (m && !job.members) {
       clearTimeout(m.timer);
       remove(job.pending, m);
       if (job.pending.length === 0) job.size = undefined;
@@ -724,8 +995,9 @@ export class RendezvousServer extends EventEmitter {
       throw new RendezvousError(`rejoin: bad port ${port}`);
     if (conn.member) throw new RendezvousError('rejoin: this connection has already joined');
     const r = rank as number;
+    if (!job.elastic && msg.elastic) job.elastic = this.elasticStateOf(job, msg.elastic, n);
     if (!job.members) {
-      if (job.pending.length)
+      if (job.pending.length && !job.elastic)
         throw new RendezvousError(`rejoin: job ${job.id} is forming generation ${job.generation + 1}`);
       job.members = [];
       job.size = n;
@@ -762,12 +1034,15 @@ export class RendezvousServer extends EventEmitter {
         port: port as number,
         wantLocalRank: local,
         rank: r,
+        workerId: workerIdOf(msg.workerId, host, port as number),
         heartbeatTimeoutMs,
       };
       job.members.push(m);
       job.members.sort((a, b) => a.rank - b.rank);
     }
     conn.member = m;
+    // A restarted server learns an elastic generation's order from its members coming back.
+    if (job.elastic && !job.elastic.history.length) job.elastic.order.set(m.workerId, m.rank);
     this.reply(conn, id, true);
     const a = job.abort;
     if (a) conn.ws.send(encode({ t: 'abort', ...a } satisfies ServerMessage));
@@ -793,6 +1068,7 @@ export class RendezvousServer extends EventEmitter {
 
   /** Forgets a formed job once every member has left or is gone for good; the next join under its id starts generation g+1. */
   private forgetIfGone(job: Job): void {
+    if (job.elastic && job.pending.length) return;
     if (job.members?.every((x) => x.conn.left || (!this.conns.has(x.conn) && !x.grace))) {
       this.clearTimers(job);
       this.jobs.delete(job.id);
@@ -803,7 +1079,8 @@ export class RendezvousServer extends EventEmitter {
     const now = Date.now();
     for (const c of this.conns) {
       const m = c.member;
-      if (m && c.job?.members && !c.left && now - c.lastSeen > m.heartbeatTimeoutMs) {
+      // (An elastic worker waiting for the next generation has no generation to abort.)
+      if (m && c.job?.members?.includes(m) && !c.left && now - c.lastSeen > m.heartbeatTimeoutMs) {
         this.opts.log('warn', `rank ${m.rank} missed heartbeats for ${m.heartbeatTimeoutMs} ms`);
         this.abort(
           c.job,
@@ -819,6 +1096,7 @@ export class RendezvousServer extends EventEmitter {
   private clearTimers(job: Job): void {
     for (const m of job.members ?? []) clearTimeout(m.grace);
     for (const m of job.pending) clearTimeout(m.timer);
+    clearTimeout(job.elastic?.settleTimer);
     for (const list of job.getWaiters.values()) for (const w of list) clearTimeout(w.timer);
     for (const arrived of job.barriers.values()) for (const w of arrived.values()) clearTimeout(w.timer);
   }
@@ -841,6 +1119,11 @@ function timeout(ms: unknown): number {
 function sameSecret(a: string, b: string): boolean {
   const digest = (x: string) => createHash('sha256').update(x).digest();
   return timingSafeEqual(digest(a), digest(b));
+}
+
+/** A member's stable identity: the one it gave (bounded), else its address. */
+function workerIdOf(given: unknown, host: unknown, port: number): string {
+  return typeof given === 'string' && given.length > 0 && given.length <= KEY_MAX ? given : `${host}:${port}`;
 }
 
 function remove<T>(list: T[], item: T): void {
