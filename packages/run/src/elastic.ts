@@ -278,7 +278,16 @@ export async function launchElastic(options: ElasticLaunchOptions): Promise<Laun
     started = true;
     const alive = running().length;
     if (!succeeded && alive < min) {
-      const why = [...events, ...(maxRestarts ? [] : ['no restarts allowed (--max-restarts 0)'])];
+      const usedUp = [...slots.values()].some((s) => s.failed && s.restarts >= maxRestarts);
+      const hint =
+        firstFailure === undefined
+          ? []
+          : maxRestarts === 0
+            ? ['no restarts allowed (--max-restarts 0)']
+            : usedUp
+              ? [`restarts used up (--max-restarts ${maxRestarts})`]
+              : [];
+      const why = [...events, ...hint];
       stop({
         code: firstFailure ?? 1,
         reason: `elastic job failed: ${alive} worker${alive === 1 ? '' : 's'} left, fewer than --min-np ${min}: ${why.join('; ')}`,
