@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { InvalidArgumentError as CliArgError, Command, type Option } from 'commander';
 import { check, formatCheck, ownVersion } from './check.js';
+import { type ElasticOptions, launchElastic } from './elastic.js';
 import { type HostSlots, parseHostList, readHostfile, UsageError } from './hosts.js';
 import { k8sCommand } from './k8s-cli.js';
 import { launch } from './launch.js';
@@ -14,6 +15,10 @@ const seconds = (v: string) => {
   const n = Number(v);
   if (!/^\d*\.?\d+$/.test(v) || !(n > 0)) throw new CliArgError('must be a positive number of seconds');
   return n;
+};
+const nonNegativeInt = (v: string) => {
+  if (!/^\d+$/.test(v)) throw new CliArgError('must be an integer >= 0');
+  return Number(v);
 };
 const collect = (v: string, list: string[] = []) => [...list, v];
 
@@ -40,6 +45,19 @@ hit; 127 when the command is not found; 2 for bad usage; 130/143 when ringrun is
 
 Under mpirun, srun or a Kubernetes Indexed Job, workers need no ringrun: init() reads the
 engine's variables (see the README). ringrun k8s --help: write a job's Kubernetes manifests.
+Elastic jobs (any of --min-np, --max-np, --max-restarts, --host-discovery-script): a worker's
+death does not stop the job while at least --min-np workers remain; the survivors re-form (see
+the README's "Elastic training"). Each worker slot gets RINGWIRE_WORKER_ID=host:slot (host:slot#n
+after its n-th restart), which tags its output lines instead of the rank, and RINGWIRE_MIN_SIZE,
+RINGWIRE_MAX_SIZE; RINGWIRE_SIZE is the initial size. ringrun prints one line per generation.
+--min-np and --max-np default to -np. The discovery script (an executable) prints host:slots
+lines; it runs every --discovery-interval seconds (default 5) and must finish within that
+interval; a run that fails, hangs or prints anything else is warned about and the previous hosts
+are kept. The job starts -np workers on the hosts it lists, then grows up to --max-np as slots
+allow, and stops the workers of hosts no longer listed. A host with 3 worker failures within
+--host-cooldown seconds (default 60) gets no new workers for that long. Exit status: 0 once a
+worker finished with 0 and the others have ended; when fewer than --min-np workers remain, the
+exit code of the first worker that failed.
 
 Examples:
   ringrun -np 4 node train.mjs --epochs 3
@@ -64,6 +82,24 @@ const program = new Command('ringrun')
   .option(
     '--heartbeat-timeout <s>',
     'declare a silent (frozen) rank lost after this many seconds (default $RINGWIRE_HEARTBEAT_TIMEOUT_MS, else max(5, $RINGWIRE_TIMEOUT_MS))',
+    seconds,
+  )
+  .option('--min-np <n>', 'elastic: the job goes on while at least n workers run (default -np)', positiveInt)
+  .option('--max-np <n>', 'elastic: at most n workers at once (default -np)', positiveInt)
+  .option(
+    '--max-restarts <n>',
+    'elastic: restart each failed worker slot up to n times (default 0)',
+    nonNegativeInt,
+  )
+  .option('--host-discovery-script <path>', 'elastic: an executable printing the current host:slots lines')
+  .option(
+    '--discovery-interval <s>',
+    'elastic: run the discovery script every s seconds (default 5)',
+    seconds,
+  )
+  .option(
+    '--host-cooldown <s>',
+    'elastic: a host with 3 worker failures within s seconds gets no new workers for s seconds (default 60)',
     seconds,
   )
   .option('--bind <addr>', 'address the rendezvous listens on (one every host reaches; 0.0.0.0 for all)')
@@ -105,6 +141,35 @@ interface Opts {
   check?: boolean;
   timeline?: string;
   summary?: boolean;
+  minNp?: number;
+  maxNp?: number;
+  maxRestarts?: number;
+  hostDiscoveryScript?: string;
+  discoveryInterval?: number;
+  hostCooldown?: number;
+}
+
+/** The elastic options given, or undefined for a fixed-size job (its behaviour is unchanged). */
+function elasticOptions(opts: Opts): ElasticOptions | undefined {
+  const e: ElasticOptions = {
+    minNp: opts.minNp,
+    maxNp: opts.maxNp,
+    maxRestarts: opts.maxRestarts,
+    discoveryScript: opts.hostDiscoveryScript,
+    discoveryIntervalMs: opts.discoveryInterval && opts.discoveryInterval * 1000,
+    hostCooldownMs: opts.hostCooldown && opts.hostCooldown * 1000,
+  };
+  if (opts.discoveryInterval !== undefined && !e.discoveryScript)
+    throw new UsageError('--discovery-interval needs --host-discovery-script');
+  if (e.minNp !== undefined || e.maxNp !== undefined || e.maxRestarts !== undefined || e.discoveryScript) {
+    const unsupported = (['timeline', 'summary', 'dashboard'] as const).filter((f) => opts[f]);
+    if (unsupported.length)
+      throw new UsageError(`--${unsupported.join(', --')}: not available for elastic jobs yet`);
+    return e;
+  }
+  if (opts.hostCooldown !== undefined)
+    throw new UsageError('--host-cooldown is for elastic jobs (--min-np, ...)');
+  return undefined;
 }
 
 /** `-np` is mpirun's spelling; commander would read it as `-n p`. Rewrite it up to the command. */
@@ -156,7 +221,8 @@ program.action(async (command: string[], opts: Opts) => {
         controller.abort(sig);
       });
     }
-    result = await launch({
+    const elastic = elasticOptions(opts);
+    const options = {
       command: command[0],
       args: command.slice(1),
       np: opts.np,
@@ -173,7 +239,8 @@ program.action(async (command: string[], opts: Opts) => {
       summary: opts.summary || opts.verbose,
       dashboard: opts.dashboard,
       signal: controller.signal,
-    });
+    };
+    result = elastic ? await launchElastic({ ...options, elastic }) : await launch(options);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     process.stderr.write(`ringrun: ${err.message}\n`);

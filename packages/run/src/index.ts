@@ -1,5 +1,13 @@
 export { chooseAddress, sourceAddressFor } from './address.js';
 export { type CheckReport, check, formatCheck } from './check.js';
+export { type DiscoveryResult, parseDiscovery, runDiscovery } from './discovery.js';
+export {
+  DEFAULT_DISCOVERY_INTERVAL_MS,
+  DEFAULT_HOST_COOLDOWN_MS,
+  type ElasticLaunchOptions,
+  type ElasticOptions,
+  launchElastic,
+} from './elastic.js';
 export {
   type HostSlots,
   isLocalHost,

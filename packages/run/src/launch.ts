@@ -437,7 +437,7 @@ function killTree(w: Worker, signal: NodeJS.Signals): void {
 }
 
 /** Runs `f`, reporting a malformed value (an InvalidArgumentError) as bad usage. */
-function usage<T>(f: () => T): T {
+export function usage<T>(f: () => T): T {
   try {
     return f();
   } catch (err) {
@@ -447,7 +447,8 @@ function usage<T>(f: () => T): T {
   }
 }
 
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+/** Signals a process group; a group already gone is ignored. */
+export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   if (!pid) return;
   try {
     process.kill(-pid, signal);
@@ -456,7 +457,8 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   }
 }
 
-function signalCode(reason: unknown): number {
+/** The exit code for being stopped by an abort whose reason names a signal (130 otherwise). */
+export function signalCode(reason: unknown): number {
   const n = typeof reason === 'string' ? osc.signals[reason as NodeJS.Signals] : undefined;
   return n ? 128 + n : 130;
 }
@@ -472,7 +474,7 @@ function joinedRanks(server: RendezvousServer, jobId: string): number[] {
 }
 
 /** Like the shell's lookup: a path is checked as is, a bare name is searched on PATH. */
-function findExecutable(command: string, cwd: string, path = ''): string | undefined {
+export function findExecutable(command: string, cwd: string, path = ''): string | undefined {
   const candidates = command.includes('/')
     ? [isAbsolute(command) ? command : join(cwd, command)]
     : path
