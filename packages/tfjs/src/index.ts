@@ -17,7 +17,9 @@ export {
   type ModelLike,
   RingwireCallback,
 } from './callbacks.js';
+export { type CheckpointStage } from './checkpoint.js';
 export { init, setCommunicator } from './context.js';
+export { type StateModel, TfjsState, type TfjsStateOptions } from './elastic-state.js';
 export { fileHandler, registerFileRouter } from './io.js';
 export {
   type Compression,
@@ -27,3 +29,4 @@ export {
   type StepTimings,
   setLearningRate,
 } from './optimizer.js';
+export { CheckpointError } from '@ringwire/common';
