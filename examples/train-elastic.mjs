@@ -9,7 +9,13 @@
 // --commit-every batches (and at the end of each epoch); the learning rate is the single-worker
 // --lr times the number of workers, rescaled at each re-formation.
 import { crc32 } from 'node:zlib';
-import { DistributedOptimizer, distributedFit, MetricAverageCallback, setCommunicator, TfjsState } from '@ringwire/tfjs';
+import {
+  DistributedOptimizer,
+  distributedFit,
+  MetricAverageCallback,
+  setCommunicator,
+  TfjsState,
+} from '@ringwire/tfjs';
 import { elastic } from 'ringwire';
 import { CLASSES, FEATURES, makeDigits } from './digits.mjs';
 
@@ -70,7 +76,13 @@ export async function trainElastic({ tf, opts, buildModel, backend }) {
 
     for (; state.epoch < epochs; ) {
       const start = state.processed;
-      const mine = elastic.shard({ size, rank, epochSamples: n, processed: start, shuffleSeed: seed * 1000 + state.epoch });
+      const mine = elastic.shard({
+        size,
+        rank,
+        epochSamples: n,
+        processed: start,
+        shuffleSeed: seed * 1000 + state.epoch,
+      });
       // Full steps of batchSize on every worker, then what is left, shared out unevenly: a worker
       // whose share of the tail is empty joins the last step with zero gradients.
       const fullSteps = Math.floor((n - start) / (batchSize * size));
@@ -103,12 +115,17 @@ export async function trainElastic({ tf, opts, buildModel, backend }) {
         }
       }
       if (tail > 0 && mine.length === fullSteps * batchSize) {
-        const zeros = model.trainableWeights.map((w) => ({ name: w.read().name, tensor: tf.zerosLike(w.read()) }));
+        const zeros = model.trainableWeights.map((w) => ({
+          name: w.read().name,
+          tensor: tf.zerosLike(w.read()),
+        }));
         await opt.applyGradientsAsync(zeros);
         tf.dispose(zeros.map((z) => z.tensor));
       }
       if (logs.loss !== undefined)
-        log(`epoch ${state.epoch + 1}/${epochs}  loss ${logs.loss.toFixed(4)}  train acc ${(logs.acc * 100).toFixed(1)}%  (${size} workers)`);
+        log(
+          `epoch ${state.epoch + 1}/${epochs}  loss ${logs.loss.toFixed(4)}  train acc ${(logs.acc * 100).toFixed(1)}%  (${size} workers)`,
+        );
       state.epoch += 1;
       state.processed = 0;
       await commit();

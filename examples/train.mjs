@@ -55,10 +55,17 @@ tf.enableProdMode();
 // The MLP; initial weights differ per rank unless --seed is given (the first broadcast aligns them).
 const buildModel = () => {
   const init_ = (k) =>
-    opts.seed === undefined ? 'glorotUniform' : tf.initializers.glorotUniform({ seed: Number(opts.seed) + k });
+    opts.seed === undefined
+      ? 'glorotUniform'
+      : tf.initializers.glorotUniform({ seed: Number(opts.seed) + k });
   return tf.sequential({
     layers: [
-      tf.layers.dense({ inputShape: [FEATURES], units: 128, activation: 'relu', kernelInitializer: init_(0) }),
+      tf.layers.dense({
+        inputShape: [FEATURES],
+        units: 128,
+        activation: 'relu',
+        kernelInitializer: init_(0),
+      }),
       tf.layers.dense({ units: 64, activation: 'relu', kernelInitializer: init_(1) }),
       tf.layers.dense({ units: CLASSES, activation: 'softmax', kernelInitializer: init_(2) }),
     ],

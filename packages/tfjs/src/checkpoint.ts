@@ -122,7 +122,8 @@ export async function readLatestCheckpoint<H>(dir: string): Promise<CheckpointFi
   let file: string;
   try {
     file = (JSON.parse(pointer) as { file: string }).file;
-    if (typeof file !== 'string' || !NAME.test(file)) throw new Error(`no checkpoint file named in ${pointer}`);
+    if (typeof file !== 'string' || !NAME.test(file))
+      throw new Error(`no checkpoint file named in ${pointer}`);
   } catch (err) {
     throw fail(dir, `${LATEST} is malformed`, err);
   }

@@ -1,5 +1,5 @@
-import type * as tf from '@tensorflow/tfjs-core';
 import { CheckpointError } from '@ringwire/common';
+import type * as tf from '@tensorflow/tfjs-core';
 import { type Communicator, elastic, InvalidArgumentError, RingwireError } from 'ringwire';
 import type { VariableLike } from './broadcast.js';
 import {
@@ -69,13 +69,19 @@ class TfjsStateImpl extends ObjectStateBase {
   /** What save() returned last: the committed state that a checkpoint writes. */
   #last?: Saved;
 
-  constructor(model: StateModel, optimizer: tf.Optimizer, extras: Extras = {}, options: TfjsStateOptions = {}) {
+  constructor(
+    model: StateModel,
+    optimizer: tf.Optimizer,
+    extras: Extras = {},
+    options: TfjsStateOptions = {},
+  ) {
     if (!model || !Array.isArray(model.weights))
       throw new InvalidArgumentError('TfjsState: expected a tf.LayersModel (with weights)');
     if (!optimizer || typeof optimizer.getClassName !== 'function')
       throw new InvalidArgumentError('TfjsState: expected a tf.Optimizer');
     for (const k of Object.keys(extras ?? {}))
-      if (RESERVED.has(k)) throw new InvalidArgumentError(`TfjsState: ${JSON.stringify(k)} is a reserved name`);
+      if (RESERVED.has(k))
+        throw new InvalidArgumentError(`TfjsState: ${JSON.stringify(k)} is a reserved name`);
     super(extras ?? {});
     this.model = model;
     this.optimizer = optimizer;
@@ -141,7 +147,12 @@ class TfjsStateImpl extends ObjectStateBase {
       await super.commit();
     } finally {
       const cp = this.#checkpoint;
-      if (cp && this.commits > before && this.commits % cp.everyCommits === 0 && (this.#comm?.rank ?? 0) === 0)
+      if (
+        cp &&
+        this.commits > before &&
+        this.commits % cp.everyCommits === 0 &&
+        (this.#comm?.rank ?? 0) === 0
+      )
         await this.#writeCheckpoint();
     }
   }
@@ -179,7 +190,10 @@ class TfjsStateImpl extends ObjectStateBase {
     let snap = mine;
     if (!snap) {
       const spare = this.#spare;
-      snap = { layout: head.layout, data: spare?.byteLength === head.layout.bytes ? spare : new Uint8Array(head.layout.bytes) };
+      snap = {
+        layout: head.layout,
+        data: spare?.byteLength === head.layout.bytes ? spare : new Uint8Array(head.layout.bytes),
+      };
       this.#spare = undefined;
     }
     if (snap.data.byteLength > 0) await comm.broadcast(snap.data, root);
@@ -216,7 +230,11 @@ class TfjsStateImpl extends ObjectStateBase {
     if (!file) return false;
     const { header, data } = file;
     try {
-      this.load({ values: decodeValues(header.values), snap: { layout: header.layout, data }, lr: header.lr });
+      this.load({
+        values: decodeValues(header.values),
+        snap: { layout: header.layout, data },
+        lr: header.lr,
+      });
     } catch (err) {
       throw new CheckpointError(
         `checkpoint directory ${cp.dir}: checkpoint ${header.seq} does not fit this model: ${(err as Error).message}`,

@@ -63,7 +63,10 @@ function liveTensors({ model, optimizer }: Trainable) {
   const add = (kind: SnapshotEntry['kind'], key: string, index: number, name: string, v: tf.Variable) => {
     if (!(v.dtype in BYTES))
       throw new InvalidArgumentError(`TfjsState: ${name} has dtype ${v.dtype}, which a snapshot cannot hold`);
-    items.push({ entry: { kind, key, index, name, shape: v.shape.slice(), dtype: v.dtype as DType }, tensor: v });
+    items.push({
+      entry: { kind, key, index, name, shape: v.shape.slice(), dtype: v.dtype as DType },
+      tensor: v,
+    });
   };
   model.weights.forEach((w, i) => {
     const v = toVariable(w, i);
@@ -118,8 +121,7 @@ export function applySnapshot(t: Trainable, { layout, data }: Snapshot): void {
   const opt = fields(optimizer);
   const weights = model.weights.map(toVariable);
   const saved = layout.entries.filter((e) => e.kind === 'weight');
-  const desc = (s: { shape: number[]; dtype: string }[]) =>
-    JSON.stringify(s.map((e) => [e.shape, e.dtype]));
+  const desc = (s: { shape: number[]; dtype: string }[]) => JSON.stringify(s.map((e) => [e.shape, e.dtype]));
   if (desc(saved) !== desc(weights))
     throw new MismatchError(
       `TfjsState: the model's weights ${desc(weights)} differ from the saved state's ${desc(saved)}`,
@@ -162,7 +164,8 @@ export function applySnapshot(t: Trainable, { layout, data }: Snapshot): void {
     else {
       const list = opt[e.key] as Slot[];
       const cur = list[e.index];
-      if (cur && sameShape(cur.variable.shape, e.shape) && cur.variable.dtype === e.dtype) assign(cur.variable, e);
+      if (cur && sameShape(cur.variable.shape, e.shape) && cur.variable.dtype === e.dtype)
+        assign(cur.variable, e);
       else {
         cur?.variable.dispose();
         const value = tensor(e);

@@ -140,7 +140,10 @@ describe('TfjsState', () => {
     expect(code, output).toBe(0);
     const checks = jsonEvents<{ name: string; ok: boolean }>(p, 'check');
     expect(checks.length, output).toBe(5);
-    expect(checks.filter((c) => !c.ok), output).toEqual([]);
+    expect(
+      checks.filter((c) => !c.ok),
+      output,
+    ).toEqual([]);
   }, 30_000);
 
   it.each([
@@ -148,17 +151,26 @@ describe('TfjsState', () => {
     ['written', 2],
     ['renamed', 2],
     ['latest', 3],
-  ])('a checkpoint write SIGKILLed at %s leaves checkpoint %i loadable', async (stage, expected) => {
-    const dir = tempDir();
-    const w = await run('write', dir, stage);
-    expect(w.code, w.output).toBe(137);
-    const states = jsonEvents<State>(w.p, 'state');
-    const l = await run('load', dir);
-    expect(l.code, l.output).toBe(0);
-    const [got] = jsonEvents<State>(l.p, 'state');
-    expect(got, l.output).toMatchObject({ found: true, seq: expected, batch: expected, iterations: expected });
-    expect(got.crc).toBe(states[expected - 1].crc);
-  }, 30_000);
+  ])(
+    'a checkpoint write SIGKILLed at %s leaves checkpoint %i loadable',
+    async (stage, expected) => {
+      const dir = tempDir();
+      const w = await run('write', dir, stage);
+      expect(w.code, w.output).toBe(137);
+      const states = jsonEvents<State>(w.p, 'state');
+      const l = await run('load', dir);
+      expect(l.code, l.output).toBe(0);
+      const [got] = jsonEvents<State>(l.p, 'state');
+      expect(got, l.output).toMatchObject({
+        found: true,
+        seq: expected,
+        batch: expected,
+        iterations: expected,
+      });
+      expect(got.crc).toBe(states[expected - 1].crc);
+    },
+    30_000,
+  );
 
   it('bad checkpoint directories and files fail with RINGWIRE_ERR_CHECKPOINT', async () => {
     const file = join(tempDir(), 'file');
