@@ -92,6 +92,7 @@ describe('train.mjs --elastic', () => {
     const procs = startTrain(3);
     const printer = await rank0(procs);
     await printer.waitFor(/^epoch 1\/3/, 40_000);
+    await new Promise((r) => setTimeout(r, 700)); // into epoch 2's model.fit (an epoch takes seconds)
     const victim = procs.find((p) => p !== printer)!;
     await sigkill(victim);
     const survivors = procs.filter((p) => p !== victim);
