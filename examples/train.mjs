@@ -4,6 +4,11 @@
 //                                          [--compression none|fp16|bf16] [--save DIR]
 //                                          [--seed N] [--warmup-epochs 1] [--fixed-order]
 //   node examples/train.mjs                 (one process: the same script at size 1)
+//   ringrun --min-np 2 --max-np 4 -np 4 node examples/train.mjs --elastic [--commit-every 4]
+//                                          [--checkpoint DIR] [--checkpoint-every 1]
+//
+// --elastic: an elastic job (examples/train-elastic.mjs): it survives workers lost and added,
+// resumes from the latest checkpoint when started again; see the README.
 //
 // Every rank renders its own shard of a deterministic 16x16 digits data set (examples/digits.mjs),
 // trains the same MLP with a DistributedOptimizer (gradients averaged across ranks every batch),
@@ -35,6 +40,10 @@ const { values: opts } = parseArgs({
     seed: { type: 'string' },
     'warmup-epochs': { type: 'string', default: '1' },
     'fixed-order': { type: 'boolean', default: false },
+    elastic: { type: 'boolean', default: false },
+    'commit-every': { type: 'string', default: '4' },
+    checkpoint: { type: 'string' },
+    'checkpoint-every': { type: 'string', default: '1' },
   },
 });
 const epochs = Number(opts.epochs),
@@ -42,6 +51,32 @@ const epochs = Number(opts.epochs),
 
 const { tf, backend, source } = await loadTfjs();
 tf.enableProdMode();
+
+// The MLP; initial weights differ per rank unless --seed is given (the first broadcast aligns them).
+const buildModel = () => {
+  const init_ = (k) =>
+    opts.seed === undefined
+      ? 'glorotUniform'
+      : tf.initializers.glorotUniform({ seed: Number(opts.seed) + k });
+  return tf.sequential({
+    layers: [
+      tf.layers.dense({
+        inputShape: [FEATURES],
+        units: 128,
+        activation: 'relu',
+        kernelInitializer: init_(0),
+      }),
+      tf.layers.dense({ units: 64, activation: 'relu', kernelInitializer: init_(1) }),
+      tf.layers.dense({ units: CLASSES, activation: 'softmax', kernelInitializer: init_(2) }),
+    ],
+  });
+};
+if (opts.elastic) {
+  const { trainElastic } = await import('./train-elastic.mjs');
+  await trainElastic({ tf, opts, buildModel, backend: `${backend} (${source})` });
+  process.exit(0);
+}
+
 const comm = await init();
 const { rank, size } = comm;
 const log = (...a) => rank === 0 && console.log(...a);
@@ -58,16 +93,8 @@ log(
   `backend ${backend} (${source}), ${size} rank(s), ${perRank} training images per rank, data made in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
 );
 
-// Initial weights differ per rank unless --seed is given; BroadcastGlobalVariablesCallback aligns them.
-const init_ = (k) =>
-  opts.seed === undefined ? 'glorotUniform' : tf.initializers.glorotUniform({ seed: Number(opts.seed) + k });
-const model = tf.sequential({
-  layers: [
-    tf.layers.dense({ inputShape: [FEATURES], units: 128, activation: 'relu', kernelInitializer: init_(0) }),
-    tf.layers.dense({ units: 64, activation: 'relu', kernelInitializer: init_(1) }),
-    tf.layers.dense({ units: CLASSES, activation: 'softmax', kernelInitializer: init_(2) }),
-  ],
-});
+// BroadcastGlobalVariablesCallback aligns the initial weights.
+const model = buildModel();
 // Horovod's recipe: scale the learning rate by the number of workers, warm it up from the
 // single-worker rate over the first epoch (--warmup-epochs 0: no warmup).
 const lr = Number(opts.lr) * size;

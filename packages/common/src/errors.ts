@@ -13,6 +13,7 @@ export const ErrorCode = {
   ABORTED: 'RINGWIRE_ERR_ABORTED',
   CLOSED: 'RINGWIRE_ERR_CLOSED',
   MEMBERSHIP_CHANGED: 'RINGWIRE_ERR_MEMBERSHIP_CHANGED',
+  CHECKPOINT: 'RINGWIRE_ERR_CHECKPOINT',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -126,6 +127,14 @@ export class MembershipChangedError extends RingwireError {
   }
 }
 
+/** RINGWIRE_ERR_CHECKPOINT: a checkpoint directory or file cannot be read or written; the message says which and why. */
+export class CheckpointError extends RingwireError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.CHECKPOINT, message, details);
+    this.name = 'CheckpointError';
+  }
+}
+
 /**
  * A command line that cannot run as given (a bad flag or value): the CLIs print it with their
  * usage and exit 2. An InvalidArgumentError, so code that catches those catches it too.
@@ -148,6 +157,7 @@ const byCode = new Map<ErrorCode, new (message: string, details?: ErrorDetails) 
   [ErrorCode.ABORTED, AbortedError],
   [ErrorCode.CLOSED, ClosedError],
   [ErrorCode.MEMBERSHIP_CHANGED, MembershipChangedError],
+  [ErrorCode.CHECKPOINT, CheckpointError],
 ]);
 
 /** Reads an error's code whatever its origin; non-ringwire errors have none. */

@@ -19,7 +19,8 @@ export interface LayerVariableLike {
 /** A tf.Variable, a tfjs-layers LayerVariable (model.weights), or a NamedTensor holding a Variable. */
 export type VariableLike = tf.Variable | LayerVariableLike | NamedTensor;
 
-function toVariable(v: VariableLike, i: number): tf.Variable {
+/** The tf.Variable behind a variable-like (element `i` of a list, for the error message). */
+export function toVariable(v: VariableLike, i: number): tf.Variable {
   const candidate =
     v instanceof tf.Variable
       ? v

@@ -1,3 +1,4 @@
+export { CheckpointError } from '@ringwire/common';
 export { type BackendChoice, type LoadedTfjs, loadTfjs } from './backend.js';
 export {
   broadcastOptimizerState,
@@ -17,7 +18,9 @@ export {
   type ModelLike,
   RingwireCallback,
 } from './callbacks.js';
+export type { CheckpointStage } from './checkpoint.js';
 export { init, setCommunicator } from './context.js';
+export { type StateModel, TfjsState, type TfjsStateOptions } from './elastic-state.js';
 export { fileHandler, registerFileRouter } from './io.js';
 export {
   type Compression,

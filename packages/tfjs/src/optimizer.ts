@@ -127,6 +127,8 @@ export class DistributedOptimizer extends tf.Optimizer {
   private mode: Mode;
   private pending: Pending | null = null;
   private checkedKey = '';
+  /** The communicator checkedKey was checked on: a new one (an elastic re-formation) checks again. */
+  private checkedComm: Communicator | null = null;
   private f32: Float32Array | null = null;
   private u16: Uint16Array | null = null;
   private bufComm: Communicator | null = null;
@@ -500,9 +502,10 @@ export class DistributedOptimizer extends tf.Optimizer {
     };
     const entries = p.names.map((name, i) => ({ name, shape: p.shapes[i], dtype: 'float32' }));
     const key = layoutKey(entries, extra);
-    if (this.verifyLayout && key !== this.checkedKey) {
+    if (this.verifyLayout && (key !== this.checkedKey || comm !== this.checkedComm)) {
       await checkLayout(comm, 'DistributedOptimizer', entries, extra);
       this.checkedKey = key;
+      this.checkedComm = comm;
     }
     const timings: StepTimings = {
       ...this.partial,
