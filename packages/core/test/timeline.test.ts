@@ -50,6 +50,8 @@ describe('timeline', () => {
       // Aligned: on rank 0's clock, every rank is inside each op at once (none ends before another starts).
       const slack = Math.max(...traces.map((t) => t.otherData.ringwire[0].clockRttUs)) / 2 + 50;
       for (let i = 0; i < OPS; i++) {
+        // Op 7 is a broadcast: its root waits for no one and may finish before the others start.
+        if (i === 6) continue;
         const spans = traces.map((t, r) => engineOps(t, r)[i]);
         const lastStart = Math.max(...spans.map((s) => s.ts!));
         const firstEnd = Math.min(...spans.map((s) => s.ts! + s.dur!));

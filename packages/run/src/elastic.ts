@@ -330,13 +330,19 @@ export async function launchElastic(options: ElasticLaunchOptions): Promise<Laun
       )
     : undefined;
 
+  // Worker ids in a stable order (host, then slot as a number), whatever order they were noticed in.
+  const sorted = (ids: readonly string[]) =>
+    [...ids].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   let formed = false;
   const onFormed = (f: Formed) => {
     if (f.job !== jobId) return;
     formed = true;
     clearTimeout(startTimer);
     const c = f.change;
-    const what = !c || c.reason === 'start' ? 'start' : `left: ${list(c.left)}; joined: ${list(c.joined)}`;
+    const what =
+      !c || c.reason === 'start'
+        ? 'start'
+        : `left: ${list(sorted(c.left))}; joined: ${list(sorted(c.joined))}`;
     log(`generation ${f.generation}: ${f.size} worker${f.size === 1 ? '' : 's'} (${what})`);
   };
   server.on('formed', onFormed);

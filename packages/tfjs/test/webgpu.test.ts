@@ -75,7 +75,7 @@ describe.skipIf(!!unavailable)('@ringwire/tfjs on WebGPU', () => {
     expectAllPassed(res, 14);
   }, 180_000);
 
-  it('RINGWIRE_TFJS_BACKEND=webgpu ringrun -np 2 examples/train.mjs: within 3 points of the cpu backend (4 epochs: past the early epochs where backends' rounding diverges most)', async () => {
+  it('RINGWIRE_TFJS_BACKEND=webgpu ringrun -np 2 examples/train.mjs: within 3 points of the cpu backend after 4 epochs', async () => {
     const args = ['-np', '2', 'node', `${ROOT}examples/train.mjs`, '--epochs', '4', '--seed', '1'];
     const acc = async (backend: string) => {
       const res = await finish([spawnNode(RINGRUN, args, { RINGWIRE_TFJS_BACKEND: backend })]);
