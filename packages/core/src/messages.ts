@@ -1,4 +1,4 @@
-import type { Algo, ErrorCode } from '@ringwire/common';
+import type { Algo, ErrorCode, TlsMaterial } from '@ringwire/common';
 import type { Descriptor } from './wire.js';
 
 /** What the caller's thread hands the engine thread at start (plain data: it is cloned). */
@@ -24,6 +24,8 @@ export interface EngineConfig {
   /** Same-host peers exchange payloads through shared memory (RINGWIRE_SHM; shared.ts). */
   sharedMemory: boolean;
   logLevel?: string;
+  /** TLS on every link (RINGWIRE_TLS_CERT, _KEY, _CA; readTls): wss to the rendezvous, mutual TLS between peers. */
+  tls?: TlsMaterial;
 }
 
 export type { Algo };

@@ -6,6 +6,7 @@ import {
   InvalidArgumentError,
   LOG_LEVELS,
   readEnv,
+  readTls,
   resolveHeartbeatTimeoutMs,
 } from '@ringwire/common';
 import type { EngineConfig } from './messages.js';
@@ -109,6 +110,7 @@ export function resolveConfig(
     logLevel: oneOf('logLevel', o.logLevel, LOG_LEVELS) ?? readEnv('logLevel', env),
     algo,
     sharedMemory: bool('sharedMemory', o.sharedMemory) ?? readEnv('sharedMemory', env) ?? true,
+    tls: readTls(env),
   };
 }
 

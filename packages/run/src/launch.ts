@@ -9,7 +9,9 @@ import {
   InvalidArgumentError,
   LAUNCHER_ENV,
   readEnv,
+  readTls,
   resolveHeartbeatTimeoutMs,
+  type TlsMaterial,
 } from '@ringwire/common';
 import { jobCredential, type PeerTable, RendezvousServer } from '@ringwire/rendezvous';
 import { assertCanListen, chooseAddress } from './address.js';
@@ -18,6 +20,7 @@ import { type HostSlots, type Placement, placeRanks, UsageError } from './hosts.
 import { type LineSink, LineTagger } from './output.js';
 import { remoteCommand, watchdogSource } from './remote.js';
 import { splitWords } from './shell.js';
+import { createJobTls } from './tls-ca.js';
 import { ProcessTree, scanTrees } from './tree.js';
 
 /** After a worker fails, the others get this long to exit on their own before SIGTERM (capped by the grace). */
@@ -63,6 +66,20 @@ export interface LaunchOptions {
   /** Aborting stops every worker; a signal name as the reason ('SIGINT') gives code 128+n. */
   signal?: AbortSignal;
   jobId?: string;
+  /**
+   * TLS on every link of the job (wss rendezvous, mutual TLS between peers): PEM files (paths
+   * every host can read), or `true` for a CA and certificate made for this run alone (in a
+   * private temp dir, removed at the end). Default: the RINGWIRE_TLS_* files in the environment
+   * when set, else none.
+   */
+  tls?: boolean | TlsFiles;
+}
+
+/** PEM files: a member's certificate and key, and the CA that signs every member. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  ca: string;
 }
 
 export interface LaunchResult {
@@ -125,6 +142,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   const remoteHosts = [...new Set(plan.filter((p) => !p.local).map((p) => p.host))];
   const addr = await chooseAddress(options.bind, remoteHosts);
   // A fresh secret per run; the workers get only their job's credential derived from it.
+  const tls = usage(() => jobTls(options.tls, localEnv, cwd, remoteHosts.length > 0, log));
   const secret = randomBytes(32).toString('hex');
   const jobId = options.jobId ?? `ringrun-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
   const token = jobCredential(secret, jobId);
@@ -133,10 +151,11 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
     secret,
     heartbeatTimeoutMs,
     log: (level, m) => level !== 'debug' && level !== 'info' && log(`rendezvous ${level}: ${m}`),
+    tls: tls?.material,
   });
   await assertCanListen(addr.listen);
   const { port } = await server.listen();
-  const url = `ws://${addr.advertise.includes(':') ? `[${addr.advertise}]` : addr.advertise}:${port}`;
+  const url = `${tls ? 'wss' : 'ws'}://${addr.advertise.includes(':') ? `[${addr.advertise}]` : addr.advertise}:${port}`;
   if (options.verbose) {
     log(
       `job ${jobId}: ${plan.length} workers, rendezvous ${url}${addr.listen !== addr.advertise ? ` (listening on ${addr.listen})` : ''}`,
@@ -276,6 +295,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
       RINGWIRE_RENDEZVOUS: url,
       RINGWIRE_JOB_ID: jobId,
       [ENV.heartbeatTimeoutMs.name]: String(heartbeatTimeoutMs),
+      ...tls?.env,
     };
     const child = p.local
       ? spawn(options.command, args, {
@@ -363,6 +383,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   server.off('abort', onJobAbort);
   server.off('report', onReport);
   await server.close();
+  tls?.remove();
   if (result) return result;
   // Decided once every worker has ended: the cause's own exit and the others' come in any order.
   const verdict = rootCause(ends, reports);
@@ -370,6 +391,46 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   for (const line of verdict.lines) log(line);
   const { lines: _, ...failed } = verdict;
   return failed;
+}
+
+/**
+ * The job's TLS: the files named (LaunchOptions.tls, else RINGWIRE_TLS_* here), or with `true` a
+ * fresh job CA, read and checked; the variables that hand them to the workers; and `remove` for
+ * files made here. Undefined without TLS.
+ */
+function jobTls(
+  want: LaunchOptions['tls'],
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+  remote: boolean,
+  log: (m: string) => void,
+): { material: TlsMaterial; env: Record<string, string>; remove: () => void } | undefined {
+  let files: TlsFiles | undefined = typeof want === 'object' ? want : undefined;
+  let remove = () => {};
+  if (!files && want !== false) {
+    const material = readTls(env); // the worker environment's own files, when set
+    if (material)
+      files = { cert: env[ENV.tlsCert.name]!, key: env[ENV.tlsKey.name]!, ca: env[ENV.tlsCa.name]! };
+  }
+  if (!files && want === true) {
+    const made = createJobTls();
+    files = made;
+    process.once('exit', made.remove); // even when the launch fails half-way
+    remove = () => (process.removeListener('exit', made.remove), made.remove());
+    if (remote)
+      log(
+        `--tls: the job's certificates are in ${made.dir} on this host; remote hosts need the same files there (or use --tls-cert/--tls-key/--tls-ca with files on every host)`,
+      );
+  }
+  if (!files) return undefined;
+  const abs = { cert: resolve(cwd, files.cert), key: resolve(cwd, files.key), ca: resolve(cwd, files.ca) };
+  const vars = { [ENV.tlsCert.name]: abs.cert, [ENV.tlsKey.name]: abs.key, [ENV.tlsCa.name]: abs.ca };
+  try {
+    return { material: readTls(vars)!, env: vars, remove };
+  } catch (err) {
+    remove();
+    throw err;
+  }
 }
 
 /** Signals a worker's process group and every process it started that left the group. */
