@@ -1,5 +1,6 @@
 import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import { type ConnectionOptions, createSecureContext, type TLSSocket, type TlsOptions } from 'node:tls';
 import { DEFAULTS } from './defaults.js';
 import { ENV, readEnv } from './env.js';
@@ -111,11 +112,23 @@ export function createListener(
     ? (createHttpsServer({ ...opts, ...tlsServerOptions(tls, timeoutMs) }, handler) as unknown as Server)
     : createHttpServer(opts, handler);
   server.headersTimeout = server.requestTimeout = timeoutMs;
-  server.on('tlsClientError', (err: Error, socket: TLSSocket) =>
-    refused(
-      `${socket.remoteAddress}:${socket.remotePort}`,
-      `TLS: ${tlsRefusal(err) ?? (/timed? ?out/i.test(err.message) ? 'the handshake timed out' : err.message)}`,
-    ),
-  );
+  // Node destroys a socket whose certificate it rejects before reporting it, so its address is
+  // noted at accept time, by the TCP socket (`_parent` of the TLS one: undocumented, hence '?').
+  const remotes = new WeakMap<object, string>();
+  server.on('connection', (raw: Socket) => remotes.set(raw, `${raw.remoteAddress}:${raw.remotePort}`));
+  server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+    const under = (socket as unknown as { _parent?: Socket | null })._parent;
+    const remote =
+      (under && remotes.get(under)) ?? `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    const stalled = (err as NodeJS.ErrnoException).code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
+    const why = socket.authorizationError
+      ? `its certificate is not trusted (${socket.authorizationError})`
+      : stalled
+        ? `the handshake did not complete within ${timeoutMs} ms`
+        : (err as NodeJS.ErrnoException).code === 'ECONNRESET'
+          ? 'it hung up during the handshake (it does not trust this end: another CA?)'
+          : (tlsRefusal(err) ?? err.message);
+    refused(remote, `TLS: ${why}`);
+  });
   return server;
 }

@@ -90,6 +90,7 @@ export class DataSocket extends EventEmitter<DataSocketEvents> {
       let response = Buffer.alloc(0);
       const timer = setTimeout(() => fail(new Error('WebSocket handshake timed out')), opts.timeoutMs);
       let tlsTimer: NodeJS.Timeout | undefined;
+      let secured = false;
       const fail = (err: Error): void => (
         clearTimeout(timer), clearTimeout(tlsTimer), socket.destroy(), reject(err)
       );
@@ -130,13 +131,24 @@ export class DataSocket extends EventEmitter<DataSocketEvents> {
         const ms = opts.tlsTimeoutMs ?? opts.timeoutMs;
         const why = `${peer}: the TLS handshake did not complete within ${ms} ms`;
         tlsTimer = setTimeout(() => fail(new TimeoutError(why, { rank: opts.rank })), ms);
-        socket.once('secureConnect', () => clearTimeout(tlsTimer));
+        socket.once('secureConnect', () => ((secured = true), clearTimeout(tlsTimer)));
       }
       socket.on('error', (err) => {
         const why = tlsRefusal(err);
         fail(why ? new AuthError(`${peer}: TLS refused: ${why}`, { rank: opts.rank }) : err);
       });
-      socket.on('close', () => !ds && fail(new Error('connection closed during the WebSocket handshake')));
+      socket.on('close', () => {
+        if (ds) return;
+        // A TLS 1.3 client finishes its handshake before the listener has checked its
+        // certificate; a listener that rejects it (expired, another CA) just closes, silently.
+        if (opts.tls && (socket as tls.TLSSocket).encrypted && secured && response.length === 0) {
+          const why = `${peer} closed the connection after the TLS handshake: it refused this end's certificate (expired, or not signed by its CA)`;
+          return fail(new AuthError(why, { rank: opts.rank }));
+        }
+        // (A TLS listener closes a plain connection so too: the hint for the final error.)
+        const hint = !opts.tls && response.length === 0 ? ' (without a word: a TLS listener?)' : '';
+        fail(new Error(`connection closed during the WebSocket handshake${hint}`));
+      });
       socket.write(
         `GET / HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
       );
