@@ -89,6 +89,8 @@ export function tlsRefusal(err: unknown): string | undefined {
   const code = String((err as NodeJS.ErrnoException | undefined)?.code ?? '');
   const msg = (err as Error | undefined)?.message ?? '';
   if (UNTRUSTED.test(code)) return `its certificate is not trusted (${code}: ${msg})`;
+  if (/DID_NOT_RETURN_A_CERTIFICATE|NO_CERTIFICATE/.test(code))
+    return `it presented no certificate (${code})`;
   if (/ALERT/.test(code)) return `it refused this end's certificate (${code})`;
   if (/WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST/.test(code))
     return `it does not speak TLS (${code})`;
