@@ -17,7 +17,10 @@ export const DEFAULTS = {
    * (see `resolveHeartbeatTimeoutMs()` in env.ts, and RINGWIRE_HEARTBEAT_TIMEOUT_MS).
    */
   heartbeatTimeoutMs: 5_000,
-  /** A connection must authenticate within this time or it is closed. */
+  /**
+   * A connection must authenticate within this time or it is closed; a TLS handshake (either
+   * end) that has not completed in this time fails too (RINGWIRE_ERR_TIMEOUT on the dialler).
+   */
   authTimeoutMs: 5_000,
   /**
    * Connecting to a rendezvous or peer listener, retries included. Also how long a rendezvous

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { DEFAULTS } from './defaults.js';
 import { InvalidArgumentError } from './errors.js';
 
@@ -30,6 +31,18 @@ const flag: Parser<boolean> = (raw, name) => {
 };
 
 const text: Parser<string> = (raw) => raw;
+
+/** A file of PEM blocks (certificates or a key): its text, read now. */
+const pemFile: Parser<string> = (raw, name) => {
+  let pem: string;
+  try {
+    pem = readFileSync(raw, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`${name}: cannot read ${raw}: ${(err as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN ')) throw new InvalidArgumentError(`${name}: ${raw} holds no PEM block`);
+  return pem;
+};
 
 const oneOf =
   <T extends string>(values: readonly T[]): Parser<T> =>
@@ -125,6 +138,13 @@ export const ENV = {
     text,
   ),
   tfjsBackend: spec('RINGWIRE_TFJS_BACKEND', '@ringwire/tfjs backend choice', oneOf(TFJS_BACKENDS)),
+  tlsCert: spec(
+    'RINGWIRE_TLS_CERT',
+    "file: this worker's PEM certificate; with the key and CA, every link is TLS (wss, mutual)",
+    pemFile,
+  ),
+  tlsKey: spec('RINGWIRE_TLS_KEY', "file: the certificate's PEM private key", pemFile),
+  tlsCa: spec('RINGWIRE_TLS_CA', 'file: the PEM CA that signs every member of the job', pemFile),
   ringrunSsh: spec('RINGRUN_SSH', 'the ssh command ringrun starts remote workers with', text),
   tokenFile: spec(
     'RINGWIRE_TOKEN_FILE',

@@ -45,3 +45,12 @@ export {
   rateLimitedLogger,
 } from './log.js';
 export { PreAuthGuard } from './preauth.js';
+export {
+  checkTls,
+  createListener,
+  readTls,
+  type TlsMaterial,
+  tlsClientOptions,
+  tlsRefusal,
+  tlsServerOptions,
+} from './tls.js';

@@ -1,5 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import { type TLSSocket, Server as TlsServer } from 'node:tls';
 import { DEFAULTS } from './defaults.js';
 
 export interface PreAuthLimits {
@@ -34,8 +36,10 @@ export class PreAuthGuard {
   }
 
   /** Watches `server`; call before the WebSocketServer attaches, or at least before it listens. */
-  watch(server: Server): void {
+  watch(server: Server | HttpsServer): void {
     server.on('connection', (socket: Socket) => this.admit(socket));
+    // An https server upgrades and authenticates the TLS socket over the TCP one: count that instead.
+    if (server instanceof TlsServer) server.on('secureConnection', (s: TLSSocket) => this.secured(s));
     // Prepended so the bytes that came with the upgrade request are counted before ws sees them.
     server.prependListener('upgrade', (_req: IncomingMessage, socket: Socket, head: Buffer) =>
       this.upgraded(socket, head),
@@ -64,6 +68,17 @@ export class PreAuthGuard {
     }
     this.pending.set(socket, () => {});
     socket.once('close', () => this.pending.delete(socket));
+  }
+
+  /** A TLS handshake completed: the pending TCP socket under `s` is now known as `s`. */
+  private secured(s: TLSSocket): void {
+    const raw = [...this.pending.keys()].find(
+      (p) => p !== s && p.remotePort === s.remotePort && p.remoteAddress === s.remoteAddress,
+    );
+    if (!raw) return;
+    this.pending.delete(raw);
+    this.pending.set(s, () => {});
+    s.once('close', () => this.pending.delete(s));
   }
 
   private upgraded(socket: Socket, head: Buffer): void {

@@ -121,6 +121,7 @@ export class Engine {
         token: cfg.token,
         connectTimeoutMs: cfg.connectTimeoutMs,
         heartbeatIntervalMs: Math.min(DEFAULTS.heartbeatIntervalMs, Math.floor(cfg.heartbeatTimeoutMs / 4)),
+        tls: cfg.tls,
       });
       // Advertise the address this host uses to reach the rendezvous: the peers can reach it too.
       const host = cfg.host ?? this.rdzv.localAddress;
@@ -134,6 +135,7 @@ export class Engine {
         closeTimeoutMs: DEFAULTS.closeTimeoutMs,
         log: this.log,
         sharedMemory: cfg.sharedMemory && sharedMemoryInfo().available,
+        tls: cfg.tls,
       });
       this.t = transport;
       this.rdzv.on('abort', (a: AbortEvent) =>

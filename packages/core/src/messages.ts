@@ -1,4 +1,4 @@
-import type { Algo, ErrorCode } from '@ringwire/common';
+import type { Algo, ErrorCode, TlsMaterial } from '@ringwire/common';
 import type { TimelineExport } from './timeline.js';
 import type { Descriptor } from './wire.js';
 
@@ -32,6 +32,8 @@ export interface EngineConfig {
   /** An elastic job's bounds (and settle window, when RINGWIRE_ELASTIC_SETTLE_MS is set). */
   elastic?: { min: number; max: number; settleMs?: number };
   workerId?: string;
+  /** TLS on every link (RINGWIRE_TLS_CERT, _KEY, _CA; readTls): wss to the rendezvous, mutual TLS between peers. */
+  tls?: TlsMaterial;
 }
 
 export type { Algo };

@@ -10,6 +10,7 @@ import {
   InvalidArgumentError,
   LOG_LEVELS,
   readEnv,
+  readTls,
   resolveHeartbeatTimeoutMs,
   tokenHint,
 } from '@ringwire/common';
@@ -157,6 +158,7 @@ export function resolveConfig(o: InitOptions, env: NodeJS.ProcessEnv = process.e
     workerId: elastic
       ? (str('workerId', o.workerId) ?? readEnv('workerId', env) ?? `${hostname()}:${process.pid}`)
       : undefined,
+    tls: readTls(env),
   };
 }
 

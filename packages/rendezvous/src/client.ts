@@ -6,6 +6,9 @@ import {
   InvalidArgumentError,
   RendezvousError,
   RingwireError,
+  type TlsMaterial,
+  tlsClientOptions,
+  tlsRefusal,
 } from '@ringwire/common';
 import WebSocket from 'ws';
 import {
@@ -22,7 +25,7 @@ import {
 } from './protocol.js';
 
 export interface RendezvousClientOptions {
-  /** ws://host:port of the rendezvous server. */
+  /** ws://host:port of the rendezvous server, or wss://host:port (TLS: see `tls`). */
   url: string;
   job: string;
   token?: string;
@@ -32,6 +35,8 @@ export interface RendezvousClientOptions {
    */
   connectTimeoutMs?: number;
   heartbeatIntervalMs?: number;
+  /** This member's certificate for a wss:// rendezvous (mutual TLS); see readTls. */
+  tls?: TlsMaterial;
 }
 
 /** The job-wide failure the server pushed: which rank, why, and the error code to raise. */
@@ -99,6 +104,7 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
   private gaveUp?: RingwireError;
   /** Set while the connection is down and the reconnection loop runs. */
   private away?: { since: number; lostTimer: NodeJS.Timeout; wake?: () => void };
+  private readonly tls?: TlsMaterial;
   /** What this worker joined as, to re-register after a reconnection. */
   private member?: RejoinRequest;
 
@@ -111,6 +117,7 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
   ) {
     super();
     this.requestTimeoutMs = options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
+    this.tls = options.tls;
     this.attach(ws);
     this.heartbeat = setInterval(
       () =>
@@ -136,7 +143,7 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
     let delay = 20;
     for (;;) {
       try {
-        const ws = await handshake(url, job, token, deadline);
+        const ws = await handshake(url, job, token, deadline, options.tls);
         return new RendezvousClient(ws, job, url, token, options);
       } catch (err) {
         const retriable =
@@ -239,7 +246,7 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
       if (this.closing || this.gaveUp) return;
       let ws: WebSocket;
       try {
-        ws = await handshake(this.url, this.job, this.token, Date.now() + attemptMs);
+        ws = await handshake(this.url, this.job, this.token, Date.now() + attemptMs, this.tls);
       } catch (err) {
         if (err instanceof AuthError) return this.giveUp(err);
         continue;
@@ -414,9 +421,16 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
 }
 
 /** Opens the socket and answers the server's challenge; resolves once welcomed. */
-function handshake(url: string, job: string, token: string, deadline: number): Promise<WebSocket> {
+function handshake(
+  url: string,
+  job: string,
+  token: string,
+  deadline: number,
+  tls?: TlsMaterial,
+): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, {
+      ...(tls && url.startsWith('wss:') && tlsClientOptions(tls)),
       perMessageDeflate: false,
       maxPayload: DEFAULTS.maxControlBytes,
       handshakeTimeout: Math.max(1, deadline - Date.now()),
@@ -433,7 +447,11 @@ function handshake(url: string, job: string, token: string, deadline: number): P
       ws.terminate();
       reject(err);
     };
-    ws.on('error', fail);
+    ws.on('error', (err) => {
+      // A certificate refused either way will not be accepted on a retry.
+      const why = tlsRefusal(err);
+      fail(why ? new AuthError(`rendezvous at ${url}: TLS refused: ${why}`) : err);
+    });
     ws.on('close', (code, reason) => {
       if (code === 4401) fail(new AuthError(`rendezvous at ${url} rejected the token for job ${job}`));
       else

@@ -1,9 +1,10 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   AbortedError,
+  createListener,
   createLogger,
   DEFAULTS,
   ErrorCode,
@@ -18,6 +19,7 @@ import {
   readEnv,
   resolveHeartbeatTimeoutMs,
   TimeoutError,
+  type TlsMaterial,
 } from '@ringwire/common';
 import { type WebSocket, WebSocketServer } from 'ws';
 import {
@@ -74,6 +76,11 @@ export interface RendezvousServerOptions {
    */
   elasticSettleMs?: number;
   log?: Logger;
+  /**
+   * Serve wss (https) with mutual TLS: every client must present a certificate signed by `ca`
+   * (see readTls). Default: plain ws.
+   */
+  tls?: TlsMaterial;
 }
 
 interface Conn {
@@ -165,7 +172,10 @@ const KEY_MAX = 1024;
  * ({ job, key, value }: every key a member sets; ringrun's end-of-job summary listens).
  */
 export class RendezvousServer extends EventEmitter {
-  private readonly opts: Required<Omit<RendezvousServerOptions, 'log' | 'token'>> & { log: Logger };
+  private readonly opts: Required<Omit<RendezvousServerOptions, 'log' | 'token' | 'tls'>> & {
+    log: Logger;
+    tls?: TlsMaterial;
+  };
   private http?: Server;
   private wss?: WebSocketServer;
   private readonly jobs = new Map<string, Job>();
@@ -202,6 +212,7 @@ export class RendezvousServer extends EventEmitter {
       elasticSettleMs: options.elasticSettleMs ?? readEnv('elasticSettleMs') ?? DEFAULTS.elasticSettleMs,
       // Job ids, hosts and reasons come from clients: every line is escaped.
       log: escapingLogger(options.log ?? createLogger('[rendezvous]')),
+      tls: options.tls,
     };
     this.refusals = rateLimitedLogger(this.opts.log, 'refused rendezvous connections');
     this.guard = new PreAuthGuard({
@@ -223,8 +234,12 @@ export class RendezvousServer extends EventEmitter {
         `refusing to bind ${host} without a token: anyone who reaches it could join or disturb a job`,
       );
     }
-    this.http = createServer({ maxHeaderSize: DEFAULTS.maxHeaderBytes }, (req, res) => this.onHttp(req, res));
-    this.http.headersTimeout = this.http.requestTimeout = this.opts.authTimeoutMs;
+    this.http = createListener(
+      this.opts.tls,
+      this.opts.authTimeoutMs,
+      (req, res) => this.onHttp(req, res),
+      (remote, why) => this.refusals('warn', `refusing connection ${remote}: ${why}`),
+    );
     this.guard.watch(this.http);
     this.wss = new WebSocketServer({
       server: this.http,
@@ -249,7 +264,7 @@ export class RendezvousServer extends EventEmitter {
       this.opts.host.includes(':') && !this.opts.host.startsWith('[')
         ? `[${this.opts.host}]`
         : this.opts.host;
-    return `ws://${h}:${this.address.port}`;
+    return `${this.opts.tls ? 'wss' : 'ws'}://${h}:${this.address.port}`;
   }
 
   async close(): Promise<void> {

@@ -25,7 +25,9 @@ const collect = (v: string, list: string[] = []) => [...list, v];
 const HELP = `
 Each worker gets RINGWIRE_RANK, RINGWIRE_SIZE, RINGWIRE_LOCAL_RANK, RINGWIRE_LOCAL_SIZE,
 RINGWIRE_RENDEZVOUS (ws://host:port), RINGWIRE_JOB_ID, RINGWIRE_TOKEN (this job's credential
-for a rendezvous with a fresh secret of its own) and RINGWIRE_HEARTBEAT_TIMEOUT_MS. Output lines
+for a rendezvous with a fresh secret of its own) and RINGWIRE_HEARTBEAT_TIMEOUT_MS; with TLS
+(--tls, --tls-cert/--tls-key/--tls-ca, or RINGWIRE_TLS_* set here) also RINGWIRE_TLS_CERT,
+RINGWIRE_TLS_KEY and RINGWIRE_TLS_CA, and the rendezvous is wss://. Output lines
 are prefixed with [rank], stdout on stdout and stderr on stderr.
 
 Hosts: ranks fill hosts in order (host1 gets ranks 0..slots-1, then host2, ...). Hosts other
@@ -104,6 +106,13 @@ const program = new Command('ringrun')
   )
   .option('--bind <addr>', 'address the rendezvous listens on (one every host reaches; 0.0.0.0 for all)')
   .option('--ssh <command>', 'ssh command and options for remote hosts (default $RINGRUN_SSH or ssh)')
+  .option(
+    '--tls',
+    'TLS on every link: a CA and certificate made for this run unless the files below are given',
+  )
+  .option('--tls-cert <file>', "the workers' PEM certificate (with --tls-key and --tls-ca; implies --tls)")
+  .option('--tls-key <file>', "the certificate's PEM private key")
+  .option('--tls-ca <file>', 'the PEM CA that signs every member of the job')
   .option('--verbose', 'print the launch plan and the rendezvous address on stderr (and the summary)')
   .option(
     '--timeline <file>',
@@ -147,6 +156,10 @@ interface Opts {
   hostDiscoveryScript?: string;
   discoveryInterval?: number;
   hostCooldown?: number;
+  tls?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
 }
 
 /** The elastic options given, or undefined for a fixed-size job (its behaviour is unchanged). */
@@ -162,7 +175,9 @@ function elasticOptions(opts: Opts): ElasticOptions | undefined {
   if (opts.discoveryInterval !== undefined && !e.discoveryScript)
     throw new UsageError('--discovery-interval needs --host-discovery-script');
   if (e.minNp !== undefined || e.maxNp !== undefined || e.maxRestarts !== undefined || e.discoveryScript) {
-    const unsupported = (['timeline', 'summary', 'dashboard'] as const).filter((f) => opts[f]);
+    const unsupported = (['timeline', 'summary', 'dashboard', 'tls', 'tlsCert'] as const)
+      .filter((f) => opts[f])
+      .map((f) => (f === 'tlsCert' ? 'tls-cert' : f));
     if (unsupported.length)
       throw new UsageError(`--${unsupported.join(', --')}: not available for elastic jobs yet`);
     return e;
@@ -170,6 +185,15 @@ function elasticOptions(opts: Opts): ElasticOptions | undefined {
   if (opts.hostCooldown !== undefined)
     throw new UsageError('--host-cooldown is for elastic jobs (--min-np, ...)');
   return undefined;
+}
+
+/** --tls and its files: all three files, or none (then --tls makes them). */
+function tlsOption(o: Opts): boolean | { cert: string; key: string; ca: string } | undefined {
+  const files = [o.tlsCert, o.tlsKey, o.tlsCa];
+  if (files.every((f) => f === undefined)) return o.tls;
+  if (files.some((f) => f === undefined))
+    throw new UsageError('--tls-cert, --tls-key and --tls-ca go together');
+  return { cert: o.tlsCert!, key: o.tlsKey!, ca: o.tlsCa! };
 }
 
 /** `-np` is mpirun's spelling; commander would read it as `-n p`. Rewrite it up to the command. */
@@ -239,6 +263,7 @@ program.action(async (command: string[], opts: Opts) => {
       summary: opts.summary || opts.verbose,
       dashboard: opts.dashboard,
       signal: controller.signal,
+      tls: tlsOption(opts),
     };
     result = elastic ? await launchElastic({ ...options, elastic }) : await launch(options);
   } catch (err) {

@@ -18,6 +18,7 @@ export {
   readHostfile,
   UsageError,
 } from './hosts.js';
-export { CONTRACT_VARS, type LaunchOptions, type LaunchResult, launch } from './launch.js';
+export { CONTRACT_VARS, type LaunchOptions, type LaunchResult, launch, type TlsFiles } from './launch.js';
 export { type LineSink, LineTagger } from './output.js';
 export { shellQuote, splitWords } from './shell.js';
+export { type CaFiles, createJobTls, issueCert, type JobTls, type MemberFiles, makeCa } from './tls-ca.js';

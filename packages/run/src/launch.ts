@@ -9,7 +9,9 @@ import {
   InvalidArgumentError,
   LAUNCHER_ENV,
   readEnv,
+  readTls,
   resolveHeartbeatTimeoutMs,
+  type TlsMaterial,
 } from '@ringwire/common';
 import { jobCredential, type PeerTable, RendezvousServer } from '@ringwire/rendezvous';
 import { COUNTERS_KEY, type CounterValues } from 'ringwire';
@@ -21,6 +23,7 @@ import { remoteCommand, watchdogSource } from './remote.js';
 import { splitWords } from './shell.js';
 import { summaryLines, type WorkerSummary } from './summary.js';
 import { mergeTimelines } from './timeline.js';
+import { createJobTls } from './tls-ca.js';
 import { ProcessTree, scanTrees } from './tree.js';
 
 /** After a worker fails, the others get this long to exit on their own before SIGTERM (capped by the grace). */
@@ -75,6 +78,20 @@ export interface LaunchOptions {
   timeline?: string;
   /** Print one line per worker at the end: exit, wall time, bytes sent, mean busbw. */
   summary?: boolean;
+  /**
+   * TLS on every link of the job (wss rendezvous, mutual TLS between peers): PEM files (paths
+   * every host can read), or `true` for a CA and certificate made for this run alone (in a
+   * private temp dir, removed at the end). Default: the RINGWIRE_TLS_* files in the environment
+   * when set, else none.
+   */
+  tls?: boolean | TlsFiles;
+}
+
+/** PEM files: a member's certificate and key, and the CA that signs every member. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  ca: string;
 }
 
 export interface LaunchResult {
@@ -138,6 +155,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   const remoteHosts = [...new Set(plan.filter((p) => !p.local).map((p) => p.host))];
   const addr = await chooseAddress(options.bind, remoteHosts);
   // A fresh secret per run; the workers get only their job's credential derived from it.
+  const tls = usage(() => jobTls(options.tls, localEnv, cwd, remoteHosts.length > 0, log));
   const secret = randomBytes(32).toString('hex');
   const jobId = options.jobId ?? `ringrun-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
   const token = jobCredential(secret, jobId);
@@ -146,11 +164,12 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
     secret,
     heartbeatTimeoutMs,
     log: (level, m) => level !== 'debug' && level !== 'info' && log(`rendezvous ${level}: ${m}`),
+    tls: tls?.material,
   });
   await assertCanListen(addr.listen);
   const { port } = await server.listen();
-  const url = `ws://${addr.advertise.includes(':') ? `[${addr.advertise}]` : addr.advertise}:${port}`;
-  if (options.dashboard) log(`live job page: ${url.replace('ws:', 'http:')}/?token=${token}`);
+  const url = `${tls ? 'wss' : 'ws'}://${addr.advertise.includes(':') ? `[${addr.advertise}]` : addr.advertise}:${port}`;
+  if (options.dashboard) log(`live job page: ${url.replace(/^ws/, 'http')}/?token=${token}`);
   if (options.verbose) {
     log(
       `job ${jobId}: ${plan.length} workers, rendezvous ${url}${addr.listen !== addr.advertise ? ` (listening on ${addr.listen})` : ''}`,
@@ -303,6 +322,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
       RINGWIRE_JOB_ID: jobId,
       [ENV.heartbeatTimeoutMs.name]: String(heartbeatTimeoutMs),
       ...(timelinePath ? { [ENV.timeline.name]: timelinePath } : {}),
+      ...tls?.env,
     };
     const child = p.local
       ? spawn(options.command, args, {
@@ -414,6 +434,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   if (options.summary)
     for (const line of summaryLines(summaries.map((w) => ({ ...w, counters: counters.get(w.rank) }))))
       log(line);
+  tls?.remove();
   if (result) return result;
   // Decided once every worker has ended: the cause's own exit and the others' come in any order.
   const verdict = rootCause(ends, reports);
@@ -428,6 +449,46 @@ function countersOf(v: unknown): CounterValues | undefined {
   const c = v as CounterValues;
   const fields = [c?.rank, c?.ops, c?.bytesSent, c?.busBytes, c?.busyMs];
   return fields.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0) ? c : undefined;
+}
+
+/**
+ * The job's TLS: the files named (LaunchOptions.tls, else RINGWIRE_TLS_* here), or with `true` a
+ * fresh job CA, read and checked; the variables that hand them to the workers; and `remove` for
+ * files made here. Undefined without TLS.
+ */
+function jobTls(
+  want: LaunchOptions['tls'],
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+  remote: boolean,
+  log: (m: string) => void,
+): { material: TlsMaterial; env: Record<string, string>; remove: () => void } | undefined {
+  let files: TlsFiles | undefined = typeof want === 'object' ? want : undefined;
+  let remove = () => {};
+  if (!files && want !== false) {
+    const material = readTls(env); // the worker environment's own files, when set
+    if (material)
+      files = { cert: env[ENV.tlsCert.name]!, key: env[ENV.tlsKey.name]!, ca: env[ENV.tlsCa.name]! };
+  }
+  if (!files && want === true) {
+    const made = createJobTls();
+    files = made;
+    process.once('exit', made.remove); // even when the launch fails half-way
+    remove = () => (process.removeListener('exit', made.remove), made.remove());
+    if (remote)
+      log(
+        `--tls: the job's certificates are in ${made.dir} on this host; remote hosts need the same files there (or use --tls-cert/--tls-key/--tls-ca with files on every host)`,
+      );
+  }
+  if (!files) return undefined;
+  const abs = { cert: resolve(cwd, files.cert), key: resolve(cwd, files.key), ca: resolve(cwd, files.ca) };
+  const vars = { [ENV.tlsCert.name]: abs.cert, [ENV.tlsKey.name]: abs.key, [ENV.tlsCa.name]: abs.ca };
+  try {
+    return { material: readTls(vars)!, env: vars, remove };
+  } catch (err) {
+    remove();
+    throw err;
+  }
 }
 
 /** Signals a worker's process group and every process it started that left the group. */

@@ -1,7 +1,15 @@
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { ProtocolError } from '@ringwire/common';
+import tls from 'node:tls';
+import {
+  AuthError,
+  ProtocolError,
+  TimeoutError,
+  type TlsMaterial,
+  tlsClientOptions,
+  tlsRefusal,
+} from '@ringwire/common';
 import { copyBytes } from '../kernels/index.js';
 import { type FrameHeader, HEADER_BYTES, MAGIC, readHeader } from '../wire.js';
 import { sameHost } from './shared-memory.js';
@@ -67,51 +75,80 @@ export class DataSocket extends EventEmitter<DataSocketEvents> {
     this.slots = Array.from({ length: opts.slots }, () => Buffer.allocUnsafeSlow(opts.maxPayload));
   }
 
-  /** Opens the TCP connection and performs the WebSocket opening handshake. */
+  /**
+   * Opens the TCP connection (TLS with `opts.tls`, reading decrypted bytes the same zero-copy
+   * way) and performs the WebSocket opening handshake. A certificate refused either way is an
+   * AuthError, a TLS handshake slower than `opts.tlsTimeoutMs` a TimeoutError: both name the peer.
+   */
   static connect(host: string, port: number, opts: DataSocketOptions): Promise<DataSocket> {
     return new Promise((resolve, reject) => {
       const readBuf = Buffer.allocUnsafeSlow(opts.readBufferBytes);
       const key = randomBytes(16).toString('base64');
       const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      const peer = opts.peer ?? `${host}:${port}`;
       let ds: DataSocket | undefined;
       let response = Buffer.alloc(0);
       const timer = setTimeout(() => fail(new Error('WebSocket handshake timed out')), opts.timeoutMs);
-      const fail = (err: Error): void => (clearTimeout(timer), socket.destroy(), reject(err));
-      const socket: net.Socket = net.connect({
-        host,
-        port,
-        noDelay: true,
-        onread: {
-          buffer: () => (ds ? ds.readBuffer() : readBuf),
-          callback: (n: number, buf: Uint8Array): boolean => {
-            if (ds) return (ds.onRead(buf as Buffer, n), true);
-            // Before the upgrade: collect the HTTP response, then hand any rest to the parser.
-            response = Buffer.concat([response, (buf as Buffer).subarray(0, n)]);
-            const end = response.indexOf('\r\n\r\n');
-            if (end < 0)
-              return response.length > 8192 ? (fail(new Error('oversized handshake response')), false) : true;
-            const head = response.subarray(0, end).toString('latin1');
-            if (
-              !/^HTTP\/1\.1 101 /.test(head) ||
-              !head.toLowerCase().includes(`sec-websocket-accept: ${accept.toLowerCase()}`)
-            ) {
-              return (fail(new Error(`WebSocket upgrade refused: ${head.split('\r\n')[0]}`)), false);
-            }
-            clearTimeout(timer);
-            ds = new DataSocket(socket, readBuf, opts);
-            socket.removeAllListeners('error');
-            socket.on('error', () => {}); // 'close' follows
-            socket.on('close', () => ds!.onClose());
-            // Frames may already follow the response: hold them until the caller listens (start()).
-            ds.pending = Buffer.from(response.subarray(end + 4));
-            socket.pause();
-            resolve(ds);
-            return true;
-          },
+      let tlsTimer: NodeJS.Timeout | undefined;
+      let secured = false;
+      const fail = (err: Error): void => (
+        clearTimeout(timer), clearTimeout(tlsTimer), socket.destroy(), reject(err)
+      );
+      const onread = {
+        buffer: () => (ds ? ds.readBuffer() : readBuf),
+        callback: (n: number, buf: Uint8Array): boolean => {
+          if (ds) return (ds.onRead(buf as Buffer, n), true);
+          // Before the upgrade: collect the HTTP response, then hand any rest to the parser.
+          response = Buffer.concat([response, (buf as Buffer).subarray(0, n)]);
+          const end = response.indexOf('\r\n\r\n');
+          if (end < 0)
+            return response.length > 8192 ? (fail(new Error('oversized handshake response')), false) : true;
+          const head = response.subarray(0, end).toString('latin1');
+          if (
+            !/^HTTP\/1\.1 101 /.test(head) ||
+            !head.toLowerCase().includes(`sec-websocket-accept: ${accept.toLowerCase()}`)
+          ) {
+            return (fail(new Error(`WebSocket upgrade refused: ${head.split('\r\n')[0]}`)), false);
+          }
+          clearTimeout(timer);
+          clearTimeout(tlsTimer);
+          ds = new DataSocket(socket, readBuf, opts);
+          socket.removeAllListeners('error');
+          socket.on('error', () => {}); // 'close' follows
+          socket.on('close', () => ds!.onClose());
+          // Frames may already follow the response: hold them until the caller listens (start()).
+          ds.pending = Buffer.from(response.subarray(end + 4));
+          socket.pause();
+          resolve(ds);
+          return true;
         },
+      };
+      const socket: net.Socket = opts.tls
+        ? tls.connect({ host, port, onread, ...tlsClientOptions(opts.tls) } as tls.ConnectionOptions)
+        : net.connect({ host, port, noDelay: true, onread });
+      if (opts.tls) {
+        socket.setNoDelay(true);
+        const ms = opts.tlsTimeoutMs ?? opts.timeoutMs;
+        const why = `${peer}: the TLS handshake did not complete within ${ms} ms`;
+        tlsTimer = setTimeout(() => fail(new TimeoutError(why, { rank: opts.rank })), ms);
+        socket.once('secureConnect', () => ((secured = true), clearTimeout(tlsTimer)));
+      }
+      socket.on('error', (err) => {
+        const why = tlsRefusal(err);
+        fail(why ? new AuthError(`${peer}: TLS refused: ${why}`, { rank: opts.rank }) : err);
       });
-      socket.on('error', fail);
-      socket.on('close', () => !ds && fail(new Error('connection closed during the WebSocket handshake')));
+      socket.on('close', () => {
+        if (ds) return;
+        // A TLS 1.3 client finishes its handshake before the listener has checked its
+        // certificate; a listener that rejects it (expired, another CA) just closes, silently.
+        if (opts.tls && (socket as tls.TLSSocket).encrypted && secured && response.length === 0) {
+          const why = `${peer} closed the connection after the TLS handshake: it refused this end's certificate (expired, or not signed by its CA)`;
+          return fail(new AuthError(why, { rank: opts.rank }));
+        }
+        // (A TLS listener closes a plain connection so too: the hint for the final error.)
+        const hint = !opts.tls && response.length === 0 ? ' (without a word: a TLS listener?)' : '';
+        fail(new Error(`connection closed during the WebSocket handshake${hint}`));
+      });
       socket.write(
         `GET / HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
       );
@@ -309,6 +346,13 @@ export interface DataSocketOptions {
   slots: number;
   readBufferBytes: number;
   timeoutMs: number;
+  /** Connect with TLS (mutual: this certificate, the job's CA). */
+  tls?: TlsMaterial;
+  /** Bound on the TLS handshake alone (default timeoutMs). */
+  tlsTimeoutMs?: number;
+  /** Who is dialled, for errors ('rank 3 at host:port'), and its rank. */
+  peer?: string;
+  rank?: number;
 }
 
 /** A client-to-server frame: FIN, the opcode, a random mask, and the masked payload. */

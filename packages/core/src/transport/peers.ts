@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import {
-  DEFAULTS,
+  createListener,
   ErrorCode,
   type Logger,
   PeerLostError,
@@ -10,6 +10,7 @@ import {
   ProtocolError,
   RingwireError,
   rateLimitedLogger,
+  type TlsMaterial,
 } from '@ringwire/common';
 import { decode, encode, type PeerTable, type Untrusted } from '@ringwire/rendezvous';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -36,6 +37,8 @@ export interface TransportOptions {
   /** Offer and accept shared memory with peers on this host (shared.ts). */
   sharedMemory: boolean;
   log: Logger;
+  /** TLS on every peer link (mutual, against the job's CA): the listener is https, the dialler tls. */
+  tls?: TlsMaterial;
 }
 
 interface Inbox {
@@ -118,11 +121,14 @@ export class Transport extends EventEmitter<TransportEvents> implements Collecti
 
   /** Opens this rank's peer listener; the port goes into the rendezvous join. */
   static async listen(host: string, opts: TransportOptions): Promise<{ transport: Transport; port: number }> {
-    const http = createServer({ maxHeaderSize: DEFAULTS.maxHeaderBytes }, (_req, res) =>
-      res.writeHead(426).end(),
+    let transport: Transport | undefined;
+    // Strangers get as long to finish their TLS handshake and HTTP request as peers get to authenticate.
+    const http = createListener(
+      opts.tls,
+      opts.authTimeoutMs,
+      (_req, res) => res.writeHead(426).end(),
+      (remote, why) => transport?.refusals('warn', `peer listener: refusing ${remote}: ${why}`),
     );
-    // Strangers get as long to finish their HTTP request as peers get to authenticate.
-    http.headersTimeout = http.requestTimeout = opts.authTimeoutMs;
     const wss = new WebSocketServer({
       server: http,
       perMessageDeflate: false,
@@ -132,7 +138,8 @@ export class Transport extends EventEmitter<TransportEvents> implements Collecti
     await new Promise<void>(
       (resolve, reject) => (http.once('error', reject), http.listen(0, host, () => resolve())),
     );
-    return { transport: new Transport(opts, http, wss), port: (http.address() as AddressInfo).port };
+    transport = new Transport(opts, http, wss);
+    return { transport, port: (http.address() as AddressInfo).port };
   }
 
   /** Connects to every peer and waits until every peer has connected back. */
@@ -238,6 +245,10 @@ export class Transport extends EventEmitter<TransportEvents> implements Collecti
       slots: this.opts.credits,
       readBufferBytes: READ_BUFFER_BYTES,
       timeoutMs: Math.max(1, deadline - Date.now()),
+      tls: this.opts.tls,
+      tlsTimeoutMs: this.opts.authTimeoutMs,
+      peer: `rank ${rank} at ${host}:${port}`,
+      rank,
     });
     await greetPeer(ds, {
       ...this.opts,
