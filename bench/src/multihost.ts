@@ -17,7 +17,8 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Algo } from '@ringwire/common';
-import { Command } from 'commander';
+import { issueCert, makeCa } from '@ringwire/run';
+import { Command, CommanderError } from 'commander';
 import { LINE_TAG, type WorkerConfig } from './config.js';
 import { Hosts, rateBytes } from './netns.js';
 import { MPIRUN, mpiBinary, PEER_DIR, PYTHON } from './peers.js';
@@ -34,17 +35,13 @@ export const IMPLS = ['flat', 'hier', 'tls', 'gloo', 'mpi'] as const;
 export type Impl = (typeof IMPLS)[number];
 
 /**
- * ringwire's variants: the algorithm and the extra environment of every rank. `tls` is where TLS
- * plugs in (hierarchical with RINGWIRE_TLS_CERT/KEY/CA set, certificates made per run); until it
- * exists it is undefined and its column prints n/a.
+ * ringwire's variants: the algorithm, and whether every link is TLS (hierarchical with
+ * RINGWIRE_TLS_CERT/KEY/CA set, certificates made per cluster, against a wss rendezvous).
  */
-const RINGWIRE: Record<
-  'flat' | 'hier' | 'tls',
-  { algo: Algo; env?: (dir: string) => Record<string, string> } | undefined
-> = {
+const RINGWIRE: Record<'flat' | 'hier' | 'tls', { algo: Algo; tls?: boolean } | undefined> = {
   flat: { algo: 'ring' },
   hier: { algo: 'hierarchical' },
-  tls: undefined,
+  tls: { algo: 'hierarchical', tls: true },
 };
 
 interface Layout {
@@ -144,6 +141,10 @@ class Cluster {
   private readonly dir = mkdtempSync(join(tmpdir(), 'ringbench-multihost-'));
   private readonly rdv: Proc;
   private readonly port = 29_500;
+  /** The TLS variant's rendezvous (wss), its port, and the job's certificates. */
+  private readonly tlsRdv: Proc;
+  private readonly tlsPort = 29_501;
+  private readonly tlsEnv: Record<string, string>;
   private readonly token = `multihost-${process.pid}`;
   private readonly agent: string;
   private jobs = 0;
@@ -165,6 +166,23 @@ class Cluster {
       ],
       {},
     );
+    const ca = makeCa(this.dir);
+    const member = issueCert(this.dir, ca);
+    this.tlsEnv = { RINGWIRE_TLS_CERT: member.cert, RINGWIRE_TLS_KEY: member.key, RINGWIRE_TLS_CA: ca.cert };
+    this.tlsRdv = start(
+      this.hosts.ns[0],
+      [
+        process.execPath,
+        RENDEZVOUS_BIN,
+        '--host',
+        this.hosts.addr[0],
+        '--port',
+        String(this.tlsPort),
+        '--token-file',
+        join(this.dir, 'token'),
+      ],
+      this.tlsEnv,
+    );
     // Open MPI starts its daemons through this "remote shell": host address -> its namespace.
     this.agent = join(this.dir, 'netns-rsh');
     const cases = this.hosts.addr.map((a, h) => `  ${a}) ns=${this.hosts.ns[h]} ;;`).join('\n');
@@ -177,13 +195,15 @@ class Cluster {
 
   static async build(layout: Layout): Promise<Cluster> {
     const c = new Cluster(layout);
-    for (let i = 0; i < 100 && !c.rdv.lines.some((l) => /listening on/.test(l)); i++) {
-      if (c.rdv.child.exitCode !== null) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    if (!c.rdv.lines.some((l) => /listening on/.test(l))) {
-      c.close();
-      throw new Error(`the rendezvous did not start: ${c.rdv.lines.join(' ')}`);
+    for (const rdv of [c.rdv, c.tlsRdv]) {
+      for (let i = 0; i < 100 && !rdv.lines.some((l) => /listening on/.test(l)); i++) {
+        if (rdv.child.exitCode !== null) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      if (!rdv.lines.some((l) => /listening on/.test(l))) {
+        c.close();
+        throw new Error(`the rendezvous did not start: ${rdv.lines.join(' ')}`);
+      }
     }
     return c;
   }
@@ -278,11 +298,13 @@ class Cluster {
           RINGWIRE_SIZE: String(n),
           RINGWIRE_LOCAL_RANK: String(r % this.layout.perHost),
           RINGWIRE_LOCAL_SIZE: String(this.layout.perHost),
-          RINGWIRE_RENDEZVOUS: `ws://${hosts.addr[0]}:${this.port}`,
+          RINGWIRE_RENDEZVOUS: variant.tls
+            ? `wss://${hosts.addr[0]}:${this.tlsPort}`
+            : `ws://${hosts.addr[0]}:${this.port}`,
           RINGWIRE_JOB_ID: job,
           RINGWIRE_TOKEN: this.token,
           RINGWIRE_HOST: hosts.addr[this.hostOf(r)],
-          ...variant.env?.(this.dir),
+          ...(variant.tls ? this.tlsEnv : {}),
         }),
       );
     }
@@ -291,6 +313,7 @@ class Cluster {
 
   close(): void {
     kill(this.rdv);
+    kill(this.tlsRdv);
     this.hosts.close();
     rmSync(this.dir, { recursive: true, force: true });
   }
@@ -464,7 +487,13 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     process.exit(2);
   }
   execFileSync('ip', ['-V'], { stdio: 'ignore' });
-  const opts = parseMultihostArgs(process.argv.slice(2));
+  let opts: MultihostOptions;
+  try {
+    opts = parseMultihostArgs(process.argv.slice(2));
+  } catch (err) {
+    // commander has printed the help or the error already
+    process.exit(err instanceof CommanderError ? (err.exitCode === 0 ? 0 : 2) : 2);
+  }
   const stop = () => process.exit(130); // the 'exit' handlers remove the namespaces
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

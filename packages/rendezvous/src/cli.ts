@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { ENV, readEnv, resolveHeartbeatTimeoutMs } from '@ringwire/common';
+import { ENV, readEnv, readTls, resolveHeartbeatTimeoutMs } from '@ringwire/common';
 import { InvalidArgumentError as CliArgError, Command } from 'commander';
 import { jobCredential } from './protocol.js';
 import { RendezvousServer } from './server.js';
@@ -48,6 +48,12 @@ program
     `declare a silent rank lost after this many seconds (default $${ENV.heartbeatTimeoutMs.name}, else max(5, $${ENV.timeoutMs.name}))`,
     seconds,
   )
+  .option(
+    '--tls-cert <file>',
+    `PEM certificate: serve wss (with --tls-key and --tls-ca; default $${ENV.tlsCert.name})`,
+  )
+  .option('--tls-key <file>', `the certificate's PEM private key (default $${ENV.tlsKey.name})`)
+  .option('--tls-ca <file>', `the PEM CA that signs every member (default $${ENV.tlsCa.name})`)
   .action(
     async (
       opts: {
@@ -56,6 +62,9 @@ program
         secretFile?: string;
         tokenFile?: string;
         heartbeatTimeout?: number;
+        tlsCert?: string;
+        tlsKey?: string;
+        tlsCa?: string;
       },
       cmd: Command,
     ) => {
@@ -65,10 +74,18 @@ program
         const heartbeatTimeoutMs = resolveHeartbeatTimeoutMs({
           heartbeatTimeoutMs: opts.heartbeatTimeout && Math.round(opts.heartbeatTimeout * 1000),
         });
-        server = new RendezvousServer({ host: opts.host, port: opts.port, secret, heartbeatTimeoutMs });
+        // The flags name the same files as RINGWIRE_TLS_*, and are parsed by the same rules.
+        const files = {
+          [ENV.tlsCert.name]: opts.tlsCert,
+          [ENV.tlsKey.name]: opts.tlsKey,
+          [ENV.tlsCa.name]: opts.tlsCa,
+        };
+        const given = Object.values(files).some((f) => f !== undefined);
+        const tls = readTls(given ? files : process.env);
+        server = new RendezvousServer({ host: opts.host, port: opts.port, secret, heartbeatTimeoutMs, tls });
         const { url } = await server.listen();
         process.stdout.write(
-          `ringwire-rendezvous listening on ${url} (status: ${url.replace('ws:', 'http:')}/status, metrics: /metrics, live job page: /?token=; heartbeat timeout ${heartbeatTimeoutMs} ms)\n`,
+          `ringwire-rendezvous listening on ${url} (status: ${url.replace(/^ws/, 'http')}/status, metrics: /metrics, live job page: /?token=; heartbeat timeout ${heartbeatTimeoutMs} ms)\n`,
         );
       } catch (err) {
         cmd.error(`ringwire-rendezvous: ${(err as Error).message}`);
