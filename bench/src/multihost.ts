@@ -152,37 +152,11 @@ class Cluster {
   private constructor(readonly layout: Layout) {
     this.hosts = new Hosts(layout.hosts);
     writeFileSync(join(this.dir, 'token'), `${this.token}\n`, { mode: 0o600 });
-    this.rdv = start(
-      this.hosts.ns[0],
-      [
-        process.execPath,
-        RENDEZVOUS_BIN,
-        '--host',
-        this.hosts.addr[0],
-        '--port',
-        String(this.port),
-        '--token-file',
-        join(this.dir, 'token'),
-      ],
-      {},
-    );
+    this.rdv = this.rendezvous(this.port, {});
     const ca = makeCa(this.dir);
     const member = issueCert(this.dir, ca);
     this.tlsEnv = { RINGWIRE_TLS_CERT: member.cert, RINGWIRE_TLS_KEY: member.key, RINGWIRE_TLS_CA: ca.cert };
-    this.tlsRdv = start(
-      this.hosts.ns[0],
-      [
-        process.execPath,
-        RENDEZVOUS_BIN,
-        '--host',
-        this.hosts.addr[0],
-        '--port',
-        String(this.tlsPort),
-        '--token-file',
-        join(this.dir, 'token'),
-      ],
-      this.tlsEnv,
-    );
+    this.tlsRdv = this.rendezvous(this.tlsPort, this.tlsEnv);
     // Open MPI starts its daemons through this "remote shell": host address -> its namespace.
     this.agent = join(this.dir, 'netns-rsh');
     const cases = this.hosts.addr.map((a, h) => `  ${a}) ns=${this.hosts.ns[h]} ;;`).join('\n');
@@ -191,6 +165,19 @@ class Cluster {
       `#!/bin/sh\nhost=$1; shift\ncase "$host" in\n${cases}\n  *) echo "netns-rsh: unknown host $host" >&2; exit 1 ;;\nesac\nexec ip netns exec "$ns" /bin/sh -c "$*"\n`,
     );
     chmodSync(this.agent, 0o755);
+  }
+
+  /** A standalone rendezvous in the first host (wss when `env` holds RINGWIRE_TLS_*). */
+  private rendezvous(port: number, env: Record<string, string>): Proc {
+    const args = [
+      '--host',
+      this.hosts.addr[0],
+      '--port',
+      String(port),
+      '--token-file',
+      join(this.dir, 'token'),
+    ];
+    return start(this.hosts.ns[0], [process.execPath, RENDEZVOUS_BIN, ...args], env);
   }
 
   static async build(layout: Layout): Promise<Cluster> {

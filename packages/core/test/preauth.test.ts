@@ -5,13 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULTS } from '@ringwire/common';
 import { decode, encode, type RendezvousServer } from '@ringwire/rendezvous';
 import {
+  capAttack,
   disconnect,
   finish,
   killAll,
+  memoryAttack,
   type Proc,
-  partialMessages,
-  rssMB,
-  slowConnections,
   spawnNode,
   startRendezvous,
   type TestRendezvous,
@@ -92,22 +91,10 @@ it('a rank survives strangers before authentication: bounded memory, capped pend
   expect(warnings.length).toBeLessThanOrEqual(DEFAULTS.refusalLogLimit + 1);
 
   // 500 strangers each hold a partial 1 MB message; then they go.
-  const baseline = rssMB(pid);
-  const partial = await partialMessages(port, 500, 1024 * 1024);
-  await until(() => partial.every((a) => a.closed), 5_000);
-  const attacked = rssMB(pid);
-  const dropped = partial.filter((a) => a.closed).length;
-  await disconnect(partial);
-  await new Promise((r) => setTimeout(r, 1_000));
-  const after = rssMB(pid);
-
+  const { baseline, attacked, dropped, after } = await memoryAttack(port, pid);
   // More idle strangers than the cap: the oldest are dropped, the newest kept.
   const cap = DEFAULTS.maxPendingConnections;
-  const first = slowConnections(port, cap);
-  await until(() => first.every((a) => a.socket.readyState === 'open'), 10_000);
-  await new Promise((r) => setTimeout(r, 300));
-  const second = slowConnections(port, 50);
-  await until(() => first.filter((a) => a.closed).length >= 50, 5_000);
+  const { first, second } = await capAttack(port, cap);
 
   const firstClosed = first.filter((a) => a.closed).length;
   const secondClosed = second.filter((a) => a.closed).length;

@@ -94,3 +94,36 @@ export async function until(cond: () => boolean, timeoutMs: number): Promise<boo
   }
   return true;
 }
+
+/**
+ * `n` strangers each hold a partial message of `bytes` on `port`, then go: the target process's
+ * RSS before, under the attack and a second after, and how many of them it dropped.
+ */
+export async function memoryAttack(
+  port: number,
+  pid: number,
+  n = 500,
+  bytes = 1024 * 1024,
+): Promise<{ baseline: number; attacked: number; dropped: number; after: number }> {
+  const baseline = rssMB(pid);
+  const partial = await partialMessages(port, n, bytes);
+  await until(() => partial.every((a) => a.closed), 5_000);
+  const attacked = rssMB(pid);
+  const dropped = partial.filter((a) => a.closed).length;
+  await disconnect(partial);
+  await new Promise((r) => setTimeout(r, 1_000));
+  return { baseline, attacked, dropped, after: rssMB(pid) };
+}
+
+/** `cap` idle strangers, then 50 more: resolves once the listener has dropped 50 of the first. */
+export async function capAttack(
+  port: number,
+  cap: number,
+): Promise<{ first: Attacker[]; second: Attacker[] }> {
+  const first = slowConnections(port, cap);
+  await until(() => first.every((a) => a.socket.readyState === 'open'), 10_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const second = slowConnections(port, 50);
+  await until(() => first.filter((a) => a.closed).length >= 50, 5_000);
+  return { first, second };
+}

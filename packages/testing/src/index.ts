@@ -1,6 +1,14 @@
 // Helpers for ringwire's multi-process tests: real processes, bounded waits, guaranteed cleanup.
 
-export { disconnect, partialMessages, rssMB, slowConnections, until } from './attack.js';
+export {
+  capAttack,
+  disconnect,
+  memoryAttack,
+  partialMessages,
+  rssMB,
+  slowConnections,
+  until,
+} from './attack.js';
 export { eventually } from './poll.js';
 export {
   alive,
