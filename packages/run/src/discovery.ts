@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { escapeLog } from '@ringwire/common';
 import { type HostSlots, parseHostList } from './hosts.js';
+import { killGroup } from './tree.js';
 
 /** A discovery script printing more than this is cut off and reported as junk. */
 const MAX_OUTPUT = 1 << 20;
@@ -33,7 +34,7 @@ export function runDiscovery(
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       // Whatever it left behind (a background child holding the pipe) goes with it.
-      if (child.pid) killGroup(child.pid);
+      if (child.pid) killGroup(child.pid, 'SIGKILL');
       child.stdout.destroy();
       child.stderr.destroy();
       resolve(r);
@@ -143,13 +144,5 @@ export class HostDiscovery {
       this.onPoll(r.hosts, changed);
     }
     this.schedule();
-  }
-}
-
-function killGroup(pid: number): void {
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // already gone
   }
 }

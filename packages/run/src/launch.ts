@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsc, statSync } from 'node:fs';
 import { hostname, constants as osc } from 'node:os';
@@ -18,13 +17,13 @@ import { COUNTERS_KEY, type CounterValues } from 'ringwire';
 import { assertCanListen, chooseAddress } from './address.js';
 import { type FailureReport, rootCause, type WorkerEnd } from './cause.js';
 import { type HostSlots, type Placement, placeRanks, UsageError } from './hosts.js';
-import { type LineSink, LineTagger } from './output.js';
-import { remoteCommand, watchdogSource } from './remote.js';
+import type { LineSink } from './output.js';
 import { splitWords } from './shell.js';
 import { summaryLines, type WorkerSummary } from './summary.js';
 import { mergeTimelines } from './timeline.js';
 import { createJobTls } from './tls-ca.js';
-import { ProcessTree, scanTrees } from './tree.js';
+import { Watchdog } from './watchdog.js';
+import { type WorkerContext, WorkerProcess } from './worker.js';
 
 /** After a worker fails, the others get this long to exit on their own before SIGTERM (capped by the grace). */
 const SETTLE_MS = 1_000;
@@ -111,16 +110,10 @@ export interface LaunchResult {
 /** The variables ringrun sets for every worker (see DESIGN.md, Contracts); `-x` may not override them. */
 export const CONTRACT_VARS: readonly string[] = LAUNCHER_ENV;
 
-interface Worker {
+/** A started worker and where it runs. */
+interface Running {
   p: Placement;
-  started: number;
-  child: ChildProcess;
-  pid?: number;
-  /** Everything it started, for stopping those that left its process group. */
-  tree?: ProcessTree;
-  exited: boolean;
-  /** ringrun told it to stop before it ended. */
-  stopped: boolean;
+  proc: WorkerProcess;
 }
 
 /** Starts the job (rendezvous, every worker, output) and resolves when it has ended. */
@@ -186,8 +179,8 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   let signalled = false;
   let settleTimer: NodeJS.Timeout | undefined;
   let killTimer: NodeJS.Timeout | undefined;
-  const workers: Worker[] = [];
-  const running = () => workers.filter((w) => !w.exited);
+  const workers: Running[] = [];
+  const running = () => workers.filter((w) => !w.proc.exited);
   // The evidence for the root cause of a failure: exits and failure reports in the order seen.
   const ends: WorkerEnd[] = [];
   const summaries: WorkerSummary[] = [];
@@ -196,24 +189,10 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   const timelinePath = timeline && resolve(cwd, timeline);
   const reports: FailureReport[] = [];
 
-  // Survives ringrun being SIGKILLed and stops what ringrun started (see watchdogSource).
-  const watchdog = spawn(process.execPath, ['-e', watchdogSource(graceMs)], {
-    detached: true,
-    stdio: ['pipe', 'ignore', 'ignore'],
-  });
-  watchdog.stdin!.on('error', () => {});
-  watchdog.unref();
-  (watchdog.stdin as unknown as { unref?: () => void }).unref?.();
-
-  // Descendants that lead their own group are the watchdog's too (see watchdogSource).
-  const watched = new Set<number>();
-  const scan = () => {
-    const trees = running().flatMap((w) => (w.tree ? [w.tree] : []));
-    scanTrees(trees);
-    const leaders = new Set(trees.flatMap((t) => t.leaders()));
-    for (const pid of leaders) if (!watched.has(pid)) watched.add(pid), watchdog.stdin!.write(`+${pid}\n`);
-    for (const pid of watched) if (!leaders.has(pid)) watched.delete(pid), watchdog.stdin!.write(`-${pid}\n`);
-  };
+  // Survives ringrun being SIGKILLed and stops what ringrun started (see watchdogSource); the
+  // descendants that lead their own group are its too.
+  const watchdog = new Watchdog(graceMs);
+  const scan = () => watchdog.scan(running().flatMap((w) => (w.proc.tree ? [w.proc.tree] : [])));
   const scanTimer = setInterval(scan, SCAN_MS);
   scanTimer.unref();
 
@@ -223,14 +202,14 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
     signalled = true;
     clearTimeout(settleTimer);
     scan(); // while each tree is intact: a child's parent link goes when its parent dies
-    for (const w of running()) {
-      w.stopped = true;
-      if (w.p.local) killTree(w, 'SIGTERM');
-      else w.child.stdin?.end(); // the remote wrapper stops the worker when ssh's stdin closes
+    for (const { p, proc } of running()) {
+      proc.stopped = true;
+      if (p.local) proc.kill('SIGTERM');
+      else proc.child.stdin?.end(); // the remote wrapper stops the worker when ssh's stdin closes
     }
     killTimer = setTimeout(() => {
       scan();
-      for (const w of running()) killTree(w, 'SIGKILL');
+      for (const w of running()) w.proc.kill('SIGKILL');
     }, graceMs);
   };
   /**
@@ -251,7 +230,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   };
   // Last resort on any exit path of this process: nothing it started may outlive it.
   const onProcessExit = () => {
-    for (const w of running()) killTree(w, 'SIGKILL');
+    for (const w of running()) w.proc.kill('SIGKILL');
   };
   process.on('exit', onProcessExit);
 
@@ -312,6 +291,19 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
       )
     : undefined;
 
+  const ctx: WorkerContext = {
+    command: options.command,
+    args,
+    cwd,
+    localEnv,
+    extraEnv,
+    token,
+    ssh,
+    graceMs,
+    out,
+    err,
+    watchdog,
+  };
   const finished = plan.map((p) => {
     const env: Record<string, string> = {
       RINGWIRE_RANK: String(p.rank),
@@ -324,84 +316,21 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
       ...(timelinePath ? { [ENV.timeline.name]: timelinePath } : {}),
       ...tls?.env,
     };
-    const child = p.local
-      ? spawn(options.command, args, {
-          cwd,
-          env: { ...localEnv, ...env, RINGWIRE_TOKEN: token },
-          detached: true,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        })
-      : spawn(
-          ssh[0],
-          [
-            ...ssh.slice(1),
-            '-o',
-            'BatchMode=yes',
-            p.host,
-            remoteCommand(cwd, { ...extraEnv, ...env }, graceMs, options.command, args),
-          ],
-          {
-            detached: true,
-            stdio: ['pipe', 'pipe', 'pipe'],
-          },
-        );
-    const w: Worker = {
-      p,
-      started: Date.now(),
-      child,
-      pid: child.pid,
-      tree: child.pid ? new ProcessTree(child.pid) : undefined,
-      exited: false,
-      stopped: false,
-    };
-    workers.push(w);
-    if (w.pid) watchdog.stdin!.write(`+${w.pid}\n`);
-    if (!p.local) {
-      child.stdin!.on('error', () => {}); // ssh gone: its exit says why
-      child.stdin!.write(`${token}\n`);
-    }
-    const tagOut = new LineTagger(`[${p.rank}] `, out);
-    const tagErr = new LineTagger(`[${p.rank}] `, err);
-    child.stdout?.on('data', (d: Buffer) => tagOut.push(d));
-    child.stderr?.on('data', (d: Buffer) => tagErr.push(d));
-
-    return new Promise<void>((done) => {
-      let settled = false;
-      const finish = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error) => {
-        if (settled) return;
-        settled = true;
-        w.exited = true;
-        summaries.push({
-          rank: p.rank,
-          host: p.host,
-          code,
-          signal,
-          wallMs: Date.now() - w.started,
-        });
-        // The leader is gone; whatever it started goes too (found under the descendants known so far).
-        if (p.local && w.tree) scanTrees([w.tree]);
-        if (p.local) killTree(w, 'SIGKILL');
-        if (w.pid) watchdog.stdin!.write(`-${w.pid}\n`);
-        ends.push({ p, code, signal, spawnError, stopped: w.stopped });
-        if (!w.stopped && (spawnError !== undefined || code !== 0)) stop();
-        let flushed = false;
-        const drained = () => {
-          if (flushed) return;
-          flushed = true;
-          tagOut.flush();
-          tagErr.flush();
-          done();
-        };
-        if (!child.stdout || !child.stderr || (child.stdout.readableEnded && child.stderr.readableEnded))
-          return drained();
-        const t = setTimeout(() => (child.stdout!.destroy(), child.stderr!.destroy(), drained()), 2_000);
-        child.once('close', () => (clearTimeout(t), drained()));
-      };
-      child.once('exit', (code, signal) => finish(code, signal));
-      child.once('error', (e) => {
-        if (!w.pid) finish(null, null, e); // spawn itself failed; 'exit' will not come
-      });
-    });
+    const started = Date.now();
+    const proc = new WorkerProcess(
+      ctx,
+      String(p.rank),
+      p.host,
+      p.local,
+      env,
+      ({ code, signal, spawnError }) => {
+        summaries.push({ rank: p.rank, host: p.host, code, signal, wallMs: Date.now() - started });
+        ends.push({ p, code, signal, spawnError, stopped: proc.stopped });
+        if (!proc.stopped && (spawnError !== undefined || code !== 0)) stop();
+      },
+    );
+    workers.push({ p, proc });
+    return proc.closed;
   });
 
   await Promise.all(finished);
@@ -412,8 +341,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   clearTimeout(jobTimer);
   options.signal?.removeEventListener('abort', onAbort);
   process.removeListener('exit', onProcessExit);
-  for (const pid of watched) watchdog.stdin!.write(`-${pid}\n`);
-  watchdog.stdin!.end();
+  watchdog.close();
   server.off('formed', onFormed);
   server.off('abort', onJobAbort);
   server.off('report', onReport);
@@ -491,12 +419,6 @@ function jobTls(
   }
 }
 
-/** Signals a worker's process group and every process it started that left the group. */
-function killTree(w: Worker, signal: NodeJS.Signals): void {
-  killGroup(w.pid, signal);
-  w.tree?.signal(signal);
-}
-
 /** Runs `f`, reporting a malformed value (an InvalidArgumentError) as bad usage. */
 export function usage<T>(f: () => T): T {
   try {
@@ -505,16 +427,6 @@ export function usage<T>(f: () => T): T {
     if (err instanceof InvalidArgumentError && !(err instanceof UsageError))
       throw new UsageError(err.message);
     throw err;
-  }
-}
-
-/** Signals a process group; a group already gone is ignored. */
-export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (!pid) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // ESRCH: the group is already gone.
   }
 }
 

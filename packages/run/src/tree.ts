@@ -98,3 +98,13 @@ export function scanTrees(trees: ProcessTree[]): void {
   const all = readAll();
   for (const t of trees) t.update(all);
 }
+
+/** Signals a process group; a group already gone is ignored. */
+export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}

@@ -1,8 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { killGroup } from './launch.js';
 import { type LineSink, LineTagger } from './output.js';
 import { remoteCommand } from './remote.js';
-import { ProcessTree, scanTrees } from './tree.js';
+import { killGroup, ProcessTree, scanTrees } from './tree.js';
 import type { Watchdog } from './watchdog.js';
 
 /** What every worker of a job is started with. */
