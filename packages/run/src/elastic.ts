@@ -13,6 +13,7 @@ import {
   type LaunchOptions,
   type LaunchResult,
   signalCode,
+  stopTriggers,
   usage,
 } from './launch.js';
 import { splitWords } from './shell.js';
@@ -201,11 +202,6 @@ export async function launchElastic(options: ElasticLaunchOptions): Promise<Laun
     SCAN_MS,
   );
   scanTimer.unref();
-  // Last resort on any exit path of this process: nothing it started may outlive it.
-  const onProcessExit = () => {
-    for (const w of workers) if (!w.exited) w.kill('SIGKILL');
-  };
-  process.on('exit', onProcessExit);
 
   /** Ends the job: the first reason wins and is printed; every worker is stopped. */
   const stop = (why: LaunchResult) => {
@@ -346,12 +342,7 @@ export async function launchElastic(options: ElasticLaunchOptions): Promise<Laun
     log(`generation ${f.generation}: ${f.size} worker${f.size === 1 ? '' : 's'} (${what})`);
   };
   server.on('formed', onFormed);
-  const onAbort = () =>
-    stop({
-      code: signalCode(options.signal!.reason),
-      reason: `${typeof options.signal!.reason === 'string' ? options.signal!.reason : 'aborted'}: stopping ${running().length} workers`,
-    });
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const untrigger = stopTriggers(options, stop, () => workers.filter((w) => !w.exited));
   const startTimer = options.startTimeoutMs
     ? setTimeout(() => {
         if (formed) return;
@@ -362,16 +353,6 @@ export async function launchElastic(options: ElasticLaunchOptions): Promise<Laun
         });
       }, options.startTimeoutMs)
     : undefined;
-  const jobTimer = options.timeoutMs
-    ? setTimeout(
-        () =>
-          stop({
-            code: 124,
-            reason: `timeout: the job ran longer than ${options.timeoutMs! / 1000} s; stopping ${running().length} workers`,
-          }),
-        options.timeoutMs,
-      )
-    : undefined;
 
   reconcile();
   discovery?.start();
@@ -381,9 +362,7 @@ export async function launchElastic(options: ElasticLaunchOptions): Promise<Laun
   clearInterval(scanTimer);
   clearTimeout(cooldownTimer);
   clearTimeout(startTimer);
-  clearTimeout(jobTimer);
-  options.signal?.removeEventListener('abort', onAbort);
-  process.removeListener('exit', onProcessExit);
+  untrigger();
   watchdog.close();
   server.off('formed', onFormed);
   await server.close();

@@ -228,18 +228,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
     stopping = true;
     settleTimer = setTimeout(signalAll, Math.min(SETTLE_MS, graceMs));
   };
-  // Last resort on any exit path of this process: nothing it started may outlive it.
-  const onProcessExit = () => {
-    for (const w of running()) w.proc.kill('SIGKILL');
-  };
-  process.on('exit', onProcessExit);
-
-  const onAbort = () =>
-    stop({
-      code: signalCode(options.signal!.reason),
-      reason: `${typeof options.signal!.reason === 'string' ? options.signal!.reason : 'aborted'}: stopping ${running().length} workers`,
-    });
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const untrigger = stopTriggers(options, stop, () => running().map((w) => w.proc));
 
   let formed = false;
   const onFormed = (table: PeerTable) => {
@@ -280,17 +269,6 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
         });
       }, options.startTimeoutMs)
     : undefined;
-  const jobTimer = options.timeoutMs
-    ? setTimeout(
-        () =>
-          stop({
-            code: 124,
-            reason: `timeout: the job ran longer than ${options.timeoutMs! / 1000} s; stopping ${running().length} workers`,
-          }),
-        options.timeoutMs,
-      )
-    : undefined;
-
   const ctx: WorkerContext = {
     command: options.command,
     args,
@@ -338,9 +316,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   clearTimeout(settleTimer);
   clearTimeout(killTimer);
   clearTimeout(startTimer);
-  clearTimeout(jobTimer);
-  options.signal?.removeEventListener('abort', onAbort);
-  process.removeListener('exit', onProcessExit);
+  untrigger();
   watchdog.close();
   server.off('formed', onFormed);
   server.off('abort', onJobAbort);
@@ -428,6 +404,44 @@ export function usage<T>(f: () => T): T {
       throw new UsageError(err.message);
     throw err;
   }
+}
+
+/**
+ * What ends a job from outside its workers: the caller's AbortSignal and the job timeout stop
+ * it, and this process exiting kills every worker still running (nothing it started may outlive
+ * it). Returns the function that removes them once the job has ended.
+ */
+export function stopTriggers(
+  options: Pick<LaunchOptions, 'signal' | 'timeoutMs'>,
+  stop: (why: LaunchResult) => void,
+  running: () => WorkerProcess[],
+): () => void {
+  const onProcessExit = () => {
+    for (const w of running()) w.kill('SIGKILL');
+  };
+  process.on('exit', onProcessExit);
+  const { signal, timeoutMs } = options;
+  const onAbort = () =>
+    stop({
+      code: signalCode(signal!.reason),
+      reason: `${typeof signal!.reason === 'string' ? signal!.reason : 'aborted'}: stopping ${running().length} workers`,
+    });
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const jobTimer = timeoutMs
+    ? setTimeout(
+        () =>
+          stop({
+            code: 124,
+            reason: `timeout: the job ran longer than ${timeoutMs / 1000} s; stopping ${running().length} workers`,
+          }),
+        timeoutMs,
+      )
+    : undefined;
+  return () => {
+    clearTimeout(jobTimer);
+    signal?.removeEventListener('abort', onAbort);
+    process.removeListener('exit', onProcessExit);
+  };
 }
 
 /** The exit code for being stopped by an abort whose reason names a signal (130 otherwise). */

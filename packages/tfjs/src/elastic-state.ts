@@ -171,7 +171,7 @@ class TfjsStateImpl extends ObjectStateBase {
           () => null,
           (err: Error) => (err instanceof RingwireError ? err.message : String(err)),
         );
-      error = await broadcastJson(comm, root, error);
+      error = await elastic.broadcastJson(comm, root, error);
       this.#resumed = true;
       if (error !== null) throw new CheckpointError(comm.rank === root ? error : `rank ${root}: ${error}`);
     }
@@ -182,7 +182,7 @@ class TfjsStateImpl extends ObjectStateBase {
   override async syncExtra(comm: Communicator, root: number): Promise<void> {
     const isRoot = comm.rank === root;
     const mine = isRoot ? await this.#take() : undefined;
-    const head = await broadcastJson(comm, root, {
+    const head = await elastic.broadcastJson(comm, root, {
       layout: mine?.layout as SnapshotLayout,
       lr: this.#lrPerWorker(),
       seq: this.#seq,
@@ -295,15 +295,4 @@ function decodeValues(values: Extras): Extras {
     out[k] = new Ctor(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   }
   return out;
-}
-
-/** Root's JSON value on every rank: its length, then its UTF-8 bytes. */
-async function broadcastJson<V>(comm: Communicator, root: number, value: V): Promise<V> {
-  const bytes = comm.rank === root ? Buffer.from(JSON.stringify(value)) : undefined;
-  const len = new Int32Array([bytes?.length ?? 0]);
-  await comm.broadcast(len, root);
-  const buf = new Uint8Array(len[0]);
-  if (bytes) buf.set(bytes);
-  await comm.broadcast(buf, root);
-  return JSON.parse(Buffer.from(buf).toString()) as V;
 }

@@ -5,4 +5,4 @@
 export { MembershipChangedError as MembershipChanged } from '@ringwire/common';
 export { run } from './run.js';
 export { type ShardOptions, shard } from './shard.js';
-export { ObjectState, type State } from './state.js';
+export { broadcastJson, ObjectState, type State } from './state.js';

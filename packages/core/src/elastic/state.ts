@@ -187,7 +187,7 @@ function assertJson(v: unknown, path: string): void {
 }
 
 /** Root's JSON-serialisable value on every rank: its length, then its UTF-8 bytes. */
-async function broadcastJson<V>(comm: Communicator, root: number, value: V): Promise<V> {
+export async function broadcastJson<V>(comm: Communicator, root: number, value: V): Promise<V> {
   const bytes = comm.rank === root ? Buffer.from(JSON.stringify(value)) : undefined;
   const len = new Int32Array([bytes?.length ?? 0]);
   await comm.broadcast(len, root);
