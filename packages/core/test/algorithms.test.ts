@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { allgather } from '../src/algorithms/allgather.js';
 import { chainBroadcast, treeBroadcast } from '../src/algorithms/broadcast.js';
 import { byPosition, type OpContext, segments, subgroup } from '../src/algorithms/context.js';
-import { hierarchicalAllreduce } from '../src/algorithms/hierarchical.js';
+import { hierarchicalAllreduce, rampPieces } from '../src/algorithms/hierarchical.js';
 import { ringAllreduce, ringReduceScatter } from '../src/algorithms/ring.js';
 import { Topology } from '../src/algorithms/topology.js';
 import { treeAllreduce } from '../src/algorithms/tree.js';
@@ -315,8 +315,14 @@ describe('hierarchical all-reduce equals the flat ring and the reference at 2x2,
             const d = { kind: 'allreduce' as const, dtype, op, count };
             const hier = await onRanks(size, d, async (ctx) => {
               const buf = input(dtype, op, ctx.rank, count);
-              // 1, 2 or 4 pipelined pieces (4 pieces of 3 elements: some pieces are empty).
-              await hierarchicalAllreduce(ctx, buf, topo, (count % 4) + 1);
+              // Odd lengths: the default's ramp in miniature (1, 2, 4, 4, .., 2, 1 units); even
+              // ones: 1 to 4 equal pieces (4 pieces of 3 elements: some are empty).
+              const unit = count > 100 ? 128 : 8;
+              const pieces =
+                count % 2 === 1
+                  ? rampPieces(buf.length, ctx.elem, unit, 4 * unit)
+                  : segments(count, (count % 4) + 1, ctx.elem);
+              await hierarchicalAllreduce(ctx, buf, topo, pieces);
               return buf;
             });
             const flat = await onRanks(size, d, async (ctx) => {
@@ -332,6 +338,32 @@ describe('hierarchical all-reduce equals the flat ring and the reference at 2x2,
             }
           }
     });
+});
+
+describe('rampPieces', () => {
+  it('covers the buffer with whole-element pieces that grow to the cap and shrink again', () => {
+    for (const [bytes, elem] of [
+      [64 << 20, 4],
+      [(64 << 20) + 12, 4],
+      [3 << 20, 2],
+      [1000, 8],
+      [5, 1],
+    ]) {
+      const pieces = rampPieces(bytes, elem, 1024, 8192);
+      let end = 0;
+      for (const [off, len] of pieces) {
+        expect(off).toBe(end);
+        expect(len % elem).toBe(0);
+        end += len;
+      }
+      expect(end).toBe(bytes);
+      const lens = pieces.map(([, len]) => len);
+      expect(Math.max(...lens)).toBeLessThanOrEqual(8192);
+      if (bytes >= 4 * 8192) expect(lens.slice(0, 4)).toEqual([1024, 2048, 4096, 8192]);
+      if (bytes >= 4 * 8192) expect(lens.slice(-3)).toEqual([4096, 2048, 1024]);
+    }
+    expect(rampPieces(0, 4)).toEqual([[0, 0]]);
+  });
 });
 
 describe('flat algorithms in host order give the same results as in rank order', () => {
