@@ -24,6 +24,9 @@ import {
   type RequestOp,
 } from './protocol.js';
 
+/** Errors that mean "not there yet" on the first connect: retried until the connect timeout. */
+const RETRY_CONNECT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
 export interface RendezvousClientOptions {
   /** ws://host:port of the rendezvous server, or wss://host:port (TLS: see `tls`). */
   url: string;
@@ -134,6 +137,11 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
     return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
   }
 
+  /**
+   * Connects and registers, retrying until `connectTimeoutMs` while the rendezvous is not there
+   * yet: refused (not listening yet) or a name that does not resolve yet (a Kubernetes Service
+   * before its pod is ready, as torchrun's rendezvous also waits out).
+   */
   static async connect(options: RendezvousClientOptions): Promise<RendezvousClient> {
     const { url, job, token = '' } = options;
     if (typeof url !== 'string' || !/^wss?:\/\//.test(url))
@@ -146,13 +154,14 @@ export class RendezvousClient extends EventEmitter<RendezvousClientEvents> {
         const ws = await handshake(url, job, token, deadline, options.tls);
         return new RendezvousClient(ws, job, url, token, options);
       } catch (err) {
-        const retriable =
-          (err as NodeJS.ErrnoException).code === 'ECONNREFUSED' && Date.now() + delay < deadline;
-        if (!retriable) {
+        const code = (err as NodeJS.ErrnoException).code ?? '';
+        if (!RETRY_CONNECT.has(code) || Date.now() + delay >= deadline) {
           if (err instanceof RingwireError) throw err;
-          throw new RendezvousError(`cannot reach the rendezvous at ${url}: ${(err as Error).message}`, {
-            cause: err,
-          });
+          const waited = RETRY_CONNECT.has(code)
+            ? ` (retried for ${options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs} ms)`
+            : '';
+          const why = `cannot reach the rendezvous at ${url}${waited}: ${(err as Error).message}`;
+          throw new RendezvousError(why, { cause: err });
         }
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 500);

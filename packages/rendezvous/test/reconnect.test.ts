@@ -254,3 +254,20 @@ describe('rejoin is validated', () => {
     await c.close();
   });
 });
+
+describe('the first connect waits for a rendezvous that is not there yet', () => {
+  it('a name that does not resolve yet (a Service before its pod) is retried until connectTimeoutMs, then named', async () => {
+    const url = 'ws://ringwire-not-yet.invalid:29400';
+    const t0 = Date.now();
+    await expect(
+      RendezvousClient.connect({ url, job: job(), token: TOKEN, connectTimeoutMs: 1_200 }),
+    ).rejects.toMatchObject({
+      code: 'RINGWIRE_ERR_RENDEZVOUS',
+      message: expect.stringMatching(
+        /^cannot reach the rendezvous at ws:\/\/ringwire-not-yet\.invalid:29400 \(retried for 1200 ms\): getaddrinfo (ENOTFOUND|EAI_AGAIN)/,
+      ),
+    });
+    // Without the retry it fails within the first lookup (milliseconds here).
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1_000);
+  }, 15_000);
+});

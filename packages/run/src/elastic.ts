@@ -17,6 +17,7 @@ import {
   usage,
 } from './launch.js';
 import { splitWords } from './shell.js';
+import { jobTls } from './tls-ca.js';
 import { Watchdog } from './watchdog.js';
 import { type WorkerContext, type WorkerExit, WorkerProcess } from './worker.js';
 
@@ -143,6 +144,7 @@ export async function launchElastic(options: ElasticLaunchOptions): Promise<Laun
 
   const remoteHosts = hosts.filter((h) => !isLocalHost(h.host)).map((h) => h.host);
   const addr = await chooseAddress(options.bind, remoteHosts);
+  const tls = usage(() => jobTls(options.tls, localEnv, cwd, remoteHosts.length > 0, log));
   const secret = randomBytes(32).toString('hex');
   const jobId = options.jobId ?? `ringrun-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
   const server = new RendezvousServer({
@@ -150,10 +152,11 @@ export async function launchElastic(options: ElasticLaunchOptions): Promise<Laun
     secret,
     heartbeatTimeoutMs,
     log: (level, m) => level !== 'debug' && level !== 'info' && log(`rendezvous ${level}: ${m}`),
+    tls: tls?.material,
   });
   await assertCanListen(addr.listen);
   const { port } = await server.listen();
-  const url = `ws://${addr.advertise.includes(':') ? `[${addr.advertise}]` : addr.advertise}:${port}`;
+  const url = `${tls ? 'wss' : 'ws'}://${addr.advertise.includes(':') ? `[${addr.advertise}]` : addr.advertise}:${port}`;
   const contract: Record<string, string> = {
     [ENV.size.name]: String(initial),
     [ENV.minSize.name]: String(min),
@@ -161,6 +164,7 @@ export async function launchElastic(options: ElasticLaunchOptions): Promise<Laun
     [ENV.rendezvous.name]: url,
     [ENV.jobId.name]: jobId,
     [ENV.heartbeatTimeoutMs.name]: String(heartbeatTimeoutMs),
+    ...tls?.env,
   };
   if (options.verbose)
     log(
@@ -366,6 +370,7 @@ export async function launchElastic(options: ElasticLaunchOptions): Promise<Laun
   watchdog.close();
   server.off('formed', onFormed);
   await server.close();
+  tls?.remove();
   if (result) return result;
   if (succeeded) return { code: 0 };
   return { code: firstFailure ?? 1, reason: 'no worker finished' };

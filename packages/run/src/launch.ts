@@ -8,9 +8,7 @@ import {
   InvalidArgumentError,
   LAUNCHER_ENV,
   readEnv,
-  readTls,
   resolveHeartbeatTimeoutMs,
-  type TlsMaterial,
 } from '@ringwire/common';
 import { jobCredential, type PeerTable, RendezvousServer } from '@ringwire/rendezvous';
 import { COUNTERS_KEY, type CounterValues } from 'ringwire';
@@ -21,8 +19,11 @@ import type { LineSink } from './output.js';
 import { splitWords } from './shell.js';
 import { summaryLines, type WorkerSummary } from './summary.js';
 import { mergeTimelines } from './timeline.js';
-import { createJobTls } from './tls-ca.js';
+import { jobTls, type TlsFiles } from './tls-ca.js';
 import { Watchdog } from './watchdog.js';
+
+export type { TlsFiles } from './tls-ca.js';
+
 import { type WorkerContext, WorkerProcess } from './worker.js';
 
 /** After a worker fails, the others get this long to exit on their own before SIGTERM (capped by the grace). */
@@ -84,13 +85,6 @@ export interface LaunchOptions {
    * when set, else none.
    */
   tls?: boolean | TlsFiles;
-}
-
-/** PEM files: a member's certificate and key, and the CA that signs every member. */
-export interface TlsFiles {
-  cert: string;
-  key: string;
-  ca: string;
 }
 
 export interface LaunchResult {
@@ -353,46 +347,6 @@ function countersOf(v: unknown): CounterValues | undefined {
   const c = v as CounterValues;
   const fields = [c?.rank, c?.ops, c?.bytesSent, c?.busBytes, c?.busyMs];
   return fields.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0) ? c : undefined;
-}
-
-/**
- * The job's TLS: the files named (LaunchOptions.tls, else RINGWIRE_TLS_* here), or with `true` a
- * fresh job CA, read and checked; the variables that hand them to the workers; and `remove` for
- * files made here. Undefined without TLS.
- */
-function jobTls(
-  want: LaunchOptions['tls'],
-  env: NodeJS.ProcessEnv,
-  cwd: string,
-  remote: boolean,
-  log: (m: string) => void,
-): { material: TlsMaterial; env: Record<string, string>; remove: () => void } | undefined {
-  let files: TlsFiles | undefined = typeof want === 'object' ? want : undefined;
-  let remove = () => {};
-  if (!files && want !== false) {
-    const material = readTls(env); // the worker environment's own files, when set
-    if (material)
-      files = { cert: env[ENV.tlsCert.name]!, key: env[ENV.tlsKey.name]!, ca: env[ENV.tlsCa.name]! };
-  }
-  if (!files && want === true) {
-    const made = createJobTls();
-    files = made;
-    process.once('exit', made.remove); // even when the launch fails half-way
-    remove = () => (process.removeListener('exit', made.remove), made.remove());
-    if (remote)
-      log(
-        `--tls: the job's certificates are in ${made.dir} on this host; remote hosts need the same files there (or use --tls-cert/--tls-key/--tls-ca with files on every host)`,
-      );
-  }
-  if (!files) return undefined;
-  const abs = { cert: resolve(cwd, files.cert), key: resolve(cwd, files.key), ca: resolve(cwd, files.ca) };
-  const vars = { [ENV.tlsCert.name]: abs.cert, [ENV.tlsKey.name]: abs.key, [ENV.tlsCa.name]: abs.ca };
-  try {
-    return { material: readTls(vars)!, env: vars, remove };
-  } catch (err) {
-    remove();
-    throw err;
-  }
 }
 
 /** Runs `f`, reporting a malformed value (an InvalidArgumentError) as bad usage. */

@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { ENV, readTls, type TlsMaterial } from '@ringwire/common';
 import { UsageError } from './hosts.js';
 
 /** PEM files of one CA (its key only while it still issues). */
@@ -98,6 +99,53 @@ export function createJobTls(): JobTls {
     const member = issueCert(dir, ca);
     rmSync(ca.key); // nothing more is issued for this job
     return { dir, ca: ca.cert, ...member, remove };
+  } catch (err) {
+    remove();
+    throw err;
+  }
+}
+
+/** PEM files: a member's certificate and key, and the CA that signs every member. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  ca: string;
+}
+
+/**
+ * The job's TLS: the files named (LaunchOptions.tls, else RINGWIRE_TLS_* here), or with `true` a
+ * fresh job CA, read and checked; the variables that hand them to the workers; and `remove` for
+ * files made here. Undefined without TLS.
+ */
+export function jobTls(
+  want: boolean | TlsFiles | undefined,
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+  remote: boolean,
+  log: (m: string) => void,
+): { material: TlsMaterial; env: Record<string, string>; remove: () => void } | undefined {
+  let files: TlsFiles | undefined = typeof want === 'object' ? want : undefined;
+  let remove = () => {};
+  if (!files && want !== false) {
+    const material = readTls(env); // the worker environment's own files, when set
+    if (material)
+      files = { cert: env[ENV.tlsCert.name]!, key: env[ENV.tlsKey.name]!, ca: env[ENV.tlsCa.name]! };
+  }
+  if (!files && want === true) {
+    const made = createJobTls();
+    files = made;
+    process.once('exit', made.remove); // even when the launch fails half-way
+    remove = () => (process.removeListener('exit', made.remove), made.remove());
+    if (remote)
+      log(
+        `--tls: the job's certificates are in ${made.dir} on this host; remote hosts need the same files there (or use --tls-cert/--tls-key/--tls-ca with files on every host)`,
+      );
+  }
+  if (!files) return undefined;
+  const abs = { cert: resolve(cwd, files.cert), key: resolve(cwd, files.key), ca: resolve(cwd, files.ca) };
+  const vars = { [ENV.tlsCert.name]: abs.cert, [ENV.tlsKey.name]: abs.key, [ENV.tlsCa.name]: abs.ca };
+  try {
+    return { material: readTls(vars)!, env: vars, remove };
   } catch (err) {
     remove();
     throw err;

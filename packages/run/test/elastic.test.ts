@@ -134,6 +134,23 @@ describe('ringrun elastic jobs', () => {
     );
   }, 40_000);
 
+  it('--tls: a wss rendezvous and mutual TLS between the workers, through a lost worker; the job CA is removed at the end', async () => {
+    const p = ringrun(
+      ['--tls', '--min-np', '2', '-np', '3', '-x', 'STEPS=60', '-x', 'RINGWIRE_SHM=0', NODE, FIXTURE],
+      ENV,
+    );
+    await atStep(p, 'localhost:1', 10);
+    const env = readFileSync(`/proc/${workerPid(p, 'localhost:0')}/environ`, 'utf8').split('\0');
+    const get = (k: string) => env.find((e) => e.startsWith(`${k}=`))?.slice(k.length + 1);
+    expect(get('RINGWIRE_RENDEZVOUS')).toMatch(/^wss:\/\/127\.0\.0\.1:\d+$/);
+    const ca = get('RINGWIRE_TLS_CA')!;
+    expect(readFileSync(ca, 'utf8')).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    process.kill(workerPid(p, 'localhost:1'), 'SIGKILL');
+    expect(await p.exited, output(p)).toBe(0);
+    expectCounters(p, ['localhost:0', 'localhost:2']);
+    expect(() => readFileSync(ca)).toThrow(/ENOENT/);
+  }, 40_000);
+
   it('dropping below --min-np: non-zero exit, a message naming what happened, no worker left', async () => {
     const p = ringrun(['--min-np', '3', '-np', '4', '--grace', '1', '-x', 'STEPS=400', NODE, FIXTURE], ENV);
     await atStep(p, 'localhost:0', 5);
