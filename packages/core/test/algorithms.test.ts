@@ -340,6 +340,32 @@ describe('hierarchical all-reduce equals the flat ring and the reference at 2x2,
     });
 });
 
+describe('hierarchical all-reduce fails on every rank when one rank dies mid-op', () => {
+  it('2x2 in ramped pieces (chained cross rings): every other rank rejects with the failure, none hangs', async () => {
+    const topo = TOPOLOGIES.find((t) => t.name === '2x2 by host')!.topo;
+    const count = 4096;
+    const d = { kind: 'allreduce' as const, dtype: 'float32' as const, op: 'sum' as const, count };
+    const ends: string[] = [];
+    await expect(
+      onRanks(4, d, async (ctx) => {
+        if (ctx.rank === 3) {
+          // Dies without taking part: the others are mid-op, waiting on it.
+          await new Promise((r) => setTimeout(r, 5));
+          throw new Error('rank 3 died');
+        }
+        const buf = input('float32', 'sum', ctx.rank, count);
+        const pieces = rampPieces(buf.length, ctx.elem, 64, 1024);
+        await hierarchicalAllreduce(ctx, buf, topo, pieces).catch((err: Error) => {
+          ends.push(`rank ${ctx.rank}: ${err.message}`);
+          throw err;
+        });
+      }),
+    ).rejects.toThrow('rank 3 died');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ends.sort()).toEqual(['rank 0: rank 3 died', 'rank 1: rank 3 died', 'rank 2: rank 3 died']);
+  });
+});
+
 describe('rampPieces', () => {
   it('covers the buffer with whole-element pieces that grow to the cap and shrink again', () => {
     for (const [bytes, elem] of [

@@ -1,13 +1,13 @@
 import { type OpContext, peerAt, type Range, segments, subgroup } from './context.js';
-import { ringAllgather, ringAllreduce, ringReduceScatter } from './ring.js';
+import { done, type RingRun, ringAllgather, ringAllreduceAfter, ringReduceScatter } from './ring.js';
 import type { Topology } from './topology.js';
 
 /**
  * Piece sizes: the inter-host links idle while the first piece's reduce-scatter and the last
- * piece's all-gather run, and each piece's cross ring drains before the next starts. So pieces
- * grow from FIRST_PIECE (a short idle at both ends) to MAX_PIECE (few drains) and shrink again.
- * Measured on 2 hosts x 2 ranks at 1 Gbit/s (BENCHMARKS.md): 8 equal pieces kept the links 91-92 %
- * busy, this ramp 94-95 %, as busy as the flat ring keeps them.
+ * piece's all-gather run (the other pieces' local phases overlap the cross-host rings), so pieces
+ * grow from FIRST_PIECE to MAX_PIECE (fewer rings to set up) and shrink again. Measured on 2
+ * hosts x 2 ranks at 1 Gbit/s (BENCHMARKS.md): 8 equal pieces, each ring draining the links
+ * before the next, kept them 91-92 % busy; this ramp with chained rings 94-95 %, as the flat ring.
  */
 const FIRST_PIECE = 1 << 20;
 const MAX_PIECE = 8 << 20;
@@ -48,9 +48,9 @@ export function rampPieces(bytes: number, elem: number, first = FIRST_PIECE, max
  *
  * The buffer goes in `pieces`, pipelined over two lanes that use disjoint links: the local lane
  * runs every piece's reduce-scatter, then each piece's all-gather once that piece has crossed;
- * the cross lane all-reduces each piece as soon as its reduce-scatter is done. So the inter-host
- * links stay busy while the local phases run. Each lane is sequential on its links, and every
- * ring of an op has its own wire steps.
+ * the cross lane all-reduces each piece as soon as its reduce-scatter is done, each piece's ring
+ * chained after the previous one's (ringAllreduceAfter), so the inter-host links stay busy
+ * while the local phases run. Every ring of an op has its own wire steps.
  */
 export async function hierarchicalAllreduce(
   ctx: OpContext,
@@ -86,18 +86,32 @@ export async function hierarchicalAllreduce(
       if (L > 1) await ringAllgather(local, buf, slices[p], p * 2 * (L - 1) + L - 1);
     }
   };
+  // A failing lane or ring must not leave the other lane waiting on it: fail its waits too.
+  const failWaits = (err: unknown) => {
+    for (const d of [...reduced, ...crossed]) d.reject(err);
+  };
+  const fail = (err: unknown) => {
+    failWaits(err);
+    throw err;
+  };
   const crossLane = async () => {
+    // Each piece's ring follows the previous one on the same connections without draining them.
+    let last: RingRun | undefined;
+    const pending: Promise<void>[] = [];
     for (let p = 0; p < pieces.length; p++) {
       await reduced[p].promise;
-      if (H > 1) await ringAllreduce(cross, mine(p), total, p * 2 * (H - 1));
-      else if (ctx.desc.op === 'mean') ctx.k.scale(ctx.desc.dtype, mine(p), 1 / total);
-      crossed[p].resolve();
+      if (H > 1) {
+        const run = ringAllreduceAfter(cross, mine(p), total, p * 2 * (H - 1), last);
+        last = run;
+        const piece = done(run).then(() => crossed[p].resolve());
+        piece.catch(failWaits);
+        pending.push(piece);
+      } else {
+        if (ctx.desc.op === 'mean') ctx.k.scale(ctx.desc.dtype, mine(p), 1 / total);
+        crossed[p].resolve();
+      }
     }
-  };
-  // A failing lane must not leave the other waiting on it: fail its waits too.
-  const fail = (err: unknown) => {
-    for (const d of [...reduced, ...crossed]) d.reject(err);
-    throw err;
+    await Promise.all(pending);
   };
   await Promise.all([localLane().catch(fail), crossLane().catch(fail)]);
 }

@@ -24,12 +24,13 @@ import {
  * `scale` multiplies the own segment as its reduction completes ('mean'). Wire steps are
  * numbered from `firstStep`.
  */
-async function ring(
+function ring(
   ctx: OpContext,
   buf: Uint8Array,
   segs: Range[],
   phases: { reduce: boolean; gather: boolean; scale?: number; firstStep?: number },
-): Promise<void> {
+  after?: RingRun,
+): RingRun {
   const { rank: r, size: n } = ctx;
   const reduce = reducer(ctx);
   const steps: { send: Range; recv: Range; consume: (dst: Uint8Array, src: Uint8Array) => void }[] = [];
@@ -51,43 +52,62 @@ async function ring(
   const stored = new Map(
     steps.flatMap((s, i) => (s.consume === copyInto ? [[first + i, s.recv] as const] : [])),
   );
-  const unplace = placeSteps(ctx, prev, buf, stored);
-  try {
-    await Promise.all([
-      (async () => {
-        for (const [i, s] of steps.entries())
-          await sendRange(
-            ctx,
-            next,
-            first + i,
-            buf,
-            s.send,
-            i > 0 ? (end) => landing.until(i - 1, end) : undefined,
-          );
-      })(),
-      (async () => {
-        for (const [i, s] of steps.entries()) {
-          // The timeline's phases follow the receiving side: all-gather starts when reduce-scatter has landed.
-          if (phases.reduce && phases.gather && i === n - 1) ctx.phases?.mark(Phase.allGather);
-          await recvRange(ctx, prev, first + i, buf, s.recv, s.consume, (end) => landing.mark(i, end));
-        }
-      })(),
-    ]);
-  } finally {
-    unplace();
-  }
+  const sent = (async () => {
+    if (after) await after.sent;
+    for (const [i, s] of steps.entries())
+      await sendRange(
+        ctx,
+        next,
+        first + i,
+        buf,
+        s.send,
+        i > 0 ? (end) => landing.until(i - 1, end) : undefined,
+      );
+  })();
+  const received = (async () => {
+    if (after) await after.received;
+    // Placed only while this loop reads: a chained ring's loop follows it on the same peer.
+    const unplace = placeSteps(ctx, prev, buf, stored);
+    try {
+      for (const [i, s] of steps.entries()) {
+        // The timeline's phases follow the receiving side: all-gather starts when reduce-scatter has landed.
+        if (phases.reduce && phases.gather && i === n - 1) ctx.phases?.mark(Phase.allGather);
+        await recvRange(ctx, prev, first + i, buf, s.recv, s.consume, (end) => landing.mark(i, end));
+      }
+    } finally {
+      unplace();
+    }
+  })();
+  // The caller awaits both (see done); these only keep an early failure from being unhandled.
+  sent.catch(() => {});
+  received.catch(() => {});
+  return { sent, received };
 }
+
+/**
+ * A ring's two loops: `sent` settles once its last frame is handed to the transport, `received`
+ * once its last frame has been consumed. A ring started `after` another on the same peers sends
+ * once the other has sent and reads once the other has read (the frames stay in order on each
+ * connection), so its first frames follow the other's last without the pipeline draining.
+ */
+export interface RingRun {
+  sent: Promise<void>;
+  received: Promise<void>;
+}
+
+/** Resolves once both loops of `run` have, or rejects with the first failure. */
+export const done = async (run: RingRun): Promise<void> => void (await Promise.all([run.sent, run.received]));
 
 /**
  * Ring reduce-scatter: afterwards position r holds the reduction of segs[r]; wire steps from
  * `firstStep` (n-1 of them).
  */
 export const ringReduceScatter = (ctx: OpContext, buf: Uint8Array, segs: Range[], firstStep = 0) =>
-  ring(ctx, buf, segs, { reduce: true, gather: false, firstStep });
+  done(ring(ctx, buf, segs, { reduce: true, gather: false, firstStep }));
 
 /** Ring all-gather: every position ends with every segment; wire steps from `firstStep`. */
 export const ringAllgather = (ctx: OpContext, buf: Uint8Array, segs: Range[], firstStep = 0) =>
-  ring(ctx, buf, segs, { reduce: false, gather: true, firstStep });
+  done(ring(ctx, buf, segs, { reduce: false, gather: true, firstStep }));
 
 /**
  * Bandwidth-optimal all-reduce of all of `buf`: reduce-scatter then all-gather, each rank sending
@@ -96,9 +116,20 @@ export const ringAllgather = (ctx: OpContext, buf: Uint8Array, segs: Range[], fi
  * `firstStep` (2(n-1) of them).
  */
 export const ringAllreduce = (ctx: OpContext, buf: Uint8Array, meanOver = ctx.size, firstStep = 0) =>
-  ring(ctx, buf, segments(buf.length / ctx.elem, ctx.size, ctx.elem), {
-    reduce: true,
-    gather: true,
-    scale: ctx.desc.op === 'mean' ? 1 / meanOver : undefined,
-    firstStep,
-  });
+  done(ringAllreduceAfter(ctx, buf, meanOver, firstStep));
+
+/** ringAllreduce started after `after` on the same peers (see RingRun), returning its loops. */
+export const ringAllreduceAfter = (
+  ctx: OpContext,
+  buf: Uint8Array,
+  meanOver = ctx.size,
+  firstStep = 0,
+  after?: RingRun,
+): RingRun =>
+  ring(
+    ctx,
+    buf,
+    segments(buf.length / ctx.elem, ctx.size, ctx.elem),
+    { reduce: true, gather: true, scale: ctx.desc.op === 'mean' ? 1 / meanOver : undefined, firstStep },
+    after,
+  );
