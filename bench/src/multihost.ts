@@ -2,7 +2,7 @@
  * The shaped-link benchmark (bench/multihost.sh): hosts built on this machine with network
  * namespaces and veth links limited by `tc ... tbf`, and per layout (hosts x ranks per host),
  * link rate and size, in the same run and interleaved: ringwire's flat ring, its hierarchical
- * all-reduce, (with TLS: the `tls` variant, a hook until TLS exists), Gloo (torch's gloo backend)
+ * all-reduce, the same with TLS on every link (`tls`), Gloo (torch's gloo backend)
  * and Open MPI over TCP, every rank in its host's namespace. Each run is one job of one size
  * (warm-up, timed iterations, a check), measured as ringbench measures; the cross-host bytes each
  * host sent (its veth's tx counter) give the link utilisation against the shaped rate. Prints a
