@@ -175,7 +175,7 @@ function elasticOptions(opts: Opts): ElasticOptions | undefined {
   if (opts.discoveryInterval !== undefined && !e.discoveryScript)
     throw new UsageError('--discovery-interval needs --host-discovery-script');
   if (e.minNp !== undefined || e.maxNp !== undefined || e.maxRestarts !== undefined || e.discoveryScript) {
-    const unsupported = (['timeline', 'summary', 'dashboard'] as const).filter((f) => opts[f]);
+    const unsupported = (['timeline', 'summary'] as const).filter((f) => opts[f]);
     if (unsupported.length)
       throw new UsageError(`--${unsupported.join(', --')}: not available for elastic jobs yet`);
     return e;

@@ -147,6 +147,7 @@ export async function launchElastic(options: ElasticLaunchOptions): Promise<Laun
   const tls = usage(() => jobTls(options.tls, localEnv, cwd, remoteHosts.length > 0, log));
   const secret = randomBytes(32).toString('hex');
   const jobId = options.jobId ?? `ringrun-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const token = jobCredential(secret, jobId);
   const server = new RendezvousServer({
     host: addr.listen,
     secret,
@@ -157,6 +158,7 @@ export async function launchElastic(options: ElasticLaunchOptions): Promise<Laun
   await assertCanListen(addr.listen);
   const { port } = await server.listen();
   const url = `${tls ? 'wss' : 'ws'}://${addr.advertise.includes(':') ? `[${addr.advertise}]` : addr.advertise}:${port}`;
+  if (options.dashboard) log(`live job page: ${url.replace(/^ws/, 'http')}/?token=${token}`);
   const contract: Record<string, string> = {
     [ENV.size.name]: String(initial),
     [ENV.minSize.name]: String(min),
@@ -178,7 +180,7 @@ export async function launchElastic(options: ElasticLaunchOptions): Promise<Laun
     cwd,
     localEnv,
     extraEnv,
-    token: jobCredential(secret, jobId),
+    token,
     ssh,
     graceMs,
     out: options.stdout ?? process.stdout,
