@@ -32,4 +32,4 @@ export { jsKernels, type Kernels, type KernelsInfo, kernelsInfo, loadKernels } f
 export type { Algo } from './messages.js';
 export type { InitOptions } from './options.js';
 export { rankPath, Timeline, Track, type TrackId, traceFile } from './timeline.js';
-export { type SharedMemoryInfo, sharedMemoryInfo } from './transport/shared-memory.js';
+export { removeRegionsOf, type SharedMemoryInfo, sharedMemoryInfo } from './transport/shared-memory.js';

@@ -49,6 +49,11 @@ export class ProcessTree {
 
   constructor(readonly root: number) {}
 
+  /** The root and every descendant known (as of the last scan). */
+  pids(): number[] {
+    return [this.root, ...this.known.keys()];
+  }
+
   /** Descendants that lead a process group of their own (setsid, setpgid), as of the last scan. */
   leaders(): number[] {
     return [...this.known].filter(([, k]) => k.leader).map(([pid]) => pid);

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { removeRegionsOf } from 'ringwire';
 import { type LineSink, LineTagger } from './output.js';
 import { remoteCommand } from './remote.js';
 import { killGroup, ProcessTree, scanTrees } from './tree.js';
@@ -92,7 +93,10 @@ export class WorkerProcess {
         clearTimeout(this.killTimer);
         // The leader is gone; whatever it started goes too (found under the descendants known so far).
         if (local && this.tree) scanTrees([this.tree]);
+        const pids = local ? (this.tree?.pids() ?? []) : [];
         if (local) this.kill('SIGKILL');
+        // Shared-memory files a killed rank created and its peer never answered for.
+        for (const pid of pids) removeRegionsOf(pid);
         if (child.pid) ctx.watchdog.remove(child.pid);
         const exit = { code, signal, spawnError, stopped: this.stopped };
         onExit(exit);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { killAll } from '@ringwire/testing';
@@ -185,6 +185,26 @@ describe('stopping what the workers started', () => {
     p.child.kill('SIGKILL');
     await p.exited;
     await allGone([...pids, ...kids], 3000);
+  });
+});
+
+describe('shared-memory files of a killed worker', () => {
+  it("a rank SIGKILLed before its peer answered leaves no /dev/shm file: ringrun removes those named by its pid, no other's", async () => {
+    const other = `/dev/shm/ringwire-${process.pid}-0123456789abcdef`; // this process's: kept
+    writeFileSync(other, '');
+    try {
+      // What createRegion leaves when its process dies before unlinking: a file named by its pid.
+      const body = `const f = '/dev/shm/ringwire-' + process.pid + '-fedcba9876543210';
+        require('fs').writeFileSync(f, ''); console.log('made ' + f); process.kill(process.pid, 'SIGKILL');`;
+      const p = ringrun(['-np', '1', NODE, '-e', body]);
+      expect(await p.exited).toBe(137);
+      const made = p.lines.map((l) => /^\[0\] made (\S+)$/.exec(l)?.[1]).find(Boolean);
+      expect(made, p.lines.join('\n')).toMatch(/^\/dev\/shm\/ringwire-\d+-fedcba9876543210$/);
+      expect(existsSync(made!)).toBe(false);
+      expect(existsSync(other)).toBe(true);
+    } finally {
+      rmSync(other, { force: true });
+    }
   });
 });
 

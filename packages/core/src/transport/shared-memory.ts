@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { statfsSync, unlinkSync } from 'node:fs';
+import { readdirSync, statfsSync, unlinkSync } from 'node:fs';
 import { kernelsInfo, nativeMapShared } from '../kernels/index.js';
 
 /**
@@ -14,7 +14,7 @@ import { kernelsInfo, nativeMapShared } from '../kernels/index.js';
  * Used only when both ends see the same address on their socket (same host and network
  * namespace), the native addon is loaded and the `sharedMemory` option (RINGWIRE_SHM) is on. The
  * file is unlinked as soon as the receiver has answered, so nothing is left behind when a process
- * dies later. Its pages are reserved up front (credits x chunkBytes per ordered pair, so n(n-1) x
+ * dies later; one killed before that leaves its file, which its launcher removes (removeRegionsOf). Its pages are reserved up front (credits x chunkBytes per ordered pair, so n(n-1) x
  * 4 MiB per host by default); once one does not fit in /dev/shm, this rank's later pairs use TCP
  * too, with one warning.
  */
@@ -92,4 +92,30 @@ export function openRegion(offer: unknown, slots: number, slotBytes: number): Bu
   const buf = nativeMapShared()!(o.path, SLOTS_AT + slots * slotBytes, false);
   if (!Buffer.from(buf, 0, 32).equals(o.nonce)) throw new Error(`${o.path} does not hold the offered nonce`);
   return slotsOf(buf, slots, slotBytes);
+}
+
+/**
+ * Removes the region files process `pid` created and still had (it was killed between creating
+ * one and its peer's answer); returns how many. For a launcher, once that process is gone: the
+ * files are named by their creator's pid, so no other process's are touched.
+ */
+export function removeRegionsOf(pid: number): number {
+  let names: string[];
+  try {
+    names = readdirSync('/dev/shm');
+  } catch {
+    return 0; // not Linux, or no /dev/shm
+  }
+  let removed = 0;
+  for (const name of names) {
+    const path = `/dev/shm/${name}`;
+    if (!name.startsWith(`ringwire-${pid}-`) || !PATH.test(path)) continue;
+    try {
+      unlinkSync(path);
+      removed++;
+    } catch {
+      // removed meanwhile
+    }
+  }
+  return removed;
 }
