@@ -50,7 +50,12 @@ interface Layout {
   perHost: number;
 }
 
+/** The collectives the benchmark runs (two-level in ringwire's `hier` variant). */
+export const COLLECTIVES = ['allreduce', 'reducescatter', 'allgather'] as const;
+export type MultihostCollective = (typeof COLLECTIVES)[number];
+
 export interface MultihostOptions {
+  collective: MultihostCollective;
   layouts: Layout[];
   links: string[];
   sizes: number[];
@@ -281,6 +286,8 @@ class Cluster {
       procs = Array.from({ length: n }, (_, r) =>
         start(hosts.ns[this.hostOf(r)], [process.execPath, '--expose-gc', RANK_JS], {
           RINGBENCH_CONFIG: JSON.stringify({ ...cfg, algo: variant.algo }),
+          // Also for the calls that take no per-call algo (all-gather).
+          RINGWIRE_ALGO: variant.algo,
           RINGWIRE_RANK: String(r),
           RINGWIRE_SIZE: String(n),
           RINGWIRE_LOCAL_RANK: String(r % this.layout.perHost),
@@ -317,7 +324,7 @@ export async function runMultihost(
       .map((x) => x.toFixed(2))
       .join(' ');
   print(
-    `# ringbench multihost: float32 sum all-reduce; ${o.warmup} warm-up + ${o.iters} timed iterations + 1 check per job; busbw in GB/s (1e9 B/s)`,
+    `# ringbench multihost: float32 sum ${o.collective}; ${o.warmup} warm-up + ${o.iters} timed iterations + 1 check per job; busbw in GB/s (1e9 B/s)`,
   );
   print(`# load average at start: ${load()} (CPUs shared with others make bandwidth figures unreliable)`);
   for (const layout of o.layouts) {
@@ -338,7 +345,7 @@ export async function runMultihost(
               const m: Measurement = { layout: layout.name, link, bytes, impl, round };
               all.push(m);
               const cfg: WorkerConfig = {
-                collective: 'allreduce',
+                collective: o.collective,
                 sizes: [bytes],
                 iters: o.iters,
                 warmup: o.warmup,
@@ -357,7 +364,7 @@ export async function runMultihost(
                 const sent = cluster.hosts.ns.map((_, h) => cluster.hosts.txBytes(h) - before[h]);
                 if (raw.error) throw new Error(raw.error);
                 if (raw.wrong) throw new Error(`${raw.wrong} wrong elements`);
-                const row = summarize(raw, 'allreduce', layout.hosts * layout.perHost);
+                const row = summarize(raw, o.collective, layout.hosts * layout.perHost);
                 // Every op of the job moves this size (the barrier and the figures' all-gather are tiny).
                 const perOp = Math.max(...sent) / (o.warmup + o.iters + 1);
                 Object.assign(m, {
@@ -392,7 +399,7 @@ export async function runMultihost(
     for (const link of o.links)
       for (const bytes of o.sizes)
         print(
-          `layout=${layout.name} link=${link} bytes=${bytes} ${IMPLS.map((impl) => `${impl}=${fmt(best(all, layout.name, link, bytes, impl))}`).join(' ')}`,
+          `${o.collective === 'allreduce' ? '' : `collective=${o.collective} `}layout=${layout.name} link=${link} bytes=${bytes} ${IMPLS.map((impl) => `${impl}=${fmt(best(all, layout.name, link, bytes, impl))}`).join(' ')}`,
         );
   if (o.json)
     writeFileSync(o.json, `${JSON.stringify({ options: o, load: loadavg(), measurements: all }, null, 2)}\n`);
@@ -431,7 +438,8 @@ function parseLayout(s: string): Layout {
 /** Parses the command line (see --help). */
 export function parseMultihostArgs(argv: string[]): MultihostOptions {
   const p = new Command('multihost.sh')
-    .description('ringwire flat and hierarchical all-reduce, Gloo and Open MPI over shaped netns links')
+    .description('ringwire flat and hierarchical collectives, Gloo and Open MPI over shaped netns links')
+    .option('--collective <name>', `one of ${COLLECTIVES.join(', ')}`, 'allreduce')
     .option('--layouts <list>', 'HOSTSxRANKS, comma-separated', '2x2,4x1')
     .option('--links <list>', 'tc rates, comma-separated', '1gbit,5gbit')
     .option('--sizes <list>', 'bytes per all-reduce, comma-separated (K, M, G suffixes)', '64M,256M')
@@ -452,7 +460,11 @@ export function parseMultihostArgs(argv: string[]): MultihostOptions {
   const impls = list(f.impls) as Impl[];
   for (const i of impls)
     if (!IMPLS.includes(i)) throw new Error(`unknown impl ${i}: one of ${IMPLS.join(', ')}`);
+  const collective = f.collective as MultihostCollective;
+  if (!COLLECTIVES.includes(collective))
+    throw new Error(`unknown collective ${collective}: one of ${COLLECTIVES.join(', ')}`);
   return {
+    collective,
     layouts: list(f.layouts).map(parseLayout),
     links: list(f.links).map((l) => (rateBytes(l), l)),
     sizes: list(f.sizes).map((s) => {

@@ -22,11 +22,14 @@ describe('multihost.sh', () => {
     ]);
     expect([o.links, o.sizes, o.impls]).toEqual([['1gbit', '5gbit'], [64 << 20, 256 << 20], [...IMPLS]]);
     expect(IMPLS).toContain('tls');
+    expect(o.collective).toBe('allreduce');
+    expect(parseMultihostArgs(['--collective', 'allgather']).collective).toBe('allgather');
   });
 
-  it('refuses a bad layout, rate or implementation', () => {
+  it('refuses a bad layout, rate, implementation or collective', () => {
     expect(() => parseMultihostArgs(['--layouts', '1x4'])).toThrow(/bad layout "1x4"/);
     expect(() => parseMultihostArgs(['--links', '1gb'])).toThrow(/bad link rate/);
     expect(() => parseMultihostArgs(['--impls', 'flat,nccl'])).toThrow(/unknown impl nccl/);
+    expect(() => parseMultihostArgs(['--collective', 'gather'])).toThrow(/unknown collective gather/);
   });
 });

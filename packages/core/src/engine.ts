@@ -1,5 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
-import type { Kernels } from '@ringwire/common';
+import type { Algo, Kernels } from '@ringwire/common';
 import {
   AbortedError,
   createLogger,
@@ -18,7 +18,11 @@ import { allgather } from './algorithms/allgather.js';
 import { chainBroadcast, treeBroadcast } from './algorithms/broadcast.js';
 import { chooseAllreduce } from './algorithms/choose.js';
 import { byPosition, type OpContext, segments, subgroup } from './algorithms/context.js';
-import { hierarchicalAllreduce } from './algorithms/hierarchical.js';
+import {
+  hierarchicalAllgather,
+  hierarchicalAllreduce,
+  hierarchicalReduceScatter,
+} from './algorithms/hierarchical.js';
 import { ringAllreduce, ringReduceScatter } from './algorithms/ring.js';
 import { Topology } from './algorithms/topology.js';
 import { treeAllreduce } from './algorithms/tree.js';
@@ -347,23 +351,36 @@ export class Engine {
       }
       case 'reducescatter': {
         const segs = segments(desc.count, n, ctx.elem);
-        if (n > 1) await ringReduceScatter(flat, buf, byPosition(flat, segs));
+        const two = n > 1 && this.twoLevel(op.algo, buf.length);
+        if (two) this.opAlgo = 'hierarchical';
+        if (two) await hierarchicalReduceScatter(ctx, buf, segs, this.topo);
+        else if (n > 1) await ringReduceScatter(flat, buf, byPosition(flat, segs));
         const [off, len] = segs[this.rank];
         if (desc.op === 'mean') this.k.scale(desc.dtype, buf.subarray(off, off + len), 1 / n);
-        return { range: [off, len], ...(n > 1 ? { algo: 'ring' } : {}) };
+        return { range: [off, len], ...(n > 1 ? { algo: two ? 'hierarchical' : 'ring' } : {}) };
       }
       case 'allgather': {
         // The result gets an ordinary buffer that is transferred to the caller's thread: owned
         // there alone, it is freed like any array (a SharedArrayBuffer per call was freed so
         // late that 20 calls of 128 MiB reached 1.9 GiB RSS).
         const into = op.out;
-        const { out, segs } = await allgather(flat, buf, into ? into.byteLength : -1, (bytes) =>
-          into ? new Uint8Array(into.buf, into.byteOffset, bytes) : new Uint8Array(bytes),
+        let two = false;
+        const { out, segs } = await allgather(
+          flat,
+          buf,
+          into ? into.byteLength : -1,
+          (bytes) => (into ? new Uint8Array(into.buf, into.byteOffset, bytes) : new Uint8Array(bytes)),
+          (total) => {
+            two = n > 1 && this.twoLevel(op.algo, total);
+            if (!two) return undefined;
+            this.opAlgo = 'hierarchical';
+            return (o, s, first) => hierarchicalAllgather(ctx, o, s, this.topo, first);
+          },
         );
         return {
           out: into ? undefined : (out.buffer as ArrayBuffer),
           segs: segs.map(([o, l]) => [o, l]),
-          ...(n > 1 ? { algo: 'ring' } : {}),
+          ...(n > 1 ? { algo: two ? 'hierarchical' : 'ring' } : {}),
         };
       }
       default:
@@ -420,6 +437,14 @@ export class Engine {
       'debug',
       `timeline: clock offset to rank 0 ${this.clock.offsetUs.toFixed(1)} us, rtt ${this.clock.rttUs.toFixed(1)} us`,
     );
+  }
+
+  /**
+   * Whether a reduce-scatter or all-gather of `bytes` runs two-level: where all-reduce would
+   * (forced, or chosen by the cost model), as both move the same share of the data across hosts.
+   */
+  private twoLevel(algo: Algo, bytes: number): boolean {
+    return chooseAllreduce(algo, bytes, this.topo, this.cfg.crossoverBytes) === 'hierarchical';
   }
 
   /** `src` (float32) narrowed to `dtype` in a buffer reused across ops. */

@@ -163,6 +163,24 @@ describe.skipIf(why)('two hosts x two ranks in network namespaces', () => {
       expect(ready.map((x) => x.sharedMemoryPeers)).toEqual([[2], [3], [0], [1]]);
     else expect(ready.map((x) => x.sharedMemoryPeers)).toEqual([[], [], [], []]);
     type Result = { count: number; op: string; algo: string; chosen: string; digest: string; first: number };
+    // Reduce-scatter: two-level equals the ring on every rank; all-gather: two-level (auto), every rank alike.
+    for (const [r, p] of procs.entries()) {
+      const rs = jsonEvents<{ algo: string; chosen: string; digest: string }>(p, 'rs');
+      expect(
+        rs.map((x) => x.chosen),
+        `rank ${r}`,
+      ).toEqual(['ring', 'hierarchical']);
+      expect(rs[1].digest, `rank ${r}: two-level reduce-scatter differs from the ring`).toBe(rs[0].digest);
+    }
+    const ag = procs.map(
+      (p) => jsonEvents<{ chosen: string; digest: string; lengths: number[] }>(p, 'ag')[0],
+    );
+    for (const [r, x] of ag.entries()) {
+      expect(x.ok, `rank ${r}: all-gather result`).toBe(true);
+      expect(x.chosen, `rank ${r}`).toBe('hierarchical');
+      expect(x.lengths).toEqual([200_000, 200_003, 200_006, 200_009]);
+      expect(x.digest, `rank ${r}: all-gather differs from rank 0's`).toBe(ag[0].digest);
+    }
     const results = procs.map((p) => jsonEvents<Result>(p, 'result'));
     for (const [r, mine] of results.entries()) {
       expect(mine.length).toBe(18);

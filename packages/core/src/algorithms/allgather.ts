@@ -4,6 +4,9 @@ import { Phase } from '../timeline.js';
 import { byPosition, type OpContext, peerAt, type Range } from './context.js';
 import { ringAllgather } from './ring.js';
 
+/** Gathers the blocks `segs` (by transport rank) of `out`, wire steps from `firstStep`. */
+export type DataGather = (out: Uint8Array, segs: Range[], firstStep: number) => Promise<void>;
+
 /** A rank's data up to this many bytes rides with its length, so small all-gathers take one ring pass. */
 const INLINE = 4096;
 
@@ -13,14 +16,16 @@ const INLINE = 4096;
  * INLINE bytes, the data itself. Every rank then checks every rank's room, so an output that is
  * too small fails the collective on every rank alike. When every rank's data fitted in its
  * record, that was all; otherwise a ring all-gather of the data follows, into a buffer laid out
- * rank by rank. Returns the buffer and the layout. The participants are the whole job, in any
- * ring order (ctx.ranks); records and layout go by transport rank.
+ * rank by rank: by the flat ring, or by what `twoLevel` returns for the total (the same on every
+ * rank, as it depends only on the records). Returns the buffer and the layout. The participants
+ * are the whole job, in any ring order (ctx.ranks); records and layout go by transport rank.
  */
 export async function allgather(
   ctx: OpContext,
   input: Uint8Array,
   room: number,
   alloc: (bytes: number) => Uint8Array,
+  twoLevel?: (total: number) => DataGather | undefined,
 ): Promise<{ out: Uint8Array; segs: Range[] }> {
   const { size: n } = ctx;
   const r = peerAt(ctx, ctx.rank);
@@ -65,6 +70,8 @@ export async function allgather(
   }
   copyBytes(out.subarray(segs[r][0], segs[r][0] + input.length), input);
   ctx.phases?.mark(Phase.allGather);
-  await ringAllgather(ctx, out, byPosition(ctx, segs), n - 1);
+  const gather = twoLevel?.(total);
+  if (gather) await gather(out, segs, n - 1);
+  else await ringAllgather(ctx, out, byPosition(ctx, segs), n - 1);
   return { out, segs };
 }

@@ -58,14 +58,7 @@ export async function hierarchicalAllreduce(
   topo: Topology,
   pieces: Range[] = rampPieces(buf.length, ctx.elem),
 ): Promise<void> {
-  const me = peerAt(ctx, ctx.rank);
-  const host = topo.hosts.find((rs) => rs.includes(me))!;
-  const l = host.indexOf(me);
-  const local = subgroup(ctx, host);
-  const cross = subgroup(
-    ctx,
-    topo.hosts.map((rs) => rs[l]),
-  );
+  const { local, cross, l } = groups(ctx, topo);
   const L = local.size;
   const H = cross.size;
   const total = topo.order.length;
@@ -115,6 +108,146 @@ export async function hierarchicalAllreduce(
   };
   await Promise.all([localLane().catch(fail), crossLane().catch(fail)]);
 }
+
+/** This rank's host group (local ranks in order) and cross group (local rank l of every host). */
+function groups(ctx: OpContext, topo: Topology): { local: OpContext; cross: OpContext; l: number } {
+  const me = peerAt(ctx, ctx.rank);
+  const host = topo.hosts.find((rs) => rs.includes(me))!;
+  const l = host.indexOf(me);
+  return {
+    local: subgroup(ctx, host),
+    cross: subgroup(
+      ctx,
+      topo.hosts.map((rs) => rs[l]),
+    ),
+    l,
+  };
+}
+
+/**
+ * `segs` (one range per rank) cut as `pieces` cuts the whole buffer (rampPieces): piece p holds
+ * the same share of every rank's range, so each piece is a smaller collective of the same shape.
+ */
+function splitSegments(segs: readonly Range[], pieces: readonly Range[], elem: number): Range[][] {
+  const total = pieces.reduce((t, [, n]) => t + n, 0);
+  const at = (n: number, cut: number) => (total ? Math.floor((n * cut) / total) : 0);
+  return pieces.map(([cut, len]) =>
+    segs.map(([off, n]) => {
+      const count = n / elem;
+      const from = at(count, cut);
+      return [off + from * elem, (at(count, cut + len) - from) * elem] as const;
+    }),
+  );
+}
+
+/**
+ * Runs `first` then `second` on every piece, as two pipelined lanes on disjoint links: `second`
+ * of piece p starts once `first` of p is done, while `first` goes on with p+1. A failure in
+ * either lane fails the other's waits.
+ */
+async function twoLanes(
+  pieces: number,
+  first: (p: number) => Promise<void>,
+  second: (p: number) => Promise<void>,
+): Promise<void> {
+  const ready = Array.from({ length: pieces }, () => deferred());
+  const fail = (err: unknown) => {
+    for (const d of ready) d.reject(err);
+    throw err;
+  };
+  const lane1 = async () => {
+    for (let p = 0; p < pieces; p++) {
+      await first(p);
+      ready[p].resolve();
+    }
+  };
+  const lane2 = async () => {
+    for (let p = 0; p < pieces; p++) {
+      await ready[p].promise;
+      await second(p);
+    }
+  };
+  await Promise.all([lane1().catch(fail), lane2().catch(fail)]);
+}
+
+/**
+ * One two-level pass of `ring` (a ring reduce-scatter or all-gather) over the blocks `segs` (by
+ * transport rank): within each host one ring per host's block of segments (shared memory), across
+ * the hosts one ring among the same local ranks, in `pieces` with the two lanes overlapped; the
+ * within-host lane first (`localFirst`) or second. Wire steps from `firstStep`.
+ */
+async function twoLevelPass(
+  ctx: OpContext,
+  buf: Uint8Array,
+  segs: readonly Range[],
+  topo: Topology,
+  firstStep: number,
+  pieces: readonly Range[],
+  ring: (ctx: OpContext, buf: Uint8Array, segs: Range[], firstStep: number) => Promise<void>,
+  localFirst: boolean,
+): Promise<void> {
+  const { local, cross, l } = groups(ctx, topo);
+  const L = local.size;
+  const H = cross.size;
+  const P = pieces.length;
+  const split = splitSegments(segs, pieces, ctx.elem);
+  // The within-host rings take P*H*(L-1) wire steps, the cross-host ones P*(H-1), in lane order.
+  const localFrom = localFirst ? firstStep : firstStep + P * (H - 1);
+  const crossFrom = localFirst ? firstStep + P * H * (L - 1) : firstStep;
+  const inHost = async (p: number) => {
+    if (L > 1)
+      for (const [h, rs] of topo.hosts.entries())
+        await ring(
+          local,
+          buf,
+          rs.map((r) => split[p][r]),
+          localFrom + (p * H + h) * (L - 1),
+        );
+  };
+  const acrossHosts = async (p: number) => {
+    if (H > 1)
+      await ring(
+        cross,
+        buf,
+        topo.hosts.map((rs) => split[p][rs[l]]),
+        crossFrom + p * (H - 1),
+      );
+  };
+  await twoLanes(P, localFirst ? inHost : acrossHosts, localFirst ? acrossHosts : inHost);
+}
+
+/**
+ * Two-level reduce-scatter (layered topologies): `segs` holds every rank's result range, by
+ * transport rank. Within each host, one ring reduce-scatter per host's block of segments leaves
+ * local rank l the host's sum of the segment of every host's local rank l (shared memory); then
+ * local rank l reduce-scatters those across the hosts. A host sends (H-1)/H of the data across
+ * hosts, against (N-1)/N for the flat ring. In ramped pieces (as all-reduce's), the local lane
+ * runs ahead of the cross lane. Wire steps from `firstStep`.
+ */
+export const hierarchicalReduceScatter = (
+  ctx: OpContext,
+  buf: Uint8Array,
+  segs: readonly Range[],
+  topo: Topology,
+  firstStep = 0,
+  pieces: readonly Range[] = rampPieces(buf.length, ctx.elem),
+): Promise<void> => twoLevelPass(ctx, buf, segs, topo, firstStep, pieces, ringReduceScatter, true);
+
+/**
+ * Two-level all-gather (layered topologies) of the blocks `segs` (by transport rank; this rank's
+ * is in place): local rank l first all-gathers the blocks of every host's local rank l across the
+ * hosts, then each host's block of blocks is spread within the host (shared memory). A host
+ * receives (H-1)/H of the data across hosts, against (N-1)/N for the flat ring. In ramped pieces
+ * (as all-reduce's), the local lane follows the cross lane. Wire steps from `firstStep`.
+ */
+export const hierarchicalAllgather = (
+  ctx: OpContext,
+  out: Uint8Array,
+  segs: readonly Range[],
+  topo: Topology,
+  firstStep = 0,
+  pieces: readonly Range[] = rampPieces(out.length, ctx.elem),
+): Promise<void> => twoLevelPass(ctx, out, segs, topo, firstStep, pieces, ringAllgather, false);
 
 function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } {
   let resolve!: () => void;
