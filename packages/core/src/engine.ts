@@ -352,9 +352,10 @@ export class Engine {
       case 'reducescatter': {
         const segs = segments(desc.count, n, ctx.elem);
         const two = n > 1 && this.twoLevel(op.algo, buf.length);
-        if (two) this.opAlgo = 'hierarchical';
-        if (two) await hierarchicalReduceScatter(ctx, buf, segs, this.topo);
-        else if (n > 1) await ringReduceScatter(flat, buf, byPosition(flat, segs));
+        if (two) {
+          this.opAlgo = 'hierarchical';
+          await hierarchicalReduceScatter(ctx, buf, segs, this.topo);
+        } else if (n > 1) await ringReduceScatter(flat, buf, byPosition(flat, segs));
         const [off, len] = segs[this.rank];
         if (desc.op === 'mean') this.k.scale(desc.dtype, buf.subarray(off, off + len), 1 / n);
         return { range: [off, len], ...(n > 1 ? { algo: two ? 'hierarchical' : 'ring' } : {}) };

@@ -1,9 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { hostname, constants as osc } from 'node:os';
+import { constants as osc } from 'node:os';
 import { resolve } from 'node:path';
 import { ENV, LAUNCHER_ENV, readEnv, resolveHeartbeatTimeoutMs } from '@ringwire/common';
-import { type GenerationRecord, jobCredential, type PeerTable, RendezvousServer } from '@ringwire/rendezvous';
-import { assertCanListen, chooseAddress } from './address.js';
+import type { GenerationRecord, PeerTable } from '@ringwire/rendezvous';
 import { HOST_FAILURES, HostCooldown } from './cooldown.js';
 import { formatHosts, HostDiscovery, runDiscovery } from './discovery.js';
 import { type HostSlots, isLocalHost, placeRanks, UsageError } from './hosts.js';
@@ -13,11 +11,11 @@ import {
   type LaunchOptions,
   type LaunchResult,
   signalCode,
+  startRendezvous,
   stopTriggers,
   usage,
 } from './launch.js';
 import { splitWords } from './shell.js';
-import { jobTls } from './tls-ca.js';
 import { Watchdog } from './watchdog.js';
 import { type WorkerContext, type WorkerExit, WorkerProcess } from './worker.js';
 
@@ -143,22 +141,14 @@ export async function launchElastic(options: ElasticLaunchOptions): Promise<Laun
     return { code: signalCode(options.signal.reason), reason: 'aborted before start' };
 
   const remoteHosts = hosts.filter((h) => !isLocalHost(h.host)).map((h) => h.host);
-  const addr = await chooseAddress(options.bind, remoteHosts);
-  const tls = usage(() => jobTls(options.tls, localEnv, cwd, remoteHosts.length > 0, log));
-  const secret = randomBytes(32).toString('hex');
-  const jobId = options.jobId ?? `ringrun-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const token = jobCredential(secret, jobId);
-  const server = new RendezvousServer({
-    host: addr.listen,
-    secret,
+  const { tls, jobId, token, server, url } = await startRendezvous(
+    options,
+    remoteHosts,
+    localEnv,
+    cwd,
     heartbeatTimeoutMs,
-    log: (level, m) => level !== 'debug' && level !== 'info' && log(`rendezvous ${level}: ${m}`),
-    tls: tls?.material,
-  });
-  await assertCanListen(addr.listen);
-  const { port } = await server.listen();
-  const url = `${tls ? 'wss' : 'ws'}://${addr.advertise.includes(':') ? `[${addr.advertise}]` : addr.advertise}:${port}`;
-  if (options.dashboard) log(`live job page: ${url.replace(/^ws/, 'http')}/?token=${token}`);
+    log,
+  );
   const contract: Record<string, string> = {
     [ENV.size.name]: String(initial),
     [ENV.minSize.name]: String(min),

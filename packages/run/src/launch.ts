@@ -140,23 +140,14 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
     return { code: signalCode(options.signal.reason), reason: 'aborted before start' };
 
   const remoteHosts = [...new Set(plan.filter((p) => !p.local).map((p) => p.host))];
-  const addr = await chooseAddress(options.bind, remoteHosts);
-  // A fresh secret per run; the workers get only their job's credential derived from it.
-  const tls = usage(() => jobTls(options.tls, localEnv, cwd, remoteHosts.length > 0, log));
-  const secret = randomBytes(32).toString('hex');
-  const jobId = options.jobId ?? `ringrun-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const token = jobCredential(secret, jobId);
-  const server = new RendezvousServer({
-    host: addr.listen,
-    secret,
+  const { addr, tls, jobId, token, server, url } = await startRendezvous(
+    options,
+    remoteHosts,
+    localEnv,
+    cwd,
     heartbeatTimeoutMs,
-    log: (level, m) => level !== 'debug' && level !== 'info' && log(`rendezvous ${level}: ${m}`),
-    tls: tls?.material,
-  });
-  await assertCanListen(addr.listen);
-  const { port } = await server.listen();
-  const url = `${tls ? 'wss' : 'ws'}://${addr.advertise.includes(':') ? `[${addr.advertise}]` : addr.advertise}:${port}`;
-  if (options.dashboard) log(`live job page: ${url.replace(/^ws/, 'http')}/?token=${token}`);
+    log,
+  );
   if (options.verbose) {
     log(
       `job ${jobId}: ${plan.length} workers, rendezvous ${url}${addr.listen !== addr.advertise ? ` (listening on ${addr.listen})` : ''}`,
@@ -347,6 +338,45 @@ function countersOf(v: unknown): CounterValues | undefined {
   const c = v as CounterValues;
   const fields = [c?.rank, c?.ops, c?.bytesSent, c?.busBytes, c?.busyMs];
   return fields.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0) ? c : undefined;
+}
+
+/**
+ * The job's embedded rendezvous, as both launchers start it: an address the remote hosts reach,
+ * the job's TLS (wss) if any, a fresh secret per run (the workers get only their job's credential
+ * derived from it), listening; prints the live job page's URL with --dashboard.
+ */
+export async function startRendezvous(
+  options: LaunchOptions,
+  remoteHosts: string[],
+  localEnv: NodeJS.ProcessEnv,
+  cwd: string,
+  heartbeatTimeoutMs: number,
+  log: (m: string) => void,
+): Promise<{
+  addr: Awaited<ReturnType<typeof chooseAddress>>;
+  tls: ReturnType<typeof jobTls>;
+  jobId: string;
+  token: string;
+  server: RendezvousServer;
+  url: string;
+}> {
+  const addr = await chooseAddress(options.bind, remoteHosts);
+  const tls = usage(() => jobTls(options.tls, localEnv, cwd, remoteHosts.length > 0, log));
+  const secret = randomBytes(32).toString('hex');
+  const jobId = options.jobId ?? `ringrun-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const token = jobCredential(secret, jobId);
+  const server = new RendezvousServer({
+    host: addr.listen,
+    secret,
+    heartbeatTimeoutMs,
+    log: (level, m) => level !== 'debug' && level !== 'info' && log(`rendezvous ${level}: ${m}`),
+    tls: tls?.material,
+  });
+  await assertCanListen(addr.listen);
+  const { port } = await server.listen();
+  const url = `${tls ? 'wss' : 'ws'}://${addr.advertise.includes(':') ? `[${addr.advertise}]` : addr.advertise}:${port}`;
+  if (options.dashboard) log(`live job page: ${url.replace(/^ws/, 'http')}/?token=${token}`);
+  return { addr, tls, jobId, token, server, url };
 }
 
 /** Runs `f`, reporting a malformed value (an InvalidArgumentError) as bad usage. */
